@@ -1,0 +1,65 @@
+"""All tables, importable from one place (Alembic's metadata sees every one)."""
+
+from sqlmodel import SQLModel
+
+from core.models.absence import Absence, TransferRequest, TransferStatus
+from core.models.audit import AuditEvent, AuditHead
+from core.models.care import (
+    ArchiveReason,
+    Informed,
+    Registration,
+    RegistrationStatus,
+    Signal,
+    SignalStatus,
+)
+from core.models.coordination import OPEN_STATUSES, Coordination, CoordinationStatus
+from core.models.matching import Match, MatchKind, MatchMember, MatchStatus
+from core.models.messaging import (
+    Channel,
+    InboundMessage,
+    InboundStatus,
+    OutboxMessage,
+    OutboxStatus,
+    ReplyPurpose,
+    ReplyToken,
+)
+from core.models.organisation import Institution, Municipality, Professional, Role, Team
+from core.models.youth import Youth, YouthParent
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "OPEN_STATUSES",
+    "Absence",
+    "ArchiveReason",
+    "AuditEvent",
+    "AuditHead",
+    "Channel",
+    "Coordination",
+    "CoordinationStatus",
+    "InboundMessage",
+    "InboundStatus",
+    "Informed",
+    "Institution",
+    "Match",
+    "MatchKind",
+    "MatchMember",
+    "MatchStatus",
+    "Municipality",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Professional",
+    "Registration",
+    "RegistrationStatus",
+    "ReplyPurpose",
+    "ReplyToken",
+    "Role",
+    "Signal",
+    "SignalStatus",
+    "Team",
+    "TransferRequest",
+    "TransferStatus",
+    "Youth",
+    "YouthParent",
+    "metadata",
+]

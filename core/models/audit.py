@@ -1,0 +1,33 @@
+"""The logboek: append-only, hash-chained (see core.audit)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from core.clock import utcnow
+
+
+class AuditEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=340)  # "professional:a@b", "institution:ggd", "system:sweep"
+    action: str = Field(max_length=60, index=True)
+    subject: str = Field(max_length=60, index=True)  # "youth:12", "signal:34"
+    channel: str = Field(max_length=10)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's tail, kept in step with every append: deleting the newest events (which
+    leaves an intact but shorter chain) is detected by comparing against it."""
+
+    id: int = Field(default=1, primary_key=True)
+    last_event_id: int
+    last_hash: str = Field(max_length=64)
+    event_count: int

@@ -1,0 +1,58 @@
+"""Process coordination: "1 gezin, 1 plan, 1 procescoördinator"."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, Index, text
+from sqlmodel import Field, SQLModel
+
+from core.clock import utcnow
+
+
+class CoordinationStatus(StrEnum):
+    PENDING = "pending"  # assigned, waiting for the institution's answer
+    ACCEPTED = "accepted"
+    UNASSIGNED = "unassigned"  # every candidate declined: the municipality must decide
+    ENDED = "ended"  # fewer than two institutions involved, or no active signal any more
+
+
+OPEN_STATUSES = (
+    CoordinationStatus.PENDING,
+    CoordinationStatus.ACCEPTED,
+    CoordinationStatus.UNASSIGNED,
+)
+
+
+class Coordination(SQLModel, table=True):
+    __table_args__ = (
+        Index(
+            "uq_coordination_open_youth",
+            "youth_id",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'accepted', 'unassigned')"),
+            postgresql_where=text("status IN ('pending', 'accepted', 'unassigned')"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    youth_id: int = Field(foreign_key="youth.id", index=True, ondelete="CASCADE")
+    institution_id: str | None = Field(default=None, foreign_key="institution.id", max_length=64)
+    rule_name: str = Field(max_length=100)
+    rule_reason: str = Field(max_length=500)
+    status: str = Field(default=CoordinationStatus.PENDING, max_length=12)
+    assigned_at: datetime = Field(default_factory=utcnow)
+    response_working_days: int = 5
+    due_at: datetime | None = None
+    remind_at: datetime | None = None
+    reminded_at: datetime | None = None
+    escalated_at: datetime | None = None
+    accepted_at: datetime | None = None
+    accepted_by: str | None = Field(default=None, max_length=320)
+    declined: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
+    ended_at: datetime | None = None
+
+    @property
+    def number(self) -> str:
+        return f"C-{self.id}"

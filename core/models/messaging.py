@@ -1,0 +1,94 @@
+"""Messages in and out: inbound mail, the outbox, and reply tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary
+from sqlmodel import Field, SQLModel
+
+from core.clock import utcnow
+
+
+class ReplyPurpose(StrEnum):
+    COORDINATION = "coordination"
+    MATCH = "match"
+    SIGNAL_EXPIRY = "signal-expiry"
+
+
+class ReplyToken(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=64, unique=True)
+    purpose: str = Field(max_length=20)
+    subject_id: int  # coordination, match or signal id, by purpose
+    institution_id: str | None = Field(default=None, foreign_key="institution.id", max_length=64)
+    professional_id: int | None = Field(default=None, foreign_key="professional.id")
+    issued_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+    used_action: str | None = Field(default=None, max_length=40)
+
+
+class InboundStatus(StrEnum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"  # automatic mail (RFC 3834), out-of-office, ...
+    FAILED = "failed"  # could not be understood: kept for an administrator
+
+
+class InboundMessage(SQLModel, table=True):
+    __table_args__ = (Index("ix_inbound_status_received", "status", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=998, unique=True)
+    transport: str = Field(max_length=10)
+    mail_from: str = Field(max_length=320)
+    rcpt_to: str = Field(max_length=320)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow)
+    status: str = Field(default=InboundStatus.RECEIVED, max_length=10)
+    institution_id: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    claimed_until: datetime | None = None
+    processed_at: datetime | None = None
+    error: str | None = None
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # dead letter: permanent failure or attempts exhausted
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SLACK = "slack"
+
+
+class OutboxMessage(SQLModel, table=True):
+    __table_args__ = (Index("ix_outbox_due", "status", "channel", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=40, index=True)
+    channel: str = Field(default=Channel.EMAIL, max_length=10)
+    recipient: str = Field(max_length=320)  # e-mail address, or Slack user/channel id
+    recipient_role: str = Field(max_length=20)  # professional, stand-in, institution, ...
+    professional_id: int | None = Field(default=None, foreign_key="professional.id")
+    institution_id: str | None = Field(default=None, max_length=64)
+    reference: str = Field(max_length=100)  # S-12, M-3, C-7, R-40, T-2: what the message is about
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    reply_token: str | None = Field(default=None, max_length=64)
+    in_reply_to: str | None = Field(default=None, max_length=998)
+    status: str = Field(default=OutboxStatus.PENDING, max_length=10)
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_until: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+    message_id: str | None = Field(default=None, max_length=998)

@@ -1,0 +1,94 @@
+"""Runtime settings, from the environment (prefix ``VERWIJSINDEX_``) and an optional ``.env``.
+
+Nothing is read at import time: ``serve`` and the CLI call :func:`load_settings` and pass the
+result down; tests build their own ``Settings``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+SECRET_FILE = Path(".verwijsindex-secret")
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """CONTRACT §2. Slack's own variables keep their own names (no prefix)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VERWIJSINDEX_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = "sqlite:///verwijsindex.db"
+    covenant: Path | None = None
+    secret_key: SecretStr | None = None
+    mail_domain: str = "verwijsindex.localhost"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    relay_url: str = "maildir:./verzonden"
+    imap_url: str | None = None
+    slack_port: int = 3000
+    slack_api_url: str | None = None
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias="SLACK_SIGNING_SECRET"
+    )
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    secret_file: Path = SECRET_FILE
+    templates_dir: Path | None = None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @property
+    def covenant_path(self) -> Path:
+        from core.covenant import bundled_covenant_path
+
+        return self.covenant or bundled_covenant_path()
+
+    def resolved_secret_key(self) -> bytes:
+        """The key for BSN digests and identity encryption.
+
+        When unset, a random key is generated once into ``secret_file`` so the data stays
+        readable across restarts, with a loud warning: production must set its own key (and
+        keep it; losing it makes every stored BSN unmatchable).
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        return _generated_secret(self.secret_file).encode()
+
+
+def _generated_secret(path: Path) -> str:
+    if path.exists():
+        secret = path.read_text().strip()
+    else:
+        secret = secrets.token_urlsafe(48)
+        # O_EXCL: two processes starting at once must not each write a different key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret + "\n")
+    log.warning(
+        "VERWIJSINDEX_SECRET_KEY is not set: using the generated key in %s. "
+        "Production MUST set VERWIJSINDEX_SECRET_KEY (and back it up).",
+        path,
+    )
+    return secret
+
+
+def load_settings() -> Settings:
+    return Settings()
