@@ -71,6 +71,7 @@ class Signal(SQLModel, table=True):
     archived_at: datetime | None = None
     archive_reason: str | None = Field(default=None, max_length=20)
     informed: str = Field(max_length=12)
+    informed_party: str = Field(max_length=20)  # ouders | jongere en ouders | jongere (by age)
     postpone_reason: str | None = Field(default=None, max_length=500)
     leaflet_given: bool = False
     channel: str = Field(default="cli", max_length=10)

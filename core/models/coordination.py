@@ -51,6 +51,7 @@ class Coordination(SQLModel, table=True):
     accepted_at: datetime | None = None
     accepted_by: str | None = Field(default=None, max_length=320)
     declined: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
+    round: int = 0  # +1 on every decline or hand-over: each assignment is notified anew
     ended_at: datetime | None = None
 
     @property

@@ -1,0 +1,175 @@
+"""Looking at one youth: the operator's overview (``youth show``) and the subject-access report
+(inzage, AVG art. 15) for the youth or parents, via the municipality. Both are audited views."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core import audit
+from core.clock import utcnow
+from core.config import CoreConfig
+from core.coordination import open_coordination
+from core.identity import YouthIdentity
+from core.models import (
+    Institution,
+    Match,
+    MatchMember,
+    MatchStatus,
+    Professional,
+    Registration,
+    RegistrationStatus,
+    Signal,
+)
+from core.youths import require_youth
+
+
+def _institution_name(session: Session, institution_id: str | None) -> str:
+    institution = session.get(Institution, institution_id) if institution_id else None
+    return institution.name if institution else (institution_id or "")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def youth_overview(
+    identity: YouthIdentity,
+    *,
+    session: Session,
+    config: CoreConfig,
+    actor: audit.Actor,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """CONTRACT §6 ``youth show --json``: involvements, signals, matches, coordination."""
+    now = now or utcnow()
+    youth = require_youth(session, config, identity)
+    registrations = session.exec(
+        select(Registration)
+        .where(Registration.youth_id == youth.id, Registration.status == RegistrationStatus.ACTIVE)
+        .order_by(col(Registration.registered_at))
+    ).all()
+    signals = session.exec(
+        select(Signal).where(Signal.youth_id == youth.id).order_by(col(Signal.placed_at))
+    ).all()
+    signal_ids = [s.id for s in signals]
+    matches = session.exec(
+        select(Match)
+        .where(
+            Match.status == MatchStatus.ACTIVE,
+            col(Match.id).in_(
+                select(MatchMember.match_id).where(
+                    col(MatchMember.signal_id).in_(signal_ids), col(MatchMember.left_at).is_(None)
+                )
+            ),
+        )
+        .order_by(col(Match.id))
+    ).all()
+    coordination = open_coordination(session, youth.id or 0)
+    audit.record(session, actor, "youth-viewed", f"youth:{youth.id}", at=now)
+    return {
+        "youth": {"reference": f"J-{youth.id}", "municipality": youth.municipality},
+        "involvements": [
+            {
+                "institution": r.institution_id,
+                "institution_name": _institution_name(session, r.institution_id),
+                "reference": r.reference,
+                "since": _iso(r.registered_at),
+            }
+            for r in registrations
+        ],
+        "signals": [
+            {
+                "id": s.number,
+                "institution": s.institution_id,
+                "professional": _professional_email(session, s.professional_id),
+                "code": s.code,
+                "status": s.status,
+                "placed_at": _iso(s.placed_at),
+                "ends_on": s.ends_on.isoformat(),
+            }
+            for s in signals
+        ],
+        "matches": [
+            {
+                "id": m.number,
+                "signals": [
+                    f"S-{sid}"
+                    for sid in session.exec(
+                        select(MatchMember.signal_id).where(
+                            MatchMember.match_id == m.id, col(MatchMember.left_at).is_(None)
+                        ).order_by(col(MatchMember.signal_id))
+                    ).all()
+                ],
+                "family": m.kind == "family",
+            }
+            for m in matches
+        ],
+        "coordination": None
+        if coordination is None
+        else {
+            "id": coordination.number,
+            "institution": coordination.institution_id,
+            "status": coordination.status,
+            "due": _iso(coordination.due_at),
+            "rule": coordination.rule_name,
+            "reason": coordination.rule_reason,
+        },
+    }
+
+
+def _professional_email(session: Session, professional_id: int) -> str:
+    professional = session.get(Professional, professional_id)
+    return professional.email if professional else ""
+
+
+@dataclass(frozen=True)
+class AccessReportLine:
+    kind: str  # registratie | signaal
+    institution: str
+    date: str
+    status: str
+    ends_on: str | None = None
+
+
+def access_report(
+    identity: YouthIdentity,
+    *,
+    session: Session,
+    config: CoreConfig,
+    actor: audit.Actor,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Which institutions registered or signalled the youth, when, and the status — without
+    professionals' names (the law gives the subject the institutions, not the people)."""
+    now = now or utcnow()
+    youth = require_youth(session, config, identity)
+    lines = [
+        AccessReportLine(
+            kind="registratie",
+            institution=_institution_name(session, r.institution_id),
+            date=r.registered_at.date().isoformat(),
+            status="actief" if r.status == RegistrationStatus.ACTIVE else "beëindigd",
+        )
+        for r in session.exec(select(Registration).where(Registration.youth_id == youth.id)).all()
+    ] + [
+        AccessReportLine(
+            kind="signaal",
+            institution=_institution_name(session, s.institution_id),
+            date=s.placed_at.date().isoformat(),
+            status="actief" if s.status == "active" else "gearchiveerd",
+            ends_on=s.ends_on.isoformat(),
+        )
+        for s in session.exec(select(Signal).where(Signal.youth_id == youth.id)).all()
+    ]
+    lines.sort(key=lambda line: line.date)
+    audit.record(session, actor, "access-report", f"youth:{youth.id}", at=now)
+    return {
+        "youth": {"reference": f"J-{youth.id}", "municipality": youth.municipality},
+        "generated_at": now.isoformat(),
+        "region": config.covenant.region.name,
+        "lines": [asdict(line) for line in lines],
+    }

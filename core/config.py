@@ -1,0 +1,43 @@
+"""What every core command needs besides a session: the covenant and the region's keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from core.covenant import Covenant, load_covenant
+from core.errors import InvalidInput
+from core.identity import IdentityKeys
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    covenant: Covenant
+    keys: IdentityKeys
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.covenant.region.timezone)
+
+    def response_working_days(self, code: str) -> int:
+        signal_code = self.covenant.signal_code(code)
+        if signal_code is None:
+            known = ", ".join(c.code for c in self.covenant.signal_codes)
+            raise InvalidInput(f"onbekende signaalcode '{code}' (bekend: {known})", field="Code")
+        return signal_code.response_working_days
+
+    def code_label(self, code: str) -> str:
+        signal_code = self.covenant.signal_code(code)
+        return signal_code.label if signal_code else code
+
+    def today(self) -> date:
+        from core.clock import local_date, utcnow
+
+        return local_date(utcnow(), self.tz)
+
+
+def build_config(settings: Settings) -> CoreConfig:
+    covenant = load_covenant(settings.covenant_path)
+    return CoreConfig(covenant=covenant, keys=IdentityKeys(settings.resolved_secret_key()))

@@ -1,0 +1,57 @@
+"""The covenant's coordination rules (beslisregels): data from the TOML, evaluated here.
+
+Rules are ordered; the first that matches decides the kind of institution, and the later
+matching rules give the next candidates when an institution declines. Every decision says
+which rule fired and why, so an assignment can always be explained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CoordinationFacts:
+    municipality: str
+    age: int
+    involved_kinds: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RuleDecision:
+    rule_name: str
+    assign_kind: str
+    reason: str
+
+
+def rule_matches(rule: Any, facts: CoordinationFacts) -> str | None:
+    """The Dutch reason the rule applies, or None when it does not."""
+    reasons = []
+    if rule.municipalities:
+        wanted = {m.casefold() for m in rule.municipalities}
+        if facts.municipality.casefold() not in wanted:
+            return None
+        reasons.append(f"gemeente {facts.municipality}")
+    if rule.min_age is not None or rule.max_age is not None:
+        low = rule.min_age if rule.min_age is not None else 0
+        high = rule.max_age if rule.max_age is not None else 22
+        if not low <= facts.age <= high:
+            return None
+        reasons.append(f"leeftijd {facts.age} ({low}–{high} jaar)")
+    if rule.requires_kinds:
+        missing = set(rule.requires_kinds) - facts.involved_kinds
+        if missing:
+            return None
+        reasons.append("betrokken: " + ", ".join(sorted(rule.requires_kinds)))
+    return "; ".join(reasons) or "algemene regel (geen voorwaarden)"
+
+
+def matching_rules(rules: Sequence[Any], facts: CoordinationFacts) -> list[RuleDecision]:
+    decisions = []
+    for rule in rules:
+        reason = rule_matches(rule, facts)
+        if reason is not None:
+            decisions.append(RuleDecision(rule.name, rule.assign_kind, reason))
+    return decisions

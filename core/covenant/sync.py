@@ -1,0 +1,114 @@
+"""Mirror the covenant into the database: institutions, teams, professionals, municipalities.
+
+Parties that left the covenant are deactivated, never deleted: their past signals and the
+logboek still refer to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from core import audit
+from core.covenant.schema import Covenant
+from core.models import Institution, Municipality, Professional, Team
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    municipalities: int
+    institutions: int
+    teams: int
+    professionals: int
+    deactivated: int
+
+
+def sync_covenant(session: Session, covenant: Covenant, *, actor: audit.Actor | None = None) -> SyncReport:
+    deactivated = 0
+    seen_municipalities = set()
+    for m in covenant.municipalities:
+        row = session.get(Municipality, m.name) or Municipality(name=m.name, contact_email=m.contact_email)
+        row.contact_name = m.contact_name
+        row.contact_email = m.contact_email
+        row.active = True
+        session.add(row)
+        seen_municipalities.add(m.name)
+    for row in session.exec(select(Municipality)).all():
+        if row.name not in seen_municipalities and row.active:
+            row.active = False
+            deactivated += 1
+
+    teams_by_key: dict[tuple[str, str], Team] = {
+        (t.institution_id, t.name): t for t in session.exec(select(Team)).all()
+    }
+    seen_institutions, seen_teams = set(), set()
+    for inst in covenant.institutions:
+        row = session.get(Institution, inst.id) or Institution(
+            id=inst.id, name=inst.name, kind=inst.kind, notification_email=inst.notification_email
+        )
+        row.name = inst.name
+        row.kind = inst.kind
+        row.notification_email = inst.notification_email
+        row.allowed_senders = list(inst.allowed_senders)
+        row.municipalities = list(inst.municipalities)
+        row.may_coordinate = inst.may_coordinate
+        row.slack_channel = inst.slack_channel
+        row.smtp_auth_hash = inst.smtp_auth_hash
+        row.active = True
+        session.add(row)
+        seen_institutions.add(inst.id)
+        session.flush()
+        for team in inst.teams:
+            team_row = teams_by_key.get((inst.id, team.name)) or Team(institution_id=inst.id, name=team.name)
+            team_row.may_signal = team.may_signal
+            team_row.active = True
+            session.add(team_row)
+            teams_by_key[(inst.id, team.name)] = team_row
+            seen_teams.add((inst.id, team.name))
+    for row in session.exec(select(Institution)).all():
+        if row.id not in seen_institutions and row.active:
+            row.active = False
+            deactivated += 1
+    for key, team_row in teams_by_key.items():
+        if key not in seen_teams and team_row.active:
+            team_row.active = False
+            deactivated += 1
+    session.flush()
+
+    seen_emails = set()
+    for person in covenant.professionals:
+        email = person.email.lower()
+        team_row = teams_by_key[(person.institution, person.team)]
+        row = session.exec(select(Professional).where(Professional.email == email)).first()
+        if row is None:
+            row = Professional(email=email, name=person.name, institution_id=person.institution,
+                               team_id=team_row.id or 0)
+        row.name = person.name
+        row.phone = person.phone
+        row.institution_id = person.institution
+        row.team_id = team_row.id or 0
+        row.roles = list(person.roles)
+        row.active = True
+        session.add(row)
+        seen_emails.add(email)
+    for row in session.exec(select(Professional)).all():
+        if row.email not in seen_emails and row.active:
+            row.active = False
+            deactivated += 1
+    session.flush()
+    report = SyncReport(
+        municipalities=len(seen_municipalities),
+        institutions=len(seen_institutions),
+        teams=len(seen_teams),
+        professionals=len(seen_emails),
+        deactivated=deactivated,
+    )
+    audit.record(
+        session,
+        actor or audit.Actor(kind="system", identifier="covenant-sync", channel="system"),
+        "covenant-synced",
+        "covenant",
+        details={"region": covenant.region.name, **report.__dict__},
+    )
+    return report

@@ -1,0 +1,113 @@
+"""Domain events: what happened, named ``<Noun><Past>Event``.
+
+Commands publish events in their transaction; the subscribers in ``core.notifications`` turn
+them into outbox rows in that same transaction (ARCHITECTURE: step 3). Events carry ids only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class InvolvementAddedEvent(Event):
+    registration_id: int
+    youth_id: int
+    institution_id: str
+    already_involved: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SignalPlacedEvent(Event):
+    signal_id: int
+    involved: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArchivedSignalRecalledEvent(Event):
+    """A new signal on a youth with archived signals: a one-time notice (DOMAIN: Lifetime)."""
+
+    signal_id: int
+    archived_signal_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SignalEndedEvent(Event):
+    signal_id: int
+    signal_number: str
+    reason: str  # expired | risk-gone | unjustified
+    youth_id: int
+    professional_id: int
+    notify_institutions: tuple[str, ...]
+    notify_professionals: tuple[int, ...]  # match partners
+
+
+@dataclass(frozen=True)
+class SignalExpiringEvent(Event):
+    signal_id: int
+
+
+@dataclass(frozen=True)
+class MatchMembersJoinedEvent(Event):
+    """A match was formed (``formed``) or signals joined an existing one."""
+
+    match_id: int
+    joined_signal_ids: tuple[int, ...]
+    formed: bool
+
+
+@dataclass(frozen=True)
+class MatchFollowUpDueEvent(Event):
+    match_id: int
+
+
+@dataclass(frozen=True)
+class MatchEscalatedEvent(Event):
+    match_id: int
+
+
+@dataclass(frozen=True)
+class CoordinationAssignedEvent(Event):
+    coordination_id: int
+    handed_over_from: str | None = None
+    round: int = 0  # increases with each decline / hand-over: a new notification each time
+
+
+@dataclass(frozen=True)
+class CoordinationReminderDueEvent(Event):
+    coordination_id: int
+    round: int
+
+
+@dataclass(frozen=True)
+class CoordinationEscalatedEvent(Event):
+    coordination_id: int
+    reason: str  # deadline | all-declined
+    round: int
+
+
+@dataclass(frozen=True)
+class CoordinationAcceptedEvent(Event):
+    coordination_id: int
+
+
+@dataclass(frozen=True)
+class AbsenceDeclaredEvent(Event):
+    absence_id: int
+
+
+@dataclass(frozen=True)
+class TransferRequestedEvent(Event):
+    transfer_id: int
+
+
+@dataclass(frozen=True)
+class TransferExecutedEvent(Event):
+    transfer_id: int
+    signal_ids: tuple[int, ...] = field(default_factory=tuple)

@@ -1,0 +1,106 @@
+"""Turn one notification into outbox rows: one per recipient and channel, each idempotent.
+
+E-mail always; Slack too when the professional is linked to a Slack user, or the institution
+has a channel in the covenant (the bot's delivery worker sends those).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from core import outbox
+from core.config import CoreConfig
+from core.models import Channel, OutboxMessage
+from core.notifications.recipients import Recipient
+from core.reply_tokens import issue_token
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    """The notification asks for an answer about this subject (CONTRACT §4, Replies)."""
+
+    purpose: str
+    subject_id: int
+
+
+def notify(
+    session: Session,
+    config: CoreConfig,
+    *,
+    kind: str,
+    recipients: Iterable[Recipient],
+    reference: str,
+    context: dict[str, Any],
+    key: str,
+    now: datetime,
+    reply: ReplyRequest | None = None,
+) -> int:
+    """Enqueue ``kind`` for every recipient; ``key`` identifies the occasion, so the same
+    occasion never notifies the same recipient twice. Returns the number of rows added."""
+    added = 0
+    for recipient in recipients:
+        for channel, address in _channels(recipient):
+            idempotency_key = f"{kind}:{key}:{recipient.role}:{channel}:{address}"[:200]
+            if _exists(session, idempotency_key):
+                continue
+            token = _token_for(session, recipient, reply, now) if reply else None
+            full_context = {
+                **context,
+                "kind": kind,
+                "reference": reference,
+                "region": config.covenant.region.name,
+                "recipient_name": recipient.name,
+                "recipient_role": recipient.role,
+                "on_behalf_of": recipient.on_behalf_of,
+                "asks_reply": reply is not None,
+            }
+            added += outbox.enqueue(
+                session,
+                kind=kind,
+                channel=channel,
+                recipient=address,
+                recipient_role=recipient.role,
+                reference=reference,
+                context=full_context,
+                idempotency_key=idempotency_key,
+                professional_id=recipient.professional_id,
+                institution_id=recipient.institution_id,
+                reply_token=token,
+                now=now,
+            )
+    return added
+
+
+def _channels(recipient: Recipient) -> list[tuple[str, str]]:
+    channels = [(Channel.EMAIL.value, recipient.address)]
+    if recipient.slack_id:
+        channels.append((Channel.SLACK.value, recipient.slack_id))
+    return channels
+
+
+def _exists(session: Session, idempotency_key: str) -> bool:
+    return (
+        session.exec(
+            select(OutboxMessage.id).where(OutboxMessage.idempotency_key == idempotency_key)
+        ).first()
+        is not None
+    )
+
+
+def _token_for(
+    session: Session, recipient: Recipient, reply: ReplyRequest, now: datetime
+) -> str:
+    # A professional's (or stand-in's) token is personal; an institution's is for its mailbox.
+    return issue_token(
+        session,
+        purpose=reply.purpose,
+        subject_id=reply.subject_id,
+        professional_id=recipient.professional_id,
+        institution_id=None if recipient.professional_id else recipient.institution_id,
+        now=now,
+    )

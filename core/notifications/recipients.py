@@ -1,0 +1,124 @@
+"""Who receives a notification, and how a professional is shown to others.
+
+A professional who is absent today with a stand-in is notified together with the stand-in, and
+correspondents see the stand-in's contact details (DOMAIN: Transfer on absence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from core.models import Absence, Institution, Municipality, Professional
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    role: str  # professional | stand-in | institution | municipality
+    name: str
+    professional_id: int | None = None
+    institution_id: str | None = None
+    slack_id: str | None = None  # Slack user (professional) or channel (institution)
+    on_behalf_of: str | None = None  # the absent professional's name, for a stand-in
+
+
+def current_absence(session: Session, professional_id: int, today: date) -> Absence | None:
+    return session.exec(
+        select(Absence)
+        .where(
+            Absence.professional_id == professional_id,
+            col(Absence.starts_on) <= today,
+            col(Absence.ends_on) >= today,
+            col(Absence.ended_at).is_(None),
+        )
+        .order_by(col(Absence.id).desc())
+    ).first()
+
+
+def current_stand_in(session: Session, professional_id: int, today: date) -> Professional | None:
+    absence = current_absence(session, professional_id, today)
+    if absence is None or absence.stand_in_id is None:
+        return None
+    return session.get(Professional, absence.stand_in_id)
+
+
+def professional_recipients(
+    session: Session, professional: Professional, today: date
+) -> list[Recipient]:
+    recipients = [
+        Recipient(
+            address=professional.email,
+            role="professional",
+            name=professional.name,
+            professional_id=professional.id,
+            institution_id=professional.institution_id,
+            slack_id=professional.slack_user_id,
+        )
+    ]
+    stand_in = current_stand_in(session, professional.id or 0, today)
+    if stand_in is not None and stand_in.active:
+        recipients.append(
+            Recipient(
+                address=stand_in.email,
+                role="stand-in",
+                name=stand_in.name,
+                professional_id=stand_in.id,
+                institution_id=stand_in.institution_id,
+                slack_id=stand_in.slack_user_id,
+                on_behalf_of=professional.name,
+            )
+        )
+    return recipients
+
+
+def institution_recipient(institution: Institution) -> Recipient:
+    return Recipient(
+        address=institution.notification_email,
+        role="institution",
+        name=institution.name,
+        institution_id=institution.id,
+        slack_id=institution.slack_channel,
+    )
+
+
+def municipality_recipient(municipality: Municipality) -> Recipient:
+    return Recipient(
+        address=municipality.contact_email,
+        role="municipality",
+        name=municipality.contact_name or f"Gemeente {municipality.name}",
+    )
+
+
+def contact_card(session: Session, professional: Professional, today: date) -> dict[str, Any]:
+    """A professional's contact details as correspondents see them (with stand-in, if any)."""
+    institution = session.get(Institution, professional.institution_id)
+    card: dict[str, Any] = {
+        "name": professional.name,
+        "email": professional.email,
+        "phone": professional.phone or "",
+        "institution": institution.name if institution else professional.institution_id,
+        "stand_in": None,
+    }
+    stand_in = current_stand_in(session, professional.id or 0, today)
+    if stand_in is not None:
+        absence = current_absence(session, professional.id or 0, today)
+        card["stand_in"] = {
+            "name": stand_in.name,
+            "email": stand_in.email,
+            "phone": stand_in.phone or "",
+            "until": absence.ends_on.isoformat() if absence else "",
+        }
+    return card
+
+
+def institution_card(institution: Institution) -> dict[str, Any]:
+    return {
+        "id": institution.id,
+        "name": institution.name,
+        "email": institution.notification_email,
+        "kind": institution.kind,
+    }

@@ -1,0 +1,621 @@
+"""The outbox: notifications waiting to be delivered, whatever the transport.
+
+A core command writes rows with :func:`enqueue` in its own transaction (ARCHITECTURE, step 3);
+delivery workers (SMTP or maildir in ``mail_gateway``, Slack in ``bot``) hand them to a
+``send`` function through :func:`deliver_due` (step 4). The life of a row::
+
+    enqueue ──▶ pending ──claim_due──▶ sending ──mark_sent──▶ sent
+                   ▲                      │
+                   │   temporary failure, │ permanent failure,
+                   └── after a backoff ◀──┤ or MAX_ATTEMPTS used ──▶ failed (dead letter)
+                                          │                            │
+                   lease expired (worker  │                            │ retry_failed
+                   crashed): claimable ◀──┘                            ▼ (an administrator)
+                   again                                            pending
+
+* **Idempotent.** Every row has a unique ``idempotency_key``; enqueueing the same key again
+  does nothing, so re-running a command or a scheduled job never notifies twice.
+* **One claimant.** A claim sets ``sending`` with a lease (``claimed_until``) in one
+  ``UPDATE ... RETURNING``: PostgreSQL skips rows another worker is claiming
+  (``FOR UPDATE SKIP LOCKED``); SQLite runs it in a ``BEGIN IMMEDIATE`` transaction, which
+  serialises writers. Outcomes are recorded only by the worker that still holds the claim.
+* **Crash-safe.** A worker that dies leaves rows in ``sending``; when their lease has expired
+  they are claimed again. ``attempts`` counts claims, so a row that keeps crashing its worker
+  still ends as a dead letter.
+* **Logged.** Every sent or dead-lettered notification is an event in the logboek, with its
+  kind, reference, recipient role and channel — never its context, never its address.
+
+Delivery is at least once: a worker that sends and then dies before :func:`mark_sent` has its
+row sent again after the lease, so senders should derive the Message-ID from the idempotency
+key, letting receivers recognise the duplicate.
+
+Exceptions a ``send`` function raises::
+
+    DeliveryError                 base
+    ├── TemporaryDeliveryError    try again later (SMTP 4xx, connection refused, Slack 429)
+    └── PermanentDeliveryError    never going to work (SMTP 5xx, unknown Slack user)
+
+Anything else a ``send`` raises is a bug or an unforeseen failure: logged, and retried as
+temporary.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Insert, Select, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlmodel import Session, col
+
+from core.audit import Actor, record
+from core.clock import as_utc, utcnow
+from core.db import transaction
+from core.errors import Conflict, NotFound
+from core.models import Channel, OutboxMessage, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 12
+DEFAULT_LEASE = timedelta(minutes=5)
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=6)
+BACKOFF_JITTER = 0.2  # ±20 %: rows that failed together (a relay outage) come back spread out
+LEASE_BUDGET = 0.5  # start no send once half the lease is gone: the rest of the batch goes back
+MAX_ERROR_LENGTH = 1000
+IDEMPOTENCY_KEY_LENGTH = 200  # OutboxMessage.idempotency_key; truncating would merge keys
+
+_ID = col(OutboxMessage.id)
+_STATUS = col(OutboxMessage.status)
+_CHANNEL = col(OutboxMessage.channel)
+_CLAIMED_BY = col(OutboxMessage.claimed_by)
+_CLAIMED_UNTIL = col(OutboxMessage.claimed_until)
+_NEXT_ATTEMPT_AT = col(OutboxMessage.next_attempt_at)
+_ATTEMPTS = col(OutboxMessage.attempts)
+
+# What the logboek may know about a notification (never its context or its recipient).
+_SUMMARY = (
+    col(OutboxMessage.kind),
+    col(OutboxMessage.reference),
+    col(OutboxMessage.recipient_role),
+    _CHANNEL,
+)
+_NOTIFICATION = (
+    _ID,
+    *_SUMMARY,
+    col(OutboxMessage.recipient),
+    col(OutboxMessage.context),
+    col(OutboxMessage.reply_token),
+    col(OutboxMessage.in_reply_to),
+    col(OutboxMessage.idempotency_key),
+    _ATTEMPTS,
+    col(OutboxMessage.professional_id),
+    col(OutboxMessage.institution_id),
+    _NEXT_ATTEMPT_AT,
+)
+
+
+class DeliveryError(Exception):
+    """A ``send`` function could not deliver a notification."""
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """Worth trying again later."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Will never succeed as addressed; the row becomes a dead letter at once."""
+
+
+@dataclass(frozen=True)
+class OutboundNotification:
+    """One claimed row, as plain data: safe to use after the claim's session has closed."""
+
+    id: int
+    kind: str
+    channel: str
+    recipient: str
+    recipient_role: str
+    reference: str
+    context: dict[str, Any] = field(hash=False)
+    reply_token: str | None
+    in_reply_to: str | None
+    idempotency_key: str
+    attempts: int  # this claim included
+    professional_id: int | None
+    institution_id: str | None
+
+
+@dataclass
+class DeliveryReport:
+    """What one :func:`deliver_due` round did. ``claimed`` is the sum of the others."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    lost: int = 0  # the claim had passed to another worker when the outcome was reported
+    released: int = 0  # handed back unsent: the lease was running out
+
+
+# -- enqueue ----------------------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    channel: str,
+    recipient: str,
+    recipient_role: str,
+    reference: str,
+    context: dict[str, Any],
+    idempotency_key: str,
+    professional_id: int | None = None,
+    institution_id: str | None = None,
+    reply_token: str | None = None,
+    in_reply_to: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Add a notification in the caller's transaction; False if its key was already there."""
+    Channel(channel)  # ValueError on a channel no worker delivers
+    if len(idempotency_key) > IDEMPOTENCY_KEY_LENGTH:
+        raise ValueError(f"idempotency key longer than {IDEMPOTENCY_KEY_LENGTH} characters")
+    moment = _now(now)
+    values = {
+        "idempotency_key": idempotency_key,
+        "kind": kind,
+        "channel": channel,
+        "recipient": recipient,
+        "recipient_role": recipient_role,
+        "professional_id": professional_id,
+        "institution_id": institution_id,
+        "reference": reference,
+        "context": dict(context),
+        "reply_token": reply_token,
+        "in_reply_to": in_reply_to,
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "created_at": moment,
+        "next_attempt_at": moment,
+    }
+    statement = _insert_ignoring_duplicates(session.get_bind().dialect.name, values)
+    session.flush()  # rows the caller added (a new professional) must exist for the foreign key
+    return session.connection().execute(statement).rowcount == 1
+
+
+def _insert_ignoring_duplicates(dialect: str, values: dict[str, Any]) -> Insert:
+    if dialect == "postgresql":
+        return (
+            postgresql.insert(OutboxMessage)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
+    if dialect == "sqlite":
+        return (
+            sqlite.insert(OutboxMessage)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
+    raise NotImplementedError(f"the outbox supports SQLite and PostgreSQL, not {dialect}")
+
+
+# -- claim ------------------------------------------------------------------------------------
+
+
+def claim_due(
+    engine: Engine,
+    *,
+    channel: str,
+    worker_id: str,
+    limit: int = 20,
+    lease: timedelta = DEFAULT_LEASE,
+    now: datetime | None = None,
+) -> list[OutboundNotification]:
+    """Claim up to ``limit`` due rows of ``channel`` for ``worker_id`` until ``now + lease``.
+
+    Due: pending rows whose ``next_attempt_at`` has come, and rows whose worker's lease has
+    expired. ``worker_id`` must differ between workers running at the same time.
+    """
+    moment = _now(now)
+    with transaction(engine) as session:
+        connection = session.connection()
+        _dead_letter_exhausted_leases(session, connection, channel=channel, now=moment)
+        due = _due_ids(connection, channel=channel, now=moment, limit=limit)
+        claimed = connection.execute(
+            update(OutboxMessage)
+            .where(_ID.in_(due))
+            .values(
+                status=OutboxStatus.SENDING.value,
+                claimed_by=worker_id,
+                claimed_until=moment + lease,
+                attempts=_ATTEMPTS + 1,
+            )
+            .returning(*_NOTIFICATION)
+        ).all()
+    claimed.sort(key=lambda row: (row.next_attempt_at, row.id))
+    return [_notification(row) for row in claimed]
+
+
+def _due_ids(connection: Connection, *, channel: str, now: datetime, limit: int) -> Select[Any]:
+    waiting = and_(_STATUS == OutboxStatus.PENDING, _NEXT_ATTEMPT_AT <= now)
+    abandoned = and_(
+        _STATUS == OutboxStatus.SENDING, _CLAIMED_UNTIL < now, _ATTEMPTS < MAX_ATTEMPTS
+    )
+    query = (
+        select(_ID)
+        .where(_CHANNEL == channel, or_(waiting, abandoned))
+        .order_by(_NEXT_ATTEMPT_AT, _ID)
+        .limit(limit)
+    )
+    return _skip_locked(connection, query)
+
+
+def _skip_locked(connection: Connection, query: Select[Any]) -> Select[Any]:
+    """PostgreSQL: lock the chosen rows, passing over those another worker is claiming now.
+    SQLite needs nothing: BEGIN IMMEDIATE already lets one writer in at a time."""
+    if connection.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def _dead_letter_exhausted_leases(
+    session: Session, connection: Connection, *, channel: str, now: datetime
+) -> None:
+    """A row whose worker died on every one of its MAX_ATTEMPTS claims probably kills workers:
+    stop handing it out."""
+    exhausted = _skip_locked(
+        connection,
+        select(_ID).where(
+            _CHANNEL == channel,
+            _STATUS == OutboxStatus.SENDING,
+            _CLAIMED_UNTIL < now,
+            _ATTEMPTS >= MAX_ATTEMPTS,
+        ),
+    )
+    rows = connection.execute(
+        update(OutboxMessage)
+        .where(_ID.in_(exhausted))
+        .values(
+            status=OutboxStatus.FAILED.value,
+            claimed_until=None,
+            last_error="lease expired on every attempt: the worker stopped while sending",
+        )
+        .returning(_ID, _CLAIMED_BY, _ATTEMPTS, *_SUMMARY)
+    ).all()
+    for row in rows:
+        log.warning("outbox:%s dead-lettered: its worker never reported back", row.id)
+        _record_outcome(
+            session, row, "notification-failed", row.claimed_by or "unknown", now,
+            reason="lease-expired", attempts=row.attempts,
+        )  # fmt: skip
+
+
+def _notification(row: Row[Any]) -> OutboundNotification:
+    return OutboundNotification(
+        id=row.id,
+        kind=row.kind,
+        channel=row.channel,
+        recipient=row.recipient,
+        recipient_role=row.recipient_role,
+        reference=row.reference,
+        context=dict(row.context or {}),
+        reply_token=row.reply_token,
+        in_reply_to=row.in_reply_to,
+        idempotency_key=row.idempotency_key,
+        attempts=row.attempts,
+        professional_id=row.professional_id,
+        institution_id=row.institution_id,
+    )
+
+
+def release(engine: Engine, notification_ids: Sequence[int], *, worker_id: str) -> int:
+    """Hand claimed rows back unsent (shutting down, lease running out); the claim does not
+    count as an attempt. Returns how many rows this worker still held."""
+    if not notification_ids:
+        return 0
+    with transaction(engine) as session:
+        result = session.connection().execute(
+            update(OutboxMessage)
+            .where(_ID.in_(notification_ids), *_held_by(worker_id))
+            .values(
+                status=OutboxStatus.PENDING.value,
+                claimed_until=None,
+                attempts=_ATTEMPTS - 1,
+            )
+        )
+        return result.rowcount
+
+
+def _held_by(worker_id: str) -> tuple[Any, ...]:
+    # The claim alone decides: past its lease, a row not yet claimed again is still this
+    # worker's, and recording what it did beats sending it twice.
+    return (_STATUS == OutboxStatus.SENDING, _CLAIMED_BY == worker_id)
+
+
+# -- outcomes ---------------------------------------------------------------------------------
+
+
+def mark_sent(
+    engine: Engine,
+    notification_id: int,
+    *,
+    worker_id: str,
+    message_id: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Record the delivery, if ``worker_id`` still holds the claim; False (and nothing changed)
+    if another worker has claimed the row since."""
+    moment = _now(now)
+    with transaction(engine) as session:
+        row = (
+            session.connection()
+            .execute(
+                update(OutboxMessage)
+                .where(_ID == notification_id, *_held_by(worker_id))
+                .values(
+                    status=OutboxStatus.SENT.value,
+                    sent_at=moment,
+                    message_id=message_id,
+                    claimed_until=None,
+                )
+                .returning(_ID, *_SUMMARY)
+            )
+            .first()
+        )
+        if row is None:
+            log.warning("outbox:%s sent by %s, who no longer holds it", notification_id, worker_id)
+            return False
+        _record_outcome(session, row, "notification-sent", worker_id, moment)
+    return True
+
+
+def mark_failed(
+    engine: Engine,
+    notification_id: int,
+    *,
+    worker_id: str,
+    error: str,
+    permanent: bool,
+    now: datetime | None = None,
+) -> str:
+    """Record a failed attempt and return the row's status: ``pending`` (retried after a
+    backoff) or ``failed``. A worker that no longer holds the claim changes nothing and gets
+    the row's current status."""
+    status = _fail(engine, notification_id, worker_id, error, permanent, _now(now))
+    if status is not None:
+        return status
+    with transaction(engine) as session:
+        current = _status_of(session.connection(), notification_id)
+    if current is None:
+        raise NotFound(f"bericht outbox:{notification_id} bestaat niet")
+    return current
+
+
+def _fail(
+    engine: Engine,
+    notification_id: int,
+    worker_id: str,
+    error: str,
+    permanent: bool,
+    now: datetime,
+) -> str | None:
+    """The new status, or None when ``worker_id`` no longer holds the claim."""
+    with transaction(engine) as session:
+        connection = session.connection()
+        row = connection.execute(
+            _skip_locked_or_wait(
+                connection,
+                select(_ID, _ATTEMPTS, *_SUMMARY).where(
+                    _ID == notification_id, *_held_by(worker_id)
+                ),
+            )
+        ).first()
+        if row is None:
+            log.warning("outbox:%s failed for %s, who no longer holds it", notification_id, worker_id)
+            return None
+        reason = _dead_letter_reason(row.attempts, permanent)
+        values: dict[str, Any] = {"claimed_until": None, "last_error": error[:MAX_ERROR_LENGTH]}
+        if reason is None:
+            delay = backoff(row.attempts)
+            values.update(status=OutboxStatus.PENDING.value, next_attempt_at=now + delay)
+            log.info("outbox:%s attempt %d failed; retry in %s", row.id, row.attempts, delay)
+        else:
+            values.update(status=OutboxStatus.FAILED.value)
+            log.warning("outbox:%s dead-lettered (%s) after %d attempts", row.id, reason, row.attempts)
+            _record_outcome(
+                session, row, "notification-failed", worker_id, now,
+                reason=reason, attempts=row.attempts,
+            )  # fmt: skip
+        connection.execute(update(OutboxMessage).where(_ID == notification_id).values(values))
+        return str(values["status"])
+
+
+def _skip_locked_or_wait(connection: Connection, query: Select[Any]) -> Select[Any]:
+    """PostgreSQL: lock the row (waiting for a worker re-claiming it right now, then seeing
+    the claim it made). SQLite: BEGIN IMMEDIATE has locked the database already."""
+    if connection.dialect.name == "postgresql":
+        return query.with_for_update()
+    return query
+
+
+def _dead_letter_reason(attempts: int, permanent: bool) -> str | None:
+    if permanent:
+        return "permanent"
+    if attempts >= MAX_ATTEMPTS:
+        return "attempts-exhausted"
+    return None
+
+
+def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+    """How long to wait after the ``attempts``-th failed try: 30 s, 1 min, 2 min, 4 min, ...
+    doubling up to 6 h, each spread by ±20 % and never past 6 h."""
+    doublings = min(max(attempts, 1) - 1, 20)  # 30 s · 2**20 is far past the cap already
+    nominal = min(BACKOFF_BASE * 2**doublings, BACKOFF_CAP)
+    low, high = 1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER
+    spread = rng.uniform(low, high) if rng is not None else random.uniform(low, high)
+    return min(nominal * spread, BACKOFF_CAP)
+
+
+def _record_outcome(
+    session: Session,
+    row: Row[Any],
+    action: str,
+    worker_id: str,
+    now: datetime,
+    **extra: Any,
+) -> None:
+    actor = Actor(kind="system", identifier=f"delivery:{worker_id}", channel=row.channel)
+    details = {
+        "kind": row.kind,
+        "reference": row.reference,
+        "recipient_role": row.recipient_role,
+        "channel": row.channel,
+        **extra,
+    }
+    record(session, actor, action, f"outbox:{row.id}", details=details, at=now)
+
+
+def _status_of(connection: Connection, notification_id: int) -> str | None:
+    return connection.execute(select(_STATUS).where(_ID == notification_id)).scalar()
+
+
+# -- the worker's round -----------------------------------------------------------------------
+
+
+def deliver_due(
+    engine: Engine,
+    *,
+    channel: str,
+    worker_id: str,
+    send: Callable[[OutboundNotification], str | None],
+    limit: int = 20,
+    lease: timedelta = DEFAULT_LEASE,
+    now: datetime | None = None,
+) -> DeliveryReport:
+    """Claim a batch and ``send`` each notification (it returns the message id, if any).
+
+    Every outcome is committed on its own, so one failure never undoes another's success.
+    When half the lease has gone by, the unsent rest is released rather than sent late: past
+    its lease another worker may be sending the same row.
+    """
+    started = time.monotonic()
+    batch = claim_due(engine, channel=channel, worker_id=worker_id, limit=limit, lease=lease, now=now)
+    report = DeliveryReport(claimed=len(batch))
+    for position, notification in enumerate(batch):
+        if time.monotonic() - started > lease.total_seconds() * LEASE_BUDGET:
+            unsent = [later.id for later in batch[position:]]
+            release(engine, unsent, worker_id=worker_id)
+            report.released = len(unsent)
+            log.warning("%s released %d notifications: lease running out", worker_id, len(unsent))
+            break
+        outcome = _deliver_one(engine, notification, worker_id=worker_id, send=send, now=now)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
+def _deliver_one(
+    engine: Engine,
+    notification: OutboundNotification,
+    *,
+    worker_id: str,
+    send: Callable[[OutboundNotification], str | None],
+    now: datetime | None,
+) -> str:
+    """Send one notification and record the outcome: sent, retried, failed or lost."""
+    try:
+        message_id = send(notification)
+    except TemporaryDeliveryError as exc:
+        return _failure(engine, notification, worker_id, _describe(exc), False, now)
+    except PermanentDeliveryError as exc:
+        return _failure(engine, notification, worker_id, _describe(exc), True, now)
+    except Exception as exc:
+        # The message names the row, never its context: the traceback is the developer's.
+        log.exception(
+            "unexpected error sending outbox:%s (%s %s) over %s",
+            notification.id, notification.kind, notification.reference, notification.channel,
+        )  # fmt: skip
+        return _failure(engine, notification, worker_id, _describe(exc), False, now)
+    sent = mark_sent(engine, notification.id, worker_id=worker_id, message_id=message_id, now=now)
+    return "sent" if sent else "lost"
+
+
+def _failure(
+    engine: Engine,
+    notification: OutboundNotification,
+    worker_id: str,
+    error: str,
+    permanent: bool,
+    now: datetime | None,
+) -> str:
+    status = _fail(engine, notification.id, worker_id, error, permanent, _now(now))
+    if status is None:
+        return "lost"
+    return "failed" if status == OutboxStatus.FAILED else "retried"
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# -- administration ---------------------------------------------------------------------------
+
+
+def retry_failed(
+    engine: Engine, notification_id: int, *, actor: Actor, now: datetime | None = None
+) -> None:
+    """Put a dead letter back in the queue with a fresh set of attempts (``outbox retry``)."""
+    moment = _now(now)
+    with transaction(engine) as session:
+        connection = session.connection()
+        row = connection.execute(
+            update(OutboxMessage)
+            .where(_ID == notification_id, _STATUS == OutboxStatus.FAILED)
+            .values(status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=moment)
+            .returning(_ID, *_SUMMARY)
+        ).first()
+        if row is None:
+            current = _status_of(connection, notification_id)
+            if current is None:
+                raise NotFound(f"bericht outbox:{notification_id} bestaat niet")
+            raise Conflict(
+                f"bericht outbox:{notification_id} heeft status '{current}'; "
+                "alleen mislukte berichten ('failed') kunnen opnieuw worden verstuurd"
+            )
+        details = {
+            "kind": row.kind,
+            "reference": row.reference,
+            "recipient_role": row.recipient_role,
+            "channel": row.channel,
+        }
+        record(session, actor, "notification-retried", f"outbox:{row.id}", details=details, at=moment)
+
+
+def list_outbox(
+    session: Session,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    channel: str | None = None,
+    limit: int = 100,
+) -> list[OutboxMessage]:
+    """Rows newest first, for ``verwijsindex outbox list``."""
+    query = select(OutboxMessage)
+    if status is not None:
+        query = query.where(_STATUS == status)
+    if kind is not None:
+        query = query.where(col(OutboxMessage.kind) == kind)
+    if channel is not None:
+        query = query.where(_CHANNEL == channel)
+    query = query.order_by(col(OutboxMessage.created_at).desc(), _ID.desc()).limit(limit)
+    return list(session.exec(query).scalars())
+
+
+def _now(now: datetime | None) -> datetime:
+    return as_utc(now) if now is not None else utcnow()

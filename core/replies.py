@@ -1,0 +1,122 @@
+"""Answers to notifications (CONTRACT §4 Replies), whatever the transport: a reply mail's
+keyword or a Slack button arrives here with the reply token and the sender's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from core import audit
+from core.actors import find_professional, institution_actor, professional_actor
+from core.clock import utcnow
+from core.config import CoreConfig
+from core.coordination import accept_coordination, decline_coordination, hand_over_coordination
+from core.errors import InvalidInput, NotAllowed
+from core.follow_up import confirm_match_contact
+from core.models import Institution, Professional, ReplyPurpose
+from core.reply_tokens import mark_used, resolve_token
+from core.signals import extend_signal
+
+
+@dataclass(frozen=True)
+class ReplyAction:
+    keyword: str  # accept | decline | hand-over | contacted | extend
+    argument: str = ""
+
+
+ALLOWED = {
+    ReplyPurpose.COORDINATION.value: {"accept", "decline", "hand-over"},
+    ReplyPurpose.MATCH.value: {"contacted"},
+    ReplyPurpose.SIGNAL_EXPIRY.value: {"extend"},
+}
+KEYWORDS_NL = {
+    ReplyPurpose.COORDINATION.value: "AKKOORD, WEIGER <reden> of OVERDRAGEN <instelling-id>",
+    ReplyPurpose.MATCH.value: "CONTACT GELEGD",
+    ReplyPurpose.SIGNAL_EXPIRY.value: "VERLENG [maanden]",
+}
+
+
+def sender_allowed(institution: Institution, address: str) -> bool:
+    address = address.strip().lower()
+    for allowed in institution.allowed_senders:
+        allowed = allowed.strip().lower()
+        if allowed.startswith("@") and address.endswith(allowed):
+            return True
+        if address == allowed:
+            return True
+    return address == institution.notification_email.lower()
+
+
+def answer(
+    token: str,
+    action: ReplyAction,
+    *,
+    sender: str,
+    channel: str,
+    session: Session,
+    config: CoreConfig,
+    now: datetime | None = None,
+) -> str:
+    """Carry out the answer; returns a short Dutch confirmation. ``sender`` is the
+    authenticated e-mail address (mail) or the linked professional's e-mail (Slack)."""
+    now = now or utcnow()
+    row = resolve_token(session, token, now=now)
+    if action.keyword not in ALLOWED[row.purpose]:
+        raise InvalidInput(f"op dit bericht kunt u antwoorden met {KEYWORDS_NL[row.purpose]}",
+                           field="antwoord")
+    actor = _actor_for(session, row.institution_id, row.professional_id, sender, channel)
+    result = _dispatch(row.purpose, row.subject_id, action, session=session, config=config,
+                       actor=actor, now=now)
+    mark_used(row, action.keyword, now=now)
+    session.add(row)
+    return result
+
+
+def _actor_for(
+    session: Session, institution_id: str | None, professional_id: int | None, sender: str,
+    channel: str,
+) -> audit.Actor:
+    if professional_id is not None:
+        professional = session.get(Professional, professional_id)
+        if professional is None or professional.email != sender.strip().lower():
+            raise NotAllowed("dit antwoord moet komen van de persoon aan wie het bericht is gestuurd")
+        return professional_actor(professional, channel)
+    institution = session.get(Institution, institution_id) if institution_id else None
+    if institution is None or not sender_allowed(institution, sender):
+        raise NotAllowed("dit antwoord moet komen van een afzender van de instelling die het "
+                         "bericht ontving")
+    person = find_professional(session, sender)
+    if person is not None and person.institution_id == institution.id:
+        return professional_actor(person, channel)  # so "accepted by" names the person
+    return institution_actor(institution.id, channel)
+
+
+def _dispatch(
+    purpose: str, subject_id: int, action: ReplyAction, *, session: Session, config: CoreConfig,
+    actor: audit.Actor, now: datetime,
+) -> str:
+    if purpose == ReplyPurpose.COORDINATION.value:
+        if action.keyword == "accept":
+            c = accept_coordination(subject_id, session=session, config=config, actor=actor, now=now)
+            return f"U heeft de procescoördinatie {c.number} geaccepteerd."
+        if action.keyword == "decline":
+            c = decline_coordination(subject_id, action.argument, session=session, config=config,
+                                     actor=actor, now=now)
+            return f"U heeft {c.number} geweigerd; de coördinatie is doorgezet."
+        c = hand_over_coordination(subject_id, action.argument, session=session, config=config,
+                                   actor=actor, now=now)
+        return f"{c.number} is overgedragen; de andere instelling moet nog accepteren."
+    if purpose == ReplyPurpose.MATCH.value:
+        m = confirm_match_contact(subject_id, session=session, config=config, actor=actor, now=now)
+        return f"Genoteerd: u heeft contact gelegd voor {m.number}."
+    months = None
+    if action.argument.strip():
+        if not action.argument.strip().isdigit():
+            raise InvalidInput("geef het aantal maanden als getal, bijvoorbeeld VERLENG 6",
+                               field="maanden")
+        months = int(action.argument.strip())
+    new_end = extend_signal(f"S-{subject_id}", months, session=session, config=config,
+                            actor=actor, now=now)
+    return f"Signaal S-{subject_id} is verlengd tot {new_end:%d-%m-%Y}."

@@ -1,0 +1,60 @@
+"""Reply tokens: ``antwoord+TOKEN@`` addresses and Slack buttons that answer a notification.
+
+A token is issued to one institution or one professional, for one subject (a coordination, a
+match, a signal), and may be used by that party only.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from core.clock import as_utc, utcnow
+from core.errors import Conflict, NotFound
+from core.models import ReplyToken
+
+TOKEN_LIFETIME = timedelta(days=90)
+
+
+def issue_token(
+    session: Session,
+    *,
+    purpose: str,
+    subject_id: int,
+    institution_id: str | None = None,
+    professional_id: int | None = None,
+    now: datetime | None = None,
+) -> str:
+    issued = now or utcnow()
+    token = secrets.token_urlsafe(18)  # 144 bits; URL- and local-part-safe
+    session.add(
+        ReplyToken(
+            token=token,
+            purpose=purpose,
+            subject_id=subject_id,
+            institution_id=institution_id,
+            professional_id=professional_id,
+            issued_at=issued,
+            expires_at=issued + TOKEN_LIFETIME,
+        )
+    )
+    return token
+
+
+def resolve_token(session: Session, token: str, *, now: datetime | None = None) -> ReplyToken:
+    """The token's record, or a user error a transport can show as it is."""
+    row = session.exec(select(ReplyToken).where(ReplyToken.token == token)).first()
+    if row is None:
+        raise NotFound("dit antwoordadres is onbekend; antwoord op het oorspronkelijke bericht")
+    if row.used_at is not None:
+        raise Conflict("op dit bericht is al geantwoord; het antwoord is eerder verwerkt")
+    if as_utc(row.expires_at) < (now or utcnow()):
+        raise Conflict("dit antwoordadres is verlopen; neem contact op met de verwijsindex")
+    return row
+
+
+def mark_used(row: ReplyToken, action: str, *, now: datetime | None = None) -> None:
+    row.used_at = now or utcnow()
+    row.used_action = action
