@@ -44,20 +44,14 @@ def notify(
     occasion never notifies the same recipient twice. Returns the number of rows added."""
     added = 0
     for recipient in recipients:
-        for channel, address in _channels(recipient):
-            idempotency_key = f"{kind}:{key}:{recipient.role}:{channel}:{address}"[:200]
-            if _exists(session, idempotency_key):
+        for channel, address in channels(recipient):
+            row_key = idempotency_key(kind, key, recipient, channel, address)
+            if _exists(session, row_key):
                 continue
             token = _token_for(session, recipient, reply, now) if reply else None
             full_context = {
                 **context,
-                "kind": kind,
-                "reference": reference,
-                "region": config.covenant.region.name,
-                "recipient_name": recipient.name,
-                "recipient_role": recipient.role,
-                "on_behalf_of": recipient.on_behalf_of,
-                "asks_reply": reply is not None,
+                **common_context(config, kind, reference, recipient, asks_reply=reply is not None),
             }
             added += outbox.enqueue(
                 session,
@@ -67,7 +61,7 @@ def notify(
                 recipient_role=recipient.role,
                 reference=reference,
                 context=full_context,
-                idempotency_key=idempotency_key,
+                idempotency_key=row_key,
                 professional_id=recipient.professional_id,
                 institution_id=recipient.institution_id,
                 reply_token=token,
@@ -76,7 +70,26 @@ def notify(
     return added
 
 
-def _channels(recipient: Recipient) -> list[tuple[str, str]]:
+def common_context(
+    config: CoreConfig, kind: str, reference: str, recipient: Recipient, *, asks_reply: bool
+) -> dict[str, Any]:
+    """Keys every template may rely on."""
+    return {
+        "kind": kind,
+        "reference": reference,
+        "region": config.covenant.region.name,
+        "recipient_name": recipient.name,
+        "recipient_role": recipient.role,
+        "on_behalf_of": recipient.on_behalf_of,
+        "asks_reply": asks_reply,
+    }
+
+
+def idempotency_key(kind: str, key: str, recipient: Recipient, channel: str, address: str) -> str:
+    return f"{kind}:{key}:{recipient.role}:{channel}:{address}"[:200]
+
+
+def channels(recipient: Recipient) -> list[tuple[str, str]]:
     channels = [(Channel.EMAIL.value, recipient.address)]
     if recipient.slack_id:
         channels.append((Channel.SLACK.value, recipient.slack_id))

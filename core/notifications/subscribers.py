@@ -118,8 +118,19 @@ def _most_urgent_label(config: CoreConfig, signals: list[Signal]) -> str:
 # --- registration ----------------------------------------------------------------------------
 
 
+def new_involvement_context(
+    own_reference: str, newcomer: dict[str, Any], involved_count: int
+) -> dict[str, Any]:
+    """Shared with the bulk import, which writes the same notification set-wise."""
+    return {
+        "own_reference": own_reference,
+        "new_institution": newcomer,
+        "involved_count": involved_count,
+    }
+
+
 def on_involvement_added(session: Session, config: CoreConfig, event: InvolvementAddedEvent) -> None:
-    newcomer = _institution(session, event.institution_id)
+    newcomer = institution_card(_institution(session, event.institution_id))
     for institution_id in event.already_involved:
         institution = _institution(session, institution_id)
         notify(
@@ -127,11 +138,11 @@ def on_involvement_added(session: Session, config: CoreConfig, event: Involvemen
             kind="nieuwe-betrokkenheid",
             recipients=[institution_recipient(institution)],
             reference=f"R-{event.registration_id}",
-            context={
-                "own_reference": institution_reference(session, event.youth_id, institution_id) or "",
-                "new_institution": institution_card(newcomer),
-                "involved_count": len(event.already_involved) + 1,
-            },
+            context=new_involvement_context(
+                institution_reference(session, event.youth_id, institution_id) or "",
+                newcomer,
+                len(event.already_involved) + 1,
+            ),
             key=f"R-{event.registration_id}",
             now=event.at,
         )
