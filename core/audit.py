@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, select, text, update
+from sqlalchemy import event, insert, text, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from core.clock import utcnow
 from core.models import AuditEvent, AuditHead
@@ -97,14 +98,14 @@ def _write_pending(session: OrmSession) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AUDIT_LOCK_ID})
-    head = connection.execute(select(AuditHead).where(AuditHead.id == 1)).first()
+    head = connection.execute(sa_select(AuditHead).where(col(AuditHead.id) == 1)).first()
     prev = head.last_hash if head else GENESIS_HASH
     for row in pending:
         row["prev_hash"] = prev
         row["hash"] = prev = event_hash(prev, row)
     connection.execute(insert(AuditEvent), pending)
     last_id = connection.execute(
-        select(AuditEvent.id).where(AuditEvent.hash == prev)
+        sa_select(col(AuditEvent.id)).where(col(AuditEvent.hash) == prev)
     ).scalar_one()
     if head is None:
         connection.execute(
@@ -115,7 +116,7 @@ def _write_pending(session: OrmSession) -> None:
     else:
         connection.execute(
             update(AuditHead)
-            .where(AuditHead.id == 1)
+            .where(col(AuditHead.id) == 1)
             .values(
                 last_event_id=last_id,
                 last_hash=prev,
@@ -146,9 +147,8 @@ def _rows_in_order(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
         ).all()
         if not rows:
             return
-        for (row,) in rows:
-            yield row
-        last_id = rows[-1][0].id
+        yield from rows
+        last_id = rows[-1].id or 0
 
 
 def verify_chain(session: Session) -> tuple[int, ChainBreak | None]:

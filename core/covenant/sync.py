@@ -28,15 +28,17 @@ def sync_covenant(session: Session, covenant: Covenant, *, actor: audit.Actor | 
     deactivated = 0
     seen_municipalities = set()
     for m in covenant.municipalities:
-        row = session.get(Municipality, m.name) or Municipality(name=m.name, contact_email=m.contact_email)
-        row.contact_name = m.contact_name
-        row.contact_email = m.contact_email
-        row.active = True
-        session.add(row)
+        municipality = session.get(Municipality, m.name) or Municipality(
+            name=m.name, contact_email=m.contact_email
+        )
+        municipality.contact_name = m.contact_name
+        municipality.contact_email = m.contact_email
+        municipality.active = True
+        session.add(municipality)
         seen_municipalities.add(m.name)
-    for row in session.exec(select(Municipality)).all():
-        if row.name not in seen_municipalities and row.active:
-            row.active = False
+    for municipality in session.exec(select(Municipality)).all():
+        if municipality.name not in seen_municipalities and municipality.active:
+            municipality.active = False
             deactivated += 1
 
     teams_by_key: dict[tuple[str, str], Team] = {
@@ -44,19 +46,19 @@ def sync_covenant(session: Session, covenant: Covenant, *, actor: audit.Actor | 
     }
     seen_institutions, seen_teams = set(), set()
     for inst in covenant.institutions:
-        row = session.get(Institution, inst.id) or Institution(
+        institution = session.get(Institution, inst.id) or Institution(
             id=inst.id, name=inst.name, kind=inst.kind, notification_email=inst.notification_email
         )
-        row.name = inst.name
-        row.kind = inst.kind
-        row.notification_email = inst.notification_email
-        row.allowed_senders = list(inst.allowed_senders)
-        row.municipalities = list(inst.municipalities)
-        row.may_coordinate = inst.may_coordinate
-        row.slack_channel = inst.slack_channel
-        row.smtp_auth_hash = inst.smtp_auth_hash
-        row.active = True
-        session.add(row)
+        institution.name = inst.name
+        institution.kind = inst.kind
+        institution.notification_email = inst.notification_email
+        institution.allowed_senders = list(inst.allowed_senders)
+        institution.municipalities = list(inst.municipalities)
+        institution.may_coordinate = inst.may_coordinate
+        institution.slack_channel = inst.slack_channel
+        institution.smtp_auth_hash = inst.smtp_auth_hash
+        institution.active = True
+        session.add(institution)
         seen_institutions.add(inst.id)
         session.flush()
         for team in inst.teams:
@@ -66,9 +68,9 @@ def sync_covenant(session: Session, covenant: Covenant, *, actor: audit.Actor | 
             session.add(team_row)
             teams_by_key[(inst.id, team.name)] = team_row
             seen_teams.add((inst.id, team.name))
-    for row in session.exec(select(Institution)).all():
-        if row.id not in seen_institutions and row.active:
-            row.active = False
+    for institution in session.exec(select(Institution)).all():
+        if institution.id not in seen_institutions and institution.active:
+            institution.active = False
             deactivated += 1
     for key, team_row in teams_by_key.items():
         if key not in seen_teams and team_row.active:
@@ -80,21 +82,23 @@ def sync_covenant(session: Session, covenant: Covenant, *, actor: audit.Actor | 
     for person in covenant.professionals:
         email = person.email.lower()
         team_row = teams_by_key[(person.institution, person.team)]
-        row = session.exec(select(Professional).where(Professional.email == email)).first()
-        if row is None:
-            row = Professional(email=email, name=person.name, institution_id=person.institution,
-                               team_id=team_row.id or 0)
-        row.name = person.name
-        row.phone = person.phone
-        row.institution_id = person.institution
-        row.team_id = team_row.id or 0
-        row.roles = list(person.roles)
-        row.active = True
-        session.add(row)
+        professional = session.exec(
+            select(Professional).where(Professional.email == email)
+        ).first() or Professional(
+            email=email, name=person.name, institution_id=person.institution,
+            team_id=team_row.id or 0,
+        )
+        professional.name = person.name
+        professional.phone = person.phone
+        professional.institution_id = person.institution
+        professional.team_id = team_row.id or 0
+        professional.roles = list(person.roles)
+        professional.active = True
+        session.add(professional)
         seen_emails.add(email)
-    for row in session.exec(select(Professional)).all():
-        if row.email not in seen_emails and row.active:
-            row.active = False
+    for professional in session.exec(select(Professional)).all():
+        if professional.email not in seen_emails and professional.active:
+            professional.active = False
             deactivated += 1
     session.flush()
     report = SyncReport(
