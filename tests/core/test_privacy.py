@@ -1,0 +1,165 @@
+"""The law's first rule (DOMAIN: Content-free): no notification, audit entry or log line ever
+carries a youth's BSN, name, address or date of birth.
+
+One scenario drives the core through every notification kind for test youths with distinctive
+names, then renders every outbox row (subject, text, HTML) and scans it, the stored context,
+the logboek and the log output for any form of their identity.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from core.absence import declare_absence
+from core.coordination import accept_coordination, hand_over_coordination, open_coordination
+from core.models import AuditEvent, Coordination, OutboxMessage, Youth
+from core.notifications.subscribers import NOTIFICATION_KINDS
+from core.registration import RegisterYouth, register_youth
+from core.rendering import TemplateRenderer
+from core.scheduler import sweep
+from core.signals import PlaceSignal, place_signal
+from core.transfer import execute_transfer, request_transfer
+from core.identity import YouthIdentity
+from tests.core.conftest import BSN_A, BSN_B, BSN_C, BSN_PARENT, MONDAY, CoreDriver
+
+CHILD = YouthIdentity(bsn=BSN_A, birth_date=date(2016, 5, 1), name="Testkind Geheimnaam")
+SIBLING = YouthIdentity(bsn=BSN_B, birth_date=date(2019, 3, 10), name="Broertje Verborgen")
+OTHER = YouthIdentity(bsn=BSN_C, birth_date=date(2012, 11, 7), name="Derde Onbekendsma")
+GATEWAY_KINDS = {"ontvangstbevestiging", "foutmelding"}
+
+
+def _forbidden() -> list[str]:
+    words = []
+    for identity in (CHILD, SIBLING, OTHER):
+        assert identity.bsn and identity.name
+        b = identity.bsn
+        words += [b, f"{b[:3]} {b[3:6]} {b[6:]}", f"{b[:3]}.{b[3:6]}.{b[6:]}", b.lstrip("0")]
+        words += identity.name.split()
+        d = identity.birth_date
+        words += [d.isoformat(), d.strftime("%d-%m-%Y"), f"{d.day}-{d.month}-{d.year}"]
+        words += [f"{d.day} {m} {d.year}" for m in ("mei", "maart", "november")]
+    words += [BSN_PARENT]
+    return words
+
+
+def _scan(text: str, where: str) -> None:
+    for word in _forbidden():
+        assert word not in text, f"{word!r} found in {where}"
+
+
+def _scenario(core: CoreDriver) -> None:
+    cfg = core.config
+    t0 = MONDAY
+
+    def run(fn: Any, now: Any = t0) -> Any:
+        return core.run(lambda s: fn(s, now))
+
+    ggd, wij = core.institution("ggd-groningen"), core.institution("wij-groningen")
+    stw = core.institution("sociaal-team-westerkwartier")
+    devries = core.professional("a.devries@ggd-groningen.example")
+    jansen = core.professional("s.jansen@wij-groningen.example")
+    meijer = core.professional("e.meijer@jeugdhulp-noord.example")
+    hoekstra = core.professional("l.hoekstra@sociaalteam-westerkwartier.example")
+    wiersma = core.professional("i.wiersma@politie-nn.example")
+    veenstra = core.professional("j.veenstra@scholengroep-noordkust.example")
+    postma = core.professional("w.postma@jeugdhulp-noord.example")
+    bos = core.professional("r.bos@jeugdhulp-noord.example")
+
+    def register(identity: YouthIdentity, actor: Any, ref: str, town: str = "Groningen",
+                 parents: tuple[str, ...] = ()) -> None:
+        run(lambda s, now: register_youth(RegisterYouth(identity, town, ref, parent_bsns=parents),
+                                          session=s, config=cfg, actor=actor, now=now))
+
+    def signal(identity: YouthIdentity, actor: Any, code: str = "laag", town: str = "Groningen",
+               now: Any = t0, **extra: Any) -> None:
+        run(lambda s, n: place_signal(PlaceSignal(identity, town, code, "ja", **extra),
+                                      session=s, config=cfg, actor=actor, now=n), now)
+
+    register(CHILD, ggd, "GGD-1", parents=(BSN_PARENT,))  # first: no notification
+    register(CHILD, wij, "WIJ-1")  # nieuwe-betrokkenheid
+    signal(CHILD, devries)  # signaal, coordinatie-toegewezen
+    signal(CHILD, jansen)  # match
+    signal(SIBLING, meijer, parent_bsns=(BSN_PARENT,))  # gezinsmatch
+    run(lambda s, now: declare_absence("a.devries@ggd-groningen.example", t0.date(),
+                                       t0.date() + timedelta(days=30), "p.bakker@ggd-groningen.example",
+                                       session=s, config=cfg, actor=devries, now=now))  # afwezigheid
+    sweep(core.engine, cfg, now=t0 + timedelta(days=4))  # herinnering, match-opvolging
+    sweep(core.engine, cfg, now=t0 + timedelta(days=10))  # escalaties
+    with Session(core.engine) as session:
+        coordination = open_coordination(session, _youth_id(session, core, CHILD))
+        assert coordination is not None
+    run(lambda s, now: accept_coordination(coordination.id or 0, session=s, config=cfg, actor=wij,
+                                           now=now), t0 + timedelta(days=10))  # geaccepteerd
+    register(OTHER, ggd, "GGD-3", town="Westerkwartier")
+    register(OTHER, stw, "STW-3", town="Westerkwartier")
+    signal(OTHER, hoekstra, town="Westerkwartier")
+    with Session(core.engine) as session:
+        other = open_coordination(session, _youth_id(session, core, OTHER))
+        assert other is not None and other.institution_id == "sociaal-team-westerkwartier"
+    run(lambda s, now: hand_over_coordination(other.id or 0, "ggd-groningen", session=s, config=cfg,
+                                              actor=stw, now=now))  # overgedragen
+    transfer = run(lambda s, now: request_transfer(
+        "e.meijer@jeugdhulp-noord.example", "t.boer@jeugdhulp-noord.example",
+        "k.deboer@jeugdhulp-noord.example", session=s, config=cfg, actor=postma, now=now))
+    run(lambda s, now: execute_transfer(transfer.number, session=s, config=cfg, actor=bos,
+                                        now=now))  # overdracht, contactpersoon-gewijzigd
+    t1 = t0 + timedelta(days=20)
+    signal(CHILD, wiersma, now=t1, ends_on=(t1 + timedelta(days=10)).date())
+    sweep(core.engine, cfg, now=t1 + timedelta(days=5))  # signaal-verloopt
+    sweep(core.engine, cfg, now=t1 + timedelta(days=12))  # signaal-beeindigd
+    signal(CHILD, veenstra, now=t1 + timedelta(days=13))  # archief-match
+    del meijer
+
+
+def _youth_id(session: Session, core: CoreDriver, identity: YouthIdentity) -> int:
+    key = core.config.keys.identity_key(identity)
+    youth = session.exec(select(Youth).where(Youth.identity_key == key)).one()
+    return youth.id or 0
+
+
+def _gateway_contexts() -> dict[str, dict[str, Any]]:
+    base = {"reference": "", "region": "Groningen", "recipient_name": "GGD Groningen",
+            "recipient_role": "institution", "on_behalf_of": None, "asks_reply": False,
+            "original_message_id": "<x@example>"}
+    return {
+        "ontvangstbevestiging": {**base, "kind": "ontvangstbevestiging", "accepted": [
+            {"line": 3, "action": "aanmelden", "reference": "R-1", "own_reference": "GGD-1",
+             "others_involved": [{"name": "WIJ Groningen", "email": "verwijsindex@wij-groningen.example"}]}],
+            "refused": [{"line": 7, "field": "BSN", "reason": "is geen geldig BSN (elfproef klopt niet)"}]},
+        "foutmelding": {**base, "kind": "foutmelding", "problems": ["het bericht bevat geen velden"],
+                        "hint": "Zet per regel Veld: waarde."},
+    }
+
+
+def test_no_notification_log_or_audit_entry_contains_a_youths_identity(
+    core: CoreDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    _scenario(core)
+    renderer = TemplateRenderer()
+    with Session(core.engine) as session:
+        rows = session.exec(select(OutboxMessage)).all()
+        kinds = {row.kind for row in rows}
+        assert kinds == set(NOTIFICATION_KINDS) - GATEWAY_KINDS, "the scenario must cover every kind"
+        for row in rows:
+            context = dict(row.context)
+            if context.get("asks_reply"):
+                context["reply_address"] = f"antwoord+{row.reply_token}@verwijsindex.localhost"
+            _scan(json.dumps(context, ensure_ascii=False), f"context of {row.kind} #{row.id}")
+            rendered = renderer.render_email(row.kind, context)
+            for part in ("subject", "text", "html"):
+                _scan(getattr(rendered, part), f"{part} of {row.kind} #{row.id}")
+        for event in session.exec(select(AuditEvent)).all():
+            _scan(json.dumps(event.model_dump(mode="json"), ensure_ascii=False), f"audit #{event.id}")
+        assert session.exec(select(Coordination)).first() is not None
+    for kind, context in _gateway_contexts().items():
+        rendered = renderer.render_email(kind, context)
+        for part in ("subject", "text", "html"):
+            _scan(getattr(rendered, part), f"{part} of {kind}")
+    _scan(caplog.text, "the log")
