@@ -11,7 +11,7 @@ from core import audit
 from core.actors import acting_professional, may_administer, require_professional
 from core.clock import local_date, utcnow
 from core.config import CoreConfig
-from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.errors import InvalidInput, NotAllowed, NotFound
 from core.events import AbsenceDeclaredEvent
 from core.models import Absence, Professional
 from core.notifications import publish
@@ -58,7 +58,7 @@ def declare_absence(
             raise InvalidInput("u kunt niet uw eigen vervanger zijn", field="vervanger")
         if stand_in.institution_id != absent.institution_id:
             raise InvalidInput("de vervanger moet van dezelfde instelling zijn", field="vervanger")
-    _end_overlapping(session, absent.id or 0, starts_on, now)
+    _end_overlapping(session, absent.id or 0, starts_on, ends_on, now)
     absence = Absence(
         professional_id=absent.id or 0,
         starts_on=starts_on,
@@ -69,9 +69,13 @@ def declare_absence(
     session.add(absence)
     session.flush()
     audit.record(
-        session, actor, "absence-declared", f"professional:{absent.id}",
+        session,
+        actor,
+        "absence-declared",
+        f"professional:{absent.id}",
         details={
-            "from": starts_on.isoformat(), "to": ends_on.isoformat(),
+            "from": starts_on.isoformat(),
+            "to": ends_on.isoformat(),
             "stand_in": stand_in.email if stand_in else None,
         },
         at=now,
@@ -80,13 +84,17 @@ def declare_absence(
     return absence
 
 
-def _end_overlapping(session: Session, professional_id: int, starts_on: date, now: datetime) -> None:
-    """A new absence replaces any open one that is still running when it starts."""
+def _end_overlapping(
+    session: Session, professional_id: int, starts_on: date, ends_on: date, now: datetime
+) -> None:
+    """A new absence replaces any open one whose dates overlap it; one planned for another
+    period stays (at most one absence, and so one stand-in, applies on any day)."""
     for absence in session.exec(
         select(Absence).where(
             Absence.professional_id == professional_id,
             col(Absence.ended_at).is_(None),
             col(Absence.ends_on) >= starts_on,
+            col(Absence.starts_on) <= ends_on,
         )
     ).all():
         absence.ended_at = now
@@ -101,27 +109,32 @@ def end_absence(
     actor: audit.Actor,
     now: datetime | None = None,
 ) -> Absence:
-    """"terug": back before the planned end; the stand-in stops receiving notifications."""
+    """Back ('terug') before the planned end: the stand-in stops receiving notifications.
+    Without a running absence, the next planned one is called off."""
     now = now or utcnow()
     today = local_date(now, config.tz)
     me = acting_professional(session, actor)
     absent = require_professional(session, absent_email, field="hulpverlener")
     _check_may_act_for(me, absent)
     absence = session.exec(
-        select(Absence).where(
+        select(Absence)
+        .where(
             Absence.professional_id == absent.id,
             col(Absence.ended_at).is_(None),
             col(Absence.ends_on) >= today,
-        ).order_by(col(Absence.starts_on))
+        )
+        .order_by(col(Absence.starts_on))
     ).first()
     if absence is None:
         raise NotFound("er is geen lopende of geplande afwezigheid om te beëindigen")
-    if absence.ended_at is not None:
-        raise Conflict("deze afwezigheid is al beëindigd")
     absence.ended_at = now
     session.add(absence)
     audit.record(
-        session, actor, "absence-ended", f"professional:{absent.id}",
-        details={"absence": absence.id}, at=now,
+        session,
+        actor,
+        "absence-ended",
+        f"professional:{absent.id}",
+        details={"absence": absence.id},
+        at=now,
     )
     return absence

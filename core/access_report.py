@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core import audit
-from core.clock import utcnow
+from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
 from core.coordination import open_coordination
 from core.identity import YouthIdentity
@@ -23,6 +23,7 @@ from core.models import (
     Registration,
     RegistrationStatus,
     Signal,
+    SignalStatus,
 )
 from core.youths import require_youth
 
@@ -33,7 +34,40 @@ def _institution_name(session: Session, institution_id: str | None) -> str:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    # Aware UTC on both databases (SQLite hands back naive values).
+    return as_utc(moment).isoformat() if moment else None
+
+
+def _involvements(
+    session: Session, registrations: list[Registration], signals: list[Signal]
+) -> list[dict[str, Any]]:
+    """DOMAIN: an institution is involved through an active registration or an active signal."""
+    rows = [
+        {
+            "institution": r.institution_id,
+            "institution_name": _institution_name(session, r.institution_id),
+            "reference": r.reference,
+            "since": _iso(r.registered_at),
+            "via": "registratie",
+        }
+        for r in registrations
+    ]
+    registered = {r.institution_id for r in registrations}
+    first_signal: dict[str, Signal] = {}
+    for signal in signals:
+        if signal.status == SignalStatus.ACTIVE and signal.institution_id not in registered:
+            first_signal.setdefault(signal.institution_id, signal)
+    rows += [
+        {
+            "institution": institution_id,
+            "institution_name": _institution_name(session, institution_id),
+            "reference": signal.reference,
+            "since": _iso(signal.placed_at),
+            "via": "signaal",
+        }
+        for institution_id, signal in first_signal.items()
+    ]
+    return rows
 
 
 def youth_overview(
@@ -47,14 +81,22 @@ def youth_overview(
     """CONTRACT §6 ``youth show --json``: involvements, signals, matches, coordination."""
     now = now or utcnow()
     youth = require_youth(session, config, identity)
-    registrations = session.exec(
-        select(Registration)
-        .where(Registration.youth_id == youth.id, Registration.status == RegistrationStatus.ACTIVE)
-        .order_by(col(Registration.registered_at))
-    ).all()
-    signals = session.exec(
-        select(Signal).where(Signal.youth_id == youth.id).order_by(col(Signal.placed_at))
-    ).all()
+    registrations = list(
+        session.exec(
+            select(Registration)
+            .where(
+                Registration.youth_id == youth.id, Registration.status == RegistrationStatus.ACTIVE
+            )
+            .order_by(col(Registration.registered_at), col(Registration.id))
+        ).all()
+    )
+    signals = list(
+        session.exec(
+            select(Signal)
+            .where(Signal.youth_id == youth.id)
+            .order_by(col(Signal.placed_at), col(Signal.id))
+        ).all()
+    )
     signal_ids = [s.id for s in signals]
     matches = session.exec(
         select(Match)
@@ -72,15 +114,7 @@ def youth_overview(
     audit.record(session, actor, "youth-viewed", f"youth:{youth.id}", at=now)
     return {
         "youth": {"reference": f"J-{youth.id}", "municipality": youth.municipality},
-        "involvements": [
-            {
-                "institution": r.institution_id,
-                "institution_name": _institution_name(session, r.institution_id),
-                "reference": r.reference,
-                "since": _iso(r.registered_at),
-            }
-            for r in registrations
-        ],
+        "involvements": _involvements(session, registrations, signals),
         "signals": [
             {
                 "id": s.number,
@@ -99,9 +133,9 @@ def youth_overview(
                 "signals": [
                     f"S-{sid}"
                     for sid in session.exec(
-                        select(MatchMember.signal_id).where(
-                            MatchMember.match_id == m.id, col(MatchMember.left_at).is_(None)
-                        ).order_by(col(MatchMember.signal_id))
+                        select(MatchMember.signal_id)
+                        .where(MatchMember.match_id == m.id, col(MatchMember.left_at).is_(None))
+                        .order_by(col(MatchMember.signal_id))
                     ).all()
                 ],
                 "family": m.kind == "family",
@@ -151,7 +185,7 @@ def access_report(
         AccessReportLine(
             kind="registratie",
             institution=_institution_name(session, r.institution_id),
-            date=r.registered_at.date().isoformat(),
+            date=local_date(r.registered_at, config.tz).isoformat(),
             status="actief" if r.status == RegistrationStatus.ACTIVE else "beëindigd",
         )
         for r in session.exec(select(Registration).where(Registration.youth_id == youth.id)).all()
@@ -159,13 +193,13 @@ def access_report(
         AccessReportLine(
             kind="signaal",
             institution=_institution_name(session, s.institution_id),
-            date=s.placed_at.date().isoformat(),
-            status="actief" if s.status == "active" else "gearchiveerd",
+            date=local_date(s.placed_at, config.tz).isoformat(),
+            status="actief" if s.status == SignalStatus.ACTIVE else "gearchiveerd",
             ends_on=s.ends_on.isoformat(),
         )
         for s in session.exec(select(Signal).where(Signal.youth_id == youth.id)).all()
     ]
-    lines.sort(key=lambda line: line.date)
+    lines.sort(key=lambda line: (line.date, line.kind, line.institution))
     audit.record(session, actor, "access-report", f"youth:{youth.id}", at=now)
     return {
         "youth": {"reference": f"J-{youth.id}", "municipality": youth.municipality},

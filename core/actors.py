@@ -18,9 +18,7 @@ def find_professional(session: Session, email: str) -> Professional | None:
 def require_professional(session: Session, email: str, *, field: str | None = None) -> Professional:
     professional = find_professional(session, email)
     if professional is None or not professional.active:
-        raise NotFound(
-            f"{email} is geen (actieve) hulpverlener in het convenant", field=field
-        )
+        raise NotFound(f"{email} is geen (actieve) hulpverlener in het convenant", field=field)
     return professional
 
 
@@ -36,7 +34,10 @@ def professional_actor(professional: Professional, channel: str) -> Actor:
 
 def institution_actor(institution_id: str, channel: str) -> Actor:
     return Actor(
-        kind="institution", identifier=institution_id, channel=channel, institution_id=institution_id
+        kind="institution",
+        identifier=institution_id,
+        channel=channel,
+        institution_id=institution_id,
     )
 
 

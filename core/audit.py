@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,22 @@ def record(
             "details": details or {},
         }
     )
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """One item of a batch (a block of a registration mail): when it fails, its writes *and*
+    the audit events it queued are undone, and the rest of the batch goes on."""
+    pending = session.info.setdefault(_PENDING, [])
+    mark = len(pending)
+    nested = session.begin_nested()
+    try:
+        yield
+    except BaseException:
+        nested.rollback()
+        del pending[mark:]
+        raise
+    nested.commit()
 
 
 def event_hash(prev_hash: str, row: dict[str, Any]) -> str:

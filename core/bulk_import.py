@@ -3,35 +3,42 @@
 The same rules as :func:`core.registration.register_youth`, done set-wise per batch: one look-up
 of the batch's youths, bulk inserts of new youths, registrations, audit events and chain
 notifications (nieuwe-betrokkenheid). Only youths that have an active signal go through the
-per-youth path (their matches and coordination must be derived again); they are few.
-Each batch is one transaction; a refused row never stops the others.
+per-youth derivation (their matches and coordination must be derived again); they are few.
+
+Each batch is one transaction; a refused row never stops the others. Rows are applied in file
+order: when a youth occurs twice in one batch (``aanmelden`` then ``afmelden``), the batch is
+cut into segments with each youth at most once, applied one after the other, so the outcome
+does not depend on the batch size.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Table, bindparam, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlmodel import Session, col, select
 
 from core import audit
 from core.actors import acting_institution
-from core.clock import local_date, utcnow
+from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
-from core.errors import DomainError, InvalidInput
-from core.fields import LABELS, canonical_label, parse_registration
-from core.identity import check_youth_age, twenty_third_birthday
+from core.db import run_in_transaction
+from core.errors import DomainError, InvalidInput, NotAllowed
+from core.fields import canonical_label, parse_registration
+from core.identity import IdentityKeys, check_youth_age, twenty_third_birthday
 from core.models import (
     Institution,
-    Municipality,
     OutboxMessage,
+    OutboxStatus,
     Professional,
     Registration,
     RegistrationStatus,
@@ -42,19 +49,41 @@ from core.models import (
 )
 from core.notifications.dispatch import channels, common_context, idempotency_key
 from core.notifications.recipients import institution_card, institution_recipient
-from core.notifications.subscribers import new_involvement_context
+from core.notifications.subscribers import involvement_occasion, new_involvement_context
 from core.reconcile import reconcile_youth
-from core.registration import DeregisterYouth, RegisterYouth, check_reference
-from core.db import run_in_transaction
+from core.registration import DeregisterYouth, RegisterYouth, check_reference, not_a_professional_of
+from core.youths import active_municipality_names, resolve_municipality
 
-BATCH_SIZE = 2000
-IN_CHUNK = 900  # bound parameters per IN (...) list
+# Rows per transaction. Each commit of a batch costs a WAL write and checkpoint of the pages it
+# touched in the (large, randomly keyed) youth indexes, much the same pages every batch; on a
+# 10^6-youth SQLite index (tests/benchmarks/bench_import.py) 20 000 rows a batch import ~7 %
+# faster than 10 000 and ~20 % faster than 5000; larger batches gain little more. The price:
+# SQLite's single writer lock is held ~1.8 s per batch, while inbound mail and Slack commands
+# wait (busy timeout 60 s); PostgreSQL only locks the batch's youths.
+BATCH_SIZE = 20_000
+IN_CHUNK = 900  # bound parameters per IN (...) list: SQLite's limit is 999 on old builds
 
+# CONTRACT §4: the registration fields; a youth without BSN has Achternaam and Geslacht.
+REGISTRATION_COLUMNS = (
+    "bsn",
+    "achternaam",
+    "geslacht",
+    "naam",
+    "geboortedatum",
+    "gemeente",
+    "kenmerk",
+    "hulpverlener",
+    "bsn_ouder",
+    "einddatum",
+    "actie",
+)
+REPEATABLE_COLUMNS = ("bsn_ouder",)
+EXPECTED_HEADER = "bsn;naam;geboortedatum;gemeente;kenmerk;hulpverlener;bsn_ouder;einddatum;actie"
 
-@dataclass(frozen=True)
-class ImportRow:
-    line: int
-    fields: dict[str, str]
+_youth: Table = Youth.__table__  # type: ignore[attr-defined]
+_registration: Table = Registration.__table__  # type: ignore[attr-defined]
+_outbox: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_parent: Table = YouthParent.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -62,6 +91,14 @@ class RefusedRow:
     line: int
     field: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    fields: dict[str, str]
+    # Set by the reader when the row cannot be read as the header says (too many values).
+    refusal: RefusedRow | None = None
 
 
 @dataclass
@@ -72,35 +109,92 @@ class ImportReport:
     new_involvements: int = 0
     notifications: int = 0
 
+    def add(self, other: ImportReport) -> None:
+        self.accepted += other.accepted
+        self.deregistered += other.deregistered
+        self.refused.extend(other.refused)
+        self.new_involvements += other.new_involvements
+        self.notifications += other.notifications
+
+
+# --- reading -----------------------------------------------------------------------------------
+
 
 def read_registration_csv(stream: TextIO) -> Iterator[ImportRow]:
-    """Rows of a registration CSV (CONTRACT §4): header row, ``;`` or ``,``, streamed."""
-    header_line = stream.readline()
+    """Rows of a registration CSV (CONTRACT §4): header row, ``;`` or ``,``, streamed.
+
+    Line numbers are physical lines of the file (the header is line 1), so a refusal can point
+    at the line the sender's client system wrote. Blank lines are skipped. An unknown column
+    refuses the whole file: guessing what it means could register the wrong youth.
+    """
+    header_line = stream.readline().lstrip("\ufeff")  # Excel's byte-order mark
     if not header_line.strip():
         raise InvalidInput("het CSV-bestand is leeg of heeft geen kopregel", field="kopregel")
     delimiter = ";" if header_line.count(";") >= header_line.count(",") else ","
     reader = csv.reader(itertools.chain([header_line], stream), delimiter=delimiter)
-    header = [canonical_label(h) for h in next(reader)]
-    header[0] = header[0].lstrip("\ufeff")  # Excel's byte-order mark
-    unknown = [h for h in header if h and h not in LABELS]
+    labels = next(reader)
+    header = _check_header(labels)
+    width = len(header)
+    repeated = [i for i, name in enumerate(header) if name in REPEATABLE_COLUMNS]
+    simple = len(repeated) <= 1
+    for values in reader:
+        if not "".join(values).strip():  # blank, or only separators and spaces
+            continue
+        line = reader.line_num
+        if len(values) > width and any(v.strip() for v in values[width:]):
+            yield ImportRow(
+                line,
+                {},
+                RefusedRow(
+                    line,
+                    "kopregel",
+                    f"de regel heeft {len(values)} waarden, de kopregel {width} kolommen "
+                    f"(scheidingsteken '{delimiter}')",
+                ),
+            )
+            continue
+        fields = dict(zip(header, values, strict=False))
+        if not simple:
+            fields["bsn_ouder"] = ",".join(values[i] for i in repeated if i < len(values))
+        fields.pop("", None)
+        yield ImportRow(line, fields)
+
+
+def _check_header(labels: list[str]) -> list[str]:
+    header = [canonical_label(label) for label in labels]
+    unknown = [
+        label.strip()
+        for label, name in zip(labels, header, strict=True)
+        if name and name not in REGISTRATION_COLUMNS
+    ]
     if unknown:
         raise InvalidInput(
-            f"onbekende kolom(men): {', '.join(unknown)}; verwacht: "
-            "bsn;naam;geboortedatum;gemeente;kenmerk;hulpverlener;bsn_ouder;einddatum;actie",
+            f"onbekende kolom(men): {', '.join(unknown)}; verwacht: {EXPECTED_HEADER}",
             field="kopregel",
         )
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue
-        yield ImportRow(reader.line_num, dict(zip(header, values, strict=False)))
+    twice = sorted(
+        {
+            name
+            for name in header
+            if name and name not in REPEATABLE_COLUMNS and header.count(name) > 1
+        }
+    )
+    if twice:
+        raise InvalidInput(f"kolom(men) staan er dubbel in: {', '.join(twice)}", field="kopregel")
+    return header
 
 
-@dataclass
+# --- importing ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
 class _Prepared:
     line: int
     action: str  # register | deregister
     key: str
-    values: dict[str, Any]  # youth columns for a new youth
+    bsn: str | None = None
+    name: str | None = None
+    birth_date: date | None = None
     municipality: str = ""
     reference: str = ""
     professional_id: int | None = None
@@ -108,23 +202,93 @@ class _Prepared:
     parent_keys: tuple[str, ...] = ()
 
 
-class _Batch:
-    """What one batch needs to know beyond its rows, looked up once per import."""
+@dataclass(frozen=True)
+class _PreparedBatch:
+    """One batch, checked: segments to write in order, and the rows refused."""
+
+    moment: datetime
+    segments: list[list[_Prepared]]
+    refused: list[RefusedRow]
+
+
+class _Context:
+    """What every batch needs beyond its rows, looked up once per import."""
 
     def __init__(self, session: Session, config: CoreConfig, institution: Institution):
         self.config = config
         self.institution = institution
-        active = {m.name for m in session.exec(select(Municipality).where(col(Municipality.active))).all()}
-        self.municipalities = {
-            m.name.casefold(): m.name for m in config.covenant.municipalities if m.name in active
-        }
+        self.municipalities = active_municipality_names(session)
         self.professionals = {
-            p.email: p.id
-            for p in session.exec(
-                select(Professional).where(Professional.institution_id == institution.id)
+            email: professional_id
+            for email, professional_id in session.exec(
+                select(Professional.email, Professional.id).where(
+                    Professional.institution_id == institution.id, col(Professional.active)
+                )
             ).all()
         }
         self.institutions = {i.id: i for i in session.exec(select(Institution)).all()}
+        self.dialect = session.get_bind().dialect.name
+        self._resolved: dict[str, str] = {}
+        self._plans: dict[tuple[str, tuple[str, ...]], _InsertPlan] = {}
+
+    def municipality(self, name: str) -> str:
+        # Few distinct names in a file: resolve each once.
+        known = self._resolved.get(name)
+        if known is None:
+            known = resolve_municipality(self.config, name, active_names=self.municipalities)
+            self._resolved[name] = known
+        return known
+
+    def insert(self, table: Table) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def insert_rows(self, connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """``INSERT INTO table`` of ``rows`` (dicts with the same keys), one executemany.
+
+        On SQLite straight through the DBAPI cursor, with the statement and the bind processing
+        SQLAlchemy compiles for these columns: the values stored are the same, without its
+        per-row parameter handling, which costs more than SQLite's own insert of the row."""
+        if self.dialect != "sqlite":
+            connection.execute(insert(table), rows)
+            return
+        keys = tuple(rows[0])
+        plan = self._plans.get((table.name, keys))
+        if plan is None:
+            plan = self._plans[(table.name, keys)] = _InsertPlan(table, keys, connection.dialect)
+        connection.exec_driver_sql(plan.sql, plan.parameters(rows))
+
+
+class _InsertPlan:
+    """A compiled positional INSERT and, per parameter, its key and SQLAlchemy bind processor."""
+
+    def __init__(self, table: Table, keys: tuple[str, ...], dialect: Dialect):
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        order = tuple(compiled.positiontup or ())
+        if sorted(order) != sorted(keys):  # a column default SQLAlchemy would fill in
+            raise AssertionError(f"INSERT INTO {table.name}: parameters {order}, rows {keys}")
+        self.sql = compiled.string
+        values = operator.itemgetter(*order)
+        self._values = values if len(order) > 1 else lambda row: (values(row),)
+        self._processed = [
+            (position, processor)
+            for position, key in enumerate(order)
+            if (processor := table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
+        ]
+
+    def parameters(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        values = list(map(self._values, rows))
+        if not self._processed:
+            return values
+        # Column by column: one processor call per value, or per column when every row holds
+        # the very same object (the batch's moment).
+        columns = list(zip(*values, strict=True))
+        for position, processor in self._processed:
+            column = columns[position]
+            if len(set(map(id, column))) == 1:
+                columns[position] = (processor(column[0]),) * len(column)
+            else:
+                columns[position] = tuple(map(processor, column))
+        return list(zip(*columns, strict=True))
 
 
 def import_registrations(
@@ -138,75 +302,90 @@ def import_registrations(
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
 ) -> ImportReport:
+    """Register (and deregister) ``rows`` for the actor's institution, ``batch_size`` rows per
+    transaction. The institution is always the authenticated actor's (CONTRACT §4)."""
     report = ImportReport()
     with Session(engine) as session:
         institution = acting_institution(session, actor)
         if institution.id != institution_id:
-            raise InvalidInput("u kunt alleen voor uw eigen instelling registreren", field="instelling")
-        context = _Batch(session, config, institution)
+            raise NotAllowed("u kunt alleen voor uw eigen instelling registreren")
+        context = _Context(session, config, institution)
     iterator = iter(rows)
     while batch := list(itertools.islice(iterator, batch_size)):
-        moment = now or utcnow()
-        prepared = _prepare(batch, context, moment, report)
-        run_in_transaction(
-            engine, lambda session, p=prepared, m=moment: _apply(session, context, p, actor, m, report)
-        )
+        prepared = _prepare(batch, context, as_utc(now) if now is not None else utcnow())
+        report.refused.extend(prepared.refused)
+
+        def work(session: Session, prepared: _PreparedBatch = prepared) -> ImportReport:
+            # A fresh report per attempt: run_in_transaction may run this again after a race.
+            outcome = ImportReport()
+            for segment in prepared.segments:
+                _apply(session, context, segment, actor, prepared.moment, outcome)
+            return outcome
+
+        report.add(run_in_transaction(engine, work))
         if progress:
             progress(len(batch))
+    report.refused.sort(key=lambda refused: refused.line)
     return report
 
 
-def _prepare(batch: list[ImportRow], ctx: _Batch, now: datetime, report: ImportReport) -> list[_Prepared]:
+def _prepare(batch: list[ImportRow], ctx: _Context, now: datetime) -> _PreparedBatch:
+    """Check every row (the same checks as the single-row path) and cut the batch into
+    segments in which each youth occurs at most once. Touches no database."""
     keys = ctx.config.keys
     today = local_date(now, ctx.config.tz)
-    by_key: dict[str, _Prepared] = {}
+    segments: list[list[_Prepared]] = []
+    refused: list[RefusedRow] = []
+    current: dict[str, _Prepared] = {}
     for row in batch:
         try:
-            request = parse_registration(row.fields)
-            identity = request.identity
-            check_youth_age(identity.birth_date, today)
-            key = keys.identity_key(identity)
-            if isinstance(request, DeregisterYouth):
-                by_key[key] = _Prepared(row.line, "deregister", key, {})
-                continue
-            municipality = ctx.municipalities.get(request.municipality.casefold())
-            if municipality is None:
-                raise InvalidInput(f"onbekende gemeente '{request.municipality}'", field="Gemeente")
-            professional_id = None
-            if request.professional_email:
-                professional_id = ctx.professionals.get(request.professional_email)
-                if professional_id is None:
-                    raise InvalidInput(
-                        f"{request.professional_email} is geen hulpverlener van {ctx.institution.name}",
-                        field="Hulpverlener",
-                    )
-            by_key[key] = _Prepared(
-                line=row.line,
-                action="register",
-                key=key,
-                values=_youth_values(ctx, request, key),
-                municipality=municipality,
-                reference=check_reference(request.reference),
-                professional_id=professional_id,
-                ends_on=request.ends_on,
-                parent_keys=tuple(keys.bsn_digest(b) for b in request.parent_bsns),
-            )
+            item = _prepare_row(row, ctx, keys, today)
         except DomainError as error:
-            report.refused.append(RefusedRow(row.line, error.field or "", error.message))
-    return list(by_key.values())
+            refused.append(RefusedRow(row.line, error.field or "", error.message))
+            continue
+        if item.key in current:
+            segments.append(list(current.values()))
+            current = {}
+        current[item.key] = item
+    if current:
+        segments.append(list(current.values()))
+    return _PreparedBatch(now, segments, refused)
 
 
-def _youth_values(ctx: _Batch, request: RegisterYouth, key: str) -> dict[str, Any]:
-    # Encryption is deferred to insert time: most rows are for youths the index already holds.
+def _prepare_row(row: ImportRow, ctx: _Context, keys: IdentityKeys, today: date) -> _Prepared:
+    if row.refusal is not None:
+        raise InvalidInput(row.refusal.reason, field=row.refusal.field)
+    # Empty is the same as absent for every field; leaving them out saves work per row.
+    request = parse_registration({label: value for label, value in row.fields.items() if value})
     identity = request.identity
-    return {
-        "identity_key": key,
-        "has_bsn": identity.bsn is not None,
-        "_bsn": identity.bsn,
-        "_name": identity.name or identity.surname,
-        "birth_date": identity.birth_date,
-        "purge_on": twenty_third_birthday(identity.birth_date),
-    }
+    check_youth_age(identity.birth_date, today)
+    key = keys.identity_key(identity)
+    if isinstance(request, DeregisterYouth):
+        return _Prepared(row.line, "deregister", key)
+    assert isinstance(request, RegisterYouth)
+    municipality = ctx.municipality(request.municipality)
+    professional_id = None
+    if request.professional_email:
+        professional_id = ctx.professionals.get(request.professional_email)
+        if professional_id is None:
+            raise not_a_professional_of(request.professional_email, ctx.institution)
+    reference = check_reference(request.reference)
+    return _Prepared(
+        line=row.line,
+        action="register",
+        key=key,
+        bsn=identity.bsn,
+        name=identity.name or identity.surname,
+        birth_date=identity.birth_date,
+        municipality=municipality,
+        reference=reference,
+        professional_id=professional_id,
+        ends_on=request.ends_on,
+        # parse_registration normalised (and checked) the parents' BSNs already.
+        parent_keys=tuple(
+            dict.fromkeys(keys.normalized_bsn_digest(b) for b in request.parent_bsns)
+        ),
+    )
 
 
 def _in_chunks(values: list[Any]) -> Iterator[list[Any]]:
@@ -214,256 +393,397 @@ def _in_chunks(values: list[Any]) -> Iterator[list[Any]]:
         yield values[start : start + IN_CHUNK]
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+@dataclass
+class _Involvement:
+    """What the batch's youths look like before this segment's changes."""
+
+    own: dict[int, tuple[int, str]]  # youth id -> (registration id, status) of this institution
+    others: dict[int, dict[str, str]]  # youth id -> {other involved institution: its reference}
+    signalled: set[int]  # youths with any active signal
+    signalled_by_us: set[int]  # youths this institution has an active signal for
 
 
 def _apply(
-    session: Session, ctx: _Batch, prepared: list[_Prepared], actor: audit.Actor, now: datetime,
+    session: Session,
+    ctx: _Context,
+    prepared: list[_Prepared],
+    actor: audit.Actor,
+    now: datetime,
     report: ImportReport,
 ) -> None:
-    youth_ids = _ensure_youths(session, ctx, prepared, now, report)
-    ids = sorted(set(youth_ids.values()))
-    if session.get_bind().dialect.name == "postgresql":
-        for chunk in _in_chunks(ids):  # same lock order as single commands: by youth id
-            session.exec(select(Youth.id).where(col(Youth.id).in_(chunk)).order_by(col(Youth.id)).with_for_update()).all()
-    existing = _registrations(session, ctx.institution.id, ids)
-    others = _other_involvements(session, ctx.institution.id, ids)
-    signalled = _youths_with_active_signals(session, ids)
+    youth_ids, created_youths = _ensure_youths(session, ctx, prepared, now, report)
+    # A youth created just now has no registrations or signals yet: nothing to look up.
+    state = _involvement(
+        session, ctx.institution.id, sorted(set(youth_ids.values()) - created_youths)
+    )
     new_regs: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     reactivations: list[dict[str, Any]] = []
     ended: list[dict[str, Any]] = []
-    ended_youths: set[int] = set()
+    touched: set[int] = set()
     for item in prepared:
         youth_id = youth_ids.get(item.key)
         if youth_id is None:
             continue  # refused in _ensure_youths
-        reg = existing.get(youth_id)
+        reg = state.own.get(youth_id)
+        active = reg is not None and reg[1] == RegistrationStatus.ACTIVE
         if item.action == "deregister":
-            if reg is None or reg["status"] != RegistrationStatus.ACTIVE:
-                report.refused.append(RefusedRow(item.line, "Actie",
-                                                 "uw instelling heeft geen actieve registratie voor deze jongere"))
+            if reg is None or not active:
+                report.refused.append(
+                    RefusedRow(
+                        item.line,
+                        "Actie",
+                        "uw instelling heeft geen actieve registratie voor deze jongere",
+                    )
+                )
                 continue
-            ended.append({"b_id": reg["id"]})
-            ended_youths.add(youth_id)
+            ended.append({"b_id": reg[0]})
+            touched.add(youth_id)
             report.deregistered += 1
-            audit.record(session, actor, "registration-ended", f"youth:{youth_id}",
-                         details={"registration": f"R-{reg['id']}"}, at=now)
+            audit.record(
+                session,
+                actor,
+                "registration-ended",
+                f"youth:{youth_id}",
+                details={"registration": f"R-{reg[0]}"},
+                at=now,
+            )
             continue
-        fields = {"reference": item.reference, "professional_id": item.professional_id, "ends_on": item.ends_on}
-        if reg is None:
-            new_regs.append({"youth_id": youth_id, "institution_id": ctx.institution.id,
-                             "registered_at": now, "status": RegistrationStatus.ACTIVE.value, **fields})
-        elif reg["status"] != RegistrationStatus.ACTIVE:
-            reactivations.append({"b_id": reg["id"], "registered_at": now, **fields})
-        else:
-            updates.append({"b_id": reg["id"], **fields})
-            audit.record(session, actor, "registration-updated", f"youth:{youth_id}",
-                         details={"registration": f"R-{reg['id']}"}, at=now)
+        values = {
+            "reference": item.reference,
+            "professional_id": item.professional_id,
+            "ends_on": item.ends_on,
+        }
+        touched.add(youth_id)
         report.accepted += 1
-    _write_registrations(session, new_regs, updates, reactivations, ended, now)
-    involved_now = _new_involvements(session, ctx.institution.id, new_regs, reactivations, existing)
-    for youth_id, reg_id in involved_now:
-        audit.record(session, actor, "registration-created", f"youth:{youth_id}",
-                     details={"registration": f"R-{reg_id}"}, at=now)
-        if others.get(youth_id):
-            report.notifications += _notify_involved(session, ctx, youth_id, reg_id, others[youth_id], now)
+        if reg is None:
+            new_regs.append(
+                {
+                    "youth_id": youth_id,
+                    "institution_id": ctx.institution.id,
+                    "registered_at": now,
+                    "status": RegistrationStatus.ACTIVE.value,
+                    **values,
+                }
+            )
+        elif not active:
+            reactivations.append(
+                {"b_id": reg[0], "youth_id": youth_id, "registered_at": now, **values}
+            )
+        else:
+            updates.append({"b_id": reg[0], **values})
+            audit.record(
+                session,
+                actor,
+                "registration-updated",
+                f"youth:{youth_id}",
+                details={"registration": f"R-{reg[0]}"},
+                at=now,
+            )
+    _write_registrations(session, ctx, new_regs, updates, reactivations, ended, now)
+    created = [(r["youth_id"], r["id"]) for r in new_regs]
+    created += [(r["youth_id"], r["b_id"]) for r in reactivations]
+    for youth_id, reg_id in created:
+        audit.record(
+            session,
+            actor,
+            "registration-created",
+            f"youth:{youth_id}",
+            details={"registration": f"R-{reg_id}"},
+            at=now,
+        )
+    # An institution that signalled the youth was involved already, registered or not.
+    involved_now = [(y, r) for y, r in created if y not in state.signalled_by_us]
     report.new_involvements += len(involved_now)
-    changed = {y for y, _ in involved_now} | ended_youths
-    for youth_id in sorted(changed & signalled):
-        reconcile_youth(session, ctx.config, youth_id, now)
+    report.notifications += _notify_involved(session, ctx, involved_now, state.others, now)
+    # Matches and coordination follow registrations only where a signal is active (few).
+    to_reconcile = sorted(touched & state.signalled)
+    if to_reconcile:
+        session.expire_all()  # rows were changed underneath the ORM
+        for youth_id in to_reconcile:
+            reconcile_youth(session, ctx.config, youth_id, now)
 
 
 def _ensure_youths(
-    session: Session, ctx: _Batch, prepared: list[_Prepared], now: datetime, report: ImportReport
-) -> dict[str, int]:
-    found: dict[str, tuple[int, str]] = {}
-    keys = [p.key for p in prepared]
-    for chunk in _in_chunks(keys):
-        for youth_id, key, municipality in session.exec(
-            select(Youth.id, Youth.identity_key, Youth.municipality).where(col(Youth.identity_key).in_(chunk))
-        ).all():
-            found[key] = (youth_id, municipality)
-    new_rows = []
+    session: Session, ctx: _Context, prepared: list[_Prepared], now: datetime, report: ImportReport
+) -> tuple[dict[str, int], set[int]]:
+    """identity key -> youth id for the segment: existing youths found, new ones inserted,
+    locked (PostgreSQL: in id order, as single commands lock them), moved, parents linked.
+    Also the ids of the youths inserted here (SQLite; empty on PostgreSQL)."""
+    connection = session.connection()
+    created: set[int] = set()
+    if ctx.dialect == "sqlite":
+        # BEGIN IMMEDIATE made this transaction the only writer: look the segment's youths up,
+        # then insert just the unknown ones with the ids SQLite would give them (AUTOINCREMENT:
+        # past the highest ever given). No second look-up of 10^4 youths just inserted.
+        found = _find_youths(session, [p.key for p in prepared])
+        new_rows = []
+        next_id = _next_sqlite_id(connection, _youth)
+        for item in prepared:
+            if item.action == "register" and item.key not in found:
+                row = _new_youth(ctx, item, now)
+                row["id"] = next_id
+                found[item.key] = (next_id, item.municipality, row["name_encrypted"] is not None)
+                created.add(next_id)
+                new_rows.append(row)
+                next_id += 1
+        if new_rows:
+            ctx.insert_rows(connection, _youth, new_rows)
+    else:
+        # Insert first (a youth already known, also one a concurrent command has just inserted,
+        # is left alone by ON CONFLICT DO NOTHING), then one look-up for the whole segment.
+        new_rows = [_new_youth(ctx, item, now) for item in prepared if item.action == "register"]
+        if new_rows:
+            connection.execute(
+                ctx.insert(_youth).on_conflict_do_nothing(index_elements=["identity_key"]),
+                new_rows,
+            )
+        found = _find_youths(session, [p.key for p in prepared])
     for item in prepared:
-        if item.key in found:
+        if item.key not in found:  # only a deregistration can name an unknown youth
+            report.refused.append(
+                RefusedRow(item.line, "BSN", "deze jongere staat niet in de verwijsindex")
+            )
+    if ctx.dialect == "postgresql":
+        ids = sorted({youth_id for youth_id, _, _ in found.values()})
+        for chunk in _in_chunks(ids):
+            session.exec(
+                select(Youth.id)
+                .where(col(Youth.id).in_(chunk))
+                .order_by(col(Youth.id))
+                .with_for_update()
+            ).all()
+    moved = []
+    named = []
+    parents = []
+    for item in prepared:
+        if item.action != "register" or item.key not in found:
             continue
-        if item.action == "deregister":
-            report.refused.append(RefusedRow(item.line, "BSN", "deze jongere staat niet in de verwijsindex"))
-            continue
-        values = dict(item.values)
-        bsn, name = values.pop("_bsn"), values.pop("_name")
-        values["bsn_encrypted"] = ctx.config.keys.encrypt(bsn) if bsn else None
-        values["name_encrypted"] = ctx.config.keys.encrypt(name) if name else None
-        values["municipality"] = item.municipality
-        values["created_at"] = now
-        new_rows.append(values)
-    if new_rows:
-        insert_ = _insert(session)
-        session.execute(insert_(Youth).on_conflict_do_nothing(index_elements=["identity_key"]), new_rows)
-        for chunk in _in_chunks([r["identity_key"] for r in new_rows]):
-            for youth_id, key, municipality in session.exec(
-                select(Youth.id, Youth.identity_key, Youth.municipality).where(col(Youth.identity_key).in_(chunk))
-            ).all():
-                found[key] = (youth_id, municipality)
-    moved = [
-        {"b_id": found[p.key][0], "municipality": p.municipality}
-        for p in prepared
-        if p.action == "register" and p.key in found and found[p.key][1] != p.municipality
-    ]
+        youth_id, municipality, has_name = found[item.key]
+        if municipality != item.municipality:  # the youth moved: coordination rules follow
+            moved.append({"b_id": youth_id, "municipality": item.municipality})
+        if not has_name and item.name:
+            named.append({"b_id": youth_id, "name_encrypted": ctx.config.keys.encrypt(item.name)})
+        parents += [{"youth_id": youth_id, "parent_key": key} for key in item.parent_keys]
+    by_id = _youth.c.id == bindparam("b_id")
     if moved:
-        session.connection().execute(
-            update(Youth).where(Youth.id == bindparam("b_id")).values(municipality=bindparam("municipality")),
-            moved,
+        connection.execute(
+            update(_youth).where(by_id).values(municipality=bindparam("municipality")), moved
         )
-    parents = [
-        {"youth_id": found[p.key][0], "parent_key": parent}
-        for p in prepared
-        if p.key in found
-        for parent in p.parent_keys
-    ]
+    if named:
+        connection.execute(
+            update(_youth).where(by_id).values(name_encrypted=bindparam("name_encrypted")), named
+        )
     if parents:
-        session.execute(
-            _insert(session)(YouthParent).on_conflict_do_nothing(index_elements=["youth_id", "parent_key"]),
+        connection.execute(
+            ctx.insert(_parent).on_conflict_do_nothing(index_elements=["youth_id", "parent_key"]),
             parents,
         )
-    return {key: value[0] for key, value in found.items()}
+    return {key: value[0] for key, value in found.items()}, created
 
 
-def _registrations(session: Session, institution_id: str, youth_ids: list[int]) -> dict[int, dict[str, Any]]:
-    result = {}
-    for chunk in _in_chunks(youth_ids):
-        for reg_id, youth_id, status in session.exec(
-            select(Registration.id, Registration.youth_id, Registration.status).where(
-                Registration.institution_id == institution_id, col(Registration.youth_id).in_(chunk)
+def _next_sqlite_id(connection: Connection, table: Table) -> int:
+    """The id SQLite gives the next row of an AUTOINCREMENT table: past the highest ever given
+    (``sqlite_sequence``) and the highest present. Only while this transaction holds the write
+    lock (BEGIN IMMEDIATE) is it still free when the insert comes."""
+    given = connection.exec_driver_sql(
+        "SELECT seq FROM sqlite_sequence WHERE name = ?", (table.name,)
+    ).scalar()
+    present = connection.execute(sa_select(func.max(table.c.id))).scalar()
+    return max(given or 0, present or 0) + 1
+
+
+def _new_youth(ctx: _Context, item: _Prepared, now: datetime) -> dict[str, Any]:
+    assert item.birth_date is not None
+    keys = ctx.config.keys
+    return {
+        "identity_key": item.key,
+        "has_bsn": item.bsn is not None,
+        # Never in clear (DOMAIN: Security): encrypted only for the subject-access report.
+        "bsn_encrypted": keys.encrypt(item.bsn) if item.bsn else None,
+        "name_encrypted": keys.encrypt(item.name) if item.name else None,
+        "birth_date": item.birth_date,
+        "municipality": item.municipality,
+        "purge_on": twenty_third_birthday(item.birth_date),
+        "created_at": now,
+    }
+
+
+def _find_youths(session: Session, keys: list[str]) -> dict[str, tuple[int, str, bool]]:
+    """identity key -> (youth id, municipality, has a name) for the youths already known."""
+    found: dict[str, tuple[int, str, bool]] = {}
+    c = _youth.c
+    for chunk in _in_chunks(keys):
+        for youth_id, key, municipality, has_name in (
+            session.connection()
+            .execute(
+                select(c.id, c.identity_key, c.municipality, c.name_encrypted.is_not(None)).where(
+                    c.identity_key.in_(chunk)
+                )
             )
-        ).all():
-            result[youth_id] = {"id": reg_id, "status": status}
-    return result
-
-
-def _other_involvements(session: Session, institution_id: str, youth_ids: list[int]) -> dict[int, dict[str, str]]:
-    """youth id -> {other involved institution id: its own reference (or '')}."""
-    result: dict[int, dict[str, str]] = {}
-    for chunk in _in_chunks(youth_ids):
-        for youth_id, other, reference in session.exec(
-            select(Registration.youth_id, Registration.institution_id, Registration.reference).where(
-                col(Registration.youth_id).in_(chunk),
-                Registration.status == RegistrationStatus.ACTIVE,
-                Registration.institution_id != institution_id,
-            )
-        ).all():
-            result.setdefault(youth_id, {})[other] = reference
-        for youth_id, other in session.exec(
-            select(Signal.youth_id, Signal.institution_id).where(
-                col(Signal.youth_id).in_(chunk),
-                Signal.status == SignalStatus.ACTIVE,
-                Signal.institution_id != institution_id,
-            )
-        ).all():
-            result.setdefault(youth_id, {}).setdefault(other, "")
-    return result
-
-
-def _youths_with_active_signals(session: Session, youth_ids: list[int]) -> set[int]:
-    found: set[int] = set()
-    for chunk in _in_chunks(youth_ids):
-        found.update(
-            session.exec(
-                select(Signal.youth_id).where(col(Signal.youth_id).in_(chunk), Signal.status == SignalStatus.ACTIVE)
-            ).all()
-        )
+            .all()
+        ):
+            found[key] = (youth_id, municipality, bool(has_name))
     return found
 
 
+def _involvement(session: Session, institution_id: str, youth_ids: list[int]) -> _Involvement:
+    state = _Involvement(own={}, others={}, signalled=set(), signalled_by_us=set())
+    connection = session.connection()
+    references: dict[tuple[int, str], str] = {}
+    for chunk in _in_chunks(youth_ids):
+        r = _registration.c
+        for reg_id, youth_id, other, reference, status in connection.execute(
+            sa_select(r.id, r.youth_id, r.institution_id, r.reference, r.status).where(
+                r.youth_id.in_(chunk)
+            )
+        ).all():
+            if other == institution_id:
+                state.own[youth_id] = (reg_id, status)
+                continue
+            references[(youth_id, other)] = reference
+            if status == RegistrationStatus.ACTIVE:
+                state.others.setdefault(youth_id, {})[other] = reference
+        for youth_id, other in connection.execute(
+            select(Signal.youth_id, Signal.institution_id).where(
+                col(Signal.youth_id).in_(chunk), Signal.status == SignalStatus.ACTIVE
+            )
+        ).all():
+            state.signalled.add(youth_id)
+            if other == institution_id:
+                state.signalled_by_us.add(youth_id)
+            else:
+                # As core.involvement.institution_reference: its reference if it ever
+                # registered the youth, else nothing.
+                state.others.setdefault(youth_id, {}).setdefault(
+                    other, references.get((youth_id, other), "")
+                )
+    return state
+
+
 def _write_registrations(
-    session: Session, new_regs: list[dict[str, Any]], updates: list[dict[str, Any]],
-    reactivations: list[dict[str, Any]], ended: list[dict[str, Any]], now: datetime,
+    session: Session,
+    ctx: _Context,
+    new_regs: list[dict[str, Any]],
+    updates: list[dict[str, Any]],
+    reactivations: list[dict[str, Any]],
+    ended: list[dict[str, Any]],
+    now: datetime,
 ) -> None:
     connection = session.connection()
-    if new_regs:
-        returned = connection.execute(
-            insert(Registration).returning(Registration.id, Registration.youth_id, sort_by_parameter_order=True),
-            new_regs,
-        ).all()
-        for values, (reg_id, _youth_id) in zip(new_regs, returned, strict=True):
-            values["id"] = reg_id
-    by_id = Registration.id == bindparam("b_id")
-    changeable = {
+    if new_regs and ctx.dialect == "sqlite":
+        # The only writer (BEGIN IMMEDIATE): the ids are known before the insert.
+        next_id = _next_sqlite_id(connection, _registration)
+        for number, values in enumerate(new_regs, start=next_id):
+            values["id"] = number
+        ctx.insert_rows(connection, _registration, new_regs)
+    elif new_regs:
+        # A plain executemany, then the ids by (youth, institution), the unique key.
+        connection.execute(insert(_registration), new_regs)
+        c = _registration.c
+        ids: dict[int, int] = {}
+        for chunk in _in_chunks([r["youth_id"] for r in new_regs]):
+            ids.update(
+                (youth_id, reg_id)
+                for reg_id, youth_id in connection.execute(
+                    sa_select(c.id, c.youth_id).where(
+                        c.institution_id == new_regs[0]["institution_id"], c.youth_id.in_(chunk)
+                    )
+                )
+            )
+        for values in new_regs:
+            values["id"] = ids[values["youth_id"]]
+    by_id = _registration.c.id == bindparam("b_id")
+    changeable: dict[str, Any] = {
         "reference": bindparam("reference"),
         "professional_id": bindparam("professional_id"),
         "ends_on": bindparam("ends_on"),
     }
     if updates:
-        connection.execute(update(Registration).where(by_id).values(**changeable), updates)
+        connection.execute(update(_registration).where(by_id).values(**changeable), updates)
     if reactivations:
         connection.execute(
-            update(Registration).where(by_id).values(
-                status=RegistrationStatus.ACTIVE.value, registered_at=bindparam("registered_at"),
-                ended_at=None, **changeable,
+            update(_registration)
+            .where(by_id)
+            .values(
+                status=RegistrationStatus.ACTIVE.value,
+                registered_at=bindparam("registered_at"),
+                ended_at=None,
+                **changeable,
             ),
-            reactivations,
+            [{k: v for k, v in r.items() if k != "youth_id"} for r in reactivations],
         )
     if ended:
         connection.execute(
-            update(Registration).where(by_id).values(status=RegistrationStatus.ENDED.value, ended_at=now),
+            update(_registration)
+            .where(by_id)
+            .values(status=RegistrationStatus.ENDED.value, ended_at=now),
             ended,
         )
 
 
-def _new_involvements(
-    session: Session, institution_id: str, new_regs: list[dict[str, Any]],
-    reactivations: list[dict[str, Any]], existing: dict[int, dict[str, Any]],
-) -> list[tuple[int, int]]:
-    """(youth id, registration id) of the youths this institution was not involved with yet."""
-    reactivated = {r["b_id"] for r in reactivations}
-    pairs = [(r["youth_id"], r["id"]) for r in new_regs]
-    pairs += [(youth_id, reg["id"]) for youth_id, reg in existing.items() if reg["id"] in reactivated]
-    if not pairs:
-        return []
-    # An institution that signalled the youth was involved already, registered or not.
-    signalled = set()
-    youth_ids = [y for y, _ in pairs]
-    for chunk in _in_chunks(youth_ids):
-        signalled.update(
-            session.exec(
-                select(Signal.youth_id).where(
-                    col(Signal.youth_id).in_(chunk), Signal.institution_id == institution_id,
-                    Signal.status == SignalStatus.ACTIVE,
-                )
-            ).all()
-        )
-    return [(y, r) for y, r in pairs if y not in signalled]
-
-
 def _notify_involved(
-    session: Session, ctx: _Batch, youth_id: int, reg_id: int, others: dict[str, str], now: datetime
+    session: Session,
+    ctx: _Context,
+    involved_now: list[tuple[int, int]],
+    others: dict[int, dict[str, str]],
+    now: datetime,
 ) -> int:
-    """The chain registration (DOMAIN step 1), in bulk: same rows as the subscriber makes."""
+    """The chain registration (DOMAIN step 1), in bulk: exactly the rows that
+    ``core.notifications.subscribers.on_involvement_added`` writes through ``notify`` for the
+    single-row path — same idempotency key (:func:`involvement_occasion`), context and columns."""
     kind = "nieuwe-betrokkenheid"
-    reference = f"R-{reg_id}"
     newcomer = institution_card(ctx.institution)
     rows = []
-    for other_id, own_reference in others.items():
-        other = ctx.institutions.get(other_id)
-        if other is None:
+    for youth_id, reg_id in involved_now:
+        involved = others.get(youth_id)
+        if not involved:
             continue
-        recipient = institution_recipient(other)
-        context = {
-            **new_involvement_context(own_reference, newcomer, len(others) + 1),
-            **common_context(ctx.config, kind, reference, recipient, asks_reply=False),
-        }
-        for channel, address in channels(recipient):
-            rows.append({
-                "idempotency_key": idempotency_key(kind, reference, recipient, channel, address),
-                "kind": kind, "channel": channel, "recipient": address,
-                "recipient_role": recipient.role, "institution_id": other.id,
-                "reference": reference, "context": context, "status": "pending",
-                "attempts": 0, "created_at": now, "next_attempt_at": now,
-            })
+        reference = f"R-{reg_id}"
+        for other_id in sorted(involved):
+            other = ctx.institutions.get(other_id)
+            if other is None:
+                continue
+            recipient = institution_recipient(other)
+            context = {
+                **new_involvement_context(involved[other_id], newcomer, len(involved) + 1),
+                **common_context(ctx.config, kind, reference, recipient, asks_reply=False),
+            }
+            for channel, address in channels(recipient):
+                rows.append(
+                    {
+                        "idempotency_key": idempotency_key(
+                            kind, involvement_occasion(reg_id, now), recipient, channel, address
+                        ),
+                        "kind": kind,
+                        "channel": channel,
+                        "recipient": address,
+                        "recipient_role": recipient.role,
+                        "professional_id": None,
+                        "institution_id": recipient.institution_id,
+                        "reference": reference,
+                        "context": context,
+                        "reply_token": None,
+                        "in_reply_to": None,
+                        "status": OutboxStatus.PENDING.value,
+                        "attempts": 0,
+                        "created_at": now,
+                        "next_attempt_at": now,
+                    }
+                )
+    if not rows:
+        return 0
+    connection = session.connection()
+    existing: set[str] = set()
+    for chunk in _in_chunks([r["idempotency_key"] for r in rows]):
+        existing.update(
+            connection.execute(
+                select(_outbox.c.idempotency_key).where(_outbox.c.idempotency_key.in_(chunk))
+            ).scalars()
+        )
+    rows = [r for r in rows if r["idempotency_key"] not in existing]
     if rows:
-        session.execute(
-            _insert(session)(OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"]), rows
+        connection.execute(
+            ctx.insert(_outbox).on_conflict_do_nothing(index_elements=["idempotency_key"]), rows
         )
     return len(rows)

@@ -69,8 +69,12 @@ def reconcile_coordination(
             current.ended_at = now
             session.add(current)
             audit.record(
-                session, audit.SYSTEM, "coordination-ended", f"youth:{youth_id}",
-                details={"coordination": current.number}, at=now,
+                session,
+                audit.SYSTEM,
+                "coordination-ended",
+                f"youth:{youth_id}",
+                details={"coordination": current.number},
+                at=now,
             )
         return None
     days = min(config.response_working_days(s.code) for s in signals)
@@ -82,7 +86,9 @@ def reconcile_coordination(
     return coordination
 
 
-def _tighten_deadline(config: CoreConfig, coordination: Coordination, days: int, now: datetime) -> None:
+def _tighten_deadline(
+    config: CoreConfig, coordination: Coordination, days: int, now: datetime
+) -> None:
     """A more urgent signal arriving while the assignment waits shortens the deadline."""
     if coordination.status != CoordinationStatus.PENDING or coordination.due_at is None:
         return
@@ -91,13 +97,18 @@ def _tighten_deadline(config: CoreConfig, coordination: Coordination, days: int,
         coordination.due_at = due
         coordination.remind_at = halfway(now, due)
         coordination.response_working_days = days
+        # A reminder sent for the old deadline named the old date: remind again before the
+        # new one, or the institution is escalated before the date it was told.
+        coordination.reminded_at = None
 
 
 def candidates(
     session: Session, config: CoreConfig, youth: Youth, now: datetime
 ) -> list[Candidate]:
     involved = involved_institution_ids(session, youth.id or 0)
-    institutions = {i.id: i for i in session.exec(select(Institution).where(Institution.active)).all()}
+    institutions = {
+        i.id: i for i in session.exec(select(Institution).where(Institution.active)).all()
+    }
     result: list[Candidate] = []
     sibling = _sibling_coordinator(session, youth)
     if sibling is not None and sibling in institutions and institutions[sibling].may_coordinate:
@@ -167,13 +178,20 @@ def _assign_next(
     youth = session.get(Youth, coordination.youth_id)
     assert youth is not None
     declined = {d["institution_id"] for d in coordination.declined}
-    options = [forced] if forced else [
-        c for c in candidates(session, config, youth, now) if c.institution_id not in declined
-    ]
+    options = (
+        [forced]
+        if forced
+        else [
+            c for c in candidates(session, config, youth, now) if c.institution_id not in declined
+        ]
+    )
     coordination.assigned_at = now
     coordination.response_working_days = days
     coordination.reminded_at = None
     coordination.escalated_at = None
+    # A new assignee (after a decline or a hand-over) has not accepted anything yet.
+    coordination.accepted_at = None
+    coordination.accepted_by = None
     if not options:
         coordination.institution_id = None
         coordination.status = CoordinationStatus.UNASSIGNED
@@ -185,13 +203,20 @@ def _assign_next(
         session.add(coordination)
         session.flush()
         audit.record(
-            session, audit.SYSTEM, "coordination-unassigned", f"youth:{youth.id}",
-            details={"coordination": coordination.number}, at=now,
+            session,
+            audit.SYSTEM,
+            "coordination-unassigned",
+            f"youth:{youth.id}",
+            details={"coordination": coordination.number},
+            at=now,
         )
         publish(
-            session, config,
+            session,
+            config,
             CoordinationEscalatedEvent(
-                at=now, coordination_id=coordination.id or 0, reason="all-declined",
+                at=now,
+                coordination_id=coordination.id or 0,
+                reason="all-declined",
                 round=coordination.round,
             ),
         )
@@ -206,7 +231,10 @@ def _assign_next(
     session.add(coordination)
     session.flush()
     audit.record(
-        session, audit.SYSTEM, "coordination-assigned", f"youth:{youth.id}",
+        session,
+        audit.SYSTEM,
+        "coordination-assigned",
+        f"youth:{youth.id}",
         details={
             "coordination": coordination.number,
             "institution": choice.institution_id,
@@ -216,9 +244,12 @@ def _assign_next(
         at=now,
     )
     publish(
-        session, config,
+        session,
+        config,
         CoordinationAssignedEvent(
-            at=now, coordination_id=coordination.id or 0, handed_over_from=handed_over_from,
+            at=now,
+            coordination_id=coordination.id or 0,
+            handed_over_from=handed_over_from,
             round=coordination.round,
         ),
     )
@@ -241,7 +272,8 @@ def _check_assignee(session: Session, coordination: Coordination, actor: audit.A
         )
     if actor.institution_id != coordination.institution_id:
         raise NotAllowed(
-            f"{coordination.number} is toegewezen aan een andere instelling; alleen die kan antwoorden"
+            f"{coordination.number} is toegewezen aan een andere instelling; "
+            "alleen die kan antwoorden"
         )
 
 
@@ -271,11 +303,16 @@ def accept_coordination(
     session.add(coordination)
     session.flush()
     audit.record(
-        session, actor, "coordination-accepted", f"youth:{coordination.youth_id}",
+        session,
+        actor,
+        "coordination-accepted",
+        f"youth:{coordination.youth_id}",
         details={"coordination": coordination.number, "institution": coordination.institution_id},
         at=now,
     )
-    publish(session, config, CoordinationAcceptedEvent(at=now, coordination_id=coordination.id or 0))
+    publish(
+        session, config, CoordinationAcceptedEvent(at=now, coordination_id=coordination.id or 0)
+    )
     return coordination
 
 
@@ -302,7 +339,10 @@ def decline_coordination(
     ]
     coordination.round += 1
     audit.record(
-        session, actor, "coordination-declined", f"youth:{coordination.youth_id}",
+        session,
+        actor,
+        "coordination-declined",
+        f"youth:{coordination.youth_id}",
         details={"coordination": coordination.number, "institution": declined_by},
         at=now,
     )
@@ -333,20 +373,30 @@ def hand_over_coordination(
     if target.id not in involved:
         raise InvalidInput(f"{target.name} is niet betrokken bij deze jongere", field="instelling")
     if not target.may_coordinate:
-        raise InvalidInput(f"{target.name} mag volgens het convenant niet coördineren", field="instelling")
+        raise InvalidInput(
+            f"{target.name} mag volgens het convenant niet coördineren", field="instelling"
+        )
     if target.id == coordination.institution_id:
         raise InvalidInput("u kunt niet aan uw eigen instelling overdragen", field="instelling")
     previous = coordination.institution_id
     coordination.round += 1
     audit.record(
-        session, actor, "coordination-handed-over", f"youth:{coordination.youth_id}",
+        session,
+        actor,
+        "coordination-handed-over",
+        f"youth:{coordination.youth_id}",
         details={"coordination": coordination.number, "from": previous, "to": target.id},
         at=now,
     )
     forced = Candidate(target.id, "overdracht", f"overgedragen door {_name(session, previous)}")
     _assign_next(
-        session, config, coordination, coordination.response_working_days, now,
-        handed_over_from=previous, forced=forced,
+        session,
+        config,
+        coordination,
+        coordination.response_working_days,
+        now,
+        handed_over_from=previous,
+        forced=forced,
     )
     return coordination
 
@@ -370,13 +420,20 @@ def sweep_coordination(session: Session, config: CoreConfig, now: datetime) -> d
             coordination.reminded_at = coordination.reminded_at or now
             session.add(coordination)
             audit.record(
-                session, audit.SYSTEM, "coordination-escalated", f"youth:{coordination.youth_id}",
-                details={"coordination": coordination.number}, at=now,
+                session,
+                audit.SYSTEM,
+                "coordination-escalated",
+                f"youth:{coordination.youth_id}",
+                details={"coordination": coordination.number},
+                at=now,
             )
             publish(
-                session, config,
+                session,
+                config,
                 CoordinationEscalatedEvent(
-                    at=now, coordination_id=coordination.id or 0, reason="deadline",
+                    at=now,
+                    coordination_id=coordination.id or 0,
+                    reason="deadline",
                     round=coordination.round,
                 ),
             )
@@ -389,7 +446,8 @@ def sweep_coordination(session: Session, config: CoreConfig, now: datetime) -> d
             coordination.reminded_at = now
             session.add(coordination)
             publish(
-                session, config,
+                session,
+                config,
                 CoordinationReminderDueEvent(
                     at=now, coordination_id=coordination.id or 0, round=coordination.round
                 ),

@@ -49,5 +49,5 @@ class Conflict(UserError):
     code = "conflict"
 
 
-class SystemError_(DomainError):  # noqa: N801 - trailing underscore: don't shadow the builtin
+class SystemError_(DomainError):
     code = "system-error"

@@ -4,7 +4,7 @@ municipality contact."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
@@ -15,7 +15,7 @@ from core.config import CoreConfig
 from core.errors import Conflict, NotAllowed, NotFound
 from core.events import MatchEscalatedEvent, MatchFollowUpDueEvent
 from core.matching import match_members
-from core.models import Match, MatchStatus
+from core.models import Match, MatchStatus, Professional
 from core.notifications import publish
 from core.notifications.recipients import current_stand_in
 
@@ -28,7 +28,7 @@ def confirm_match_contact(
     actor: audit.Actor,
     now: datetime | None = None,
 ) -> Match:
-    """"CONTACT GELEGD": the acting professional (or their stand-in) made contact."""
+    """Confirm "CONTACT GELEGD": the acting professional (or their stand-in) made contact."""
     now = now or utcnow()
     me = acting_professional(session, actor)
     match = session.get(Match, match_id)
@@ -40,9 +40,7 @@ def confirm_match_contact(
     mine = [
         member
         for member, signal in match_members(session, match_id)
-        if signal.professional_id == me.id
-        or (stand_in := current_stand_in(session, signal.professional_id, today)) is not None
-        and stand_in.id == me.id
+        if _acts_for(session, me, signal.professional_id, today)
     ]
     if not mine:
         raise NotAllowed(f"u bent geen deelnemer aan {match.number}")
@@ -51,10 +49,22 @@ def confirm_match_contact(
             member.contact_confirmed_at = now
             session.add(member)
     audit.record(
-        session, actor, "match-contact-confirmed", f"youth:{match.youth_id}" if match.youth_id
-        else f"match:{match.id}", details={"match": match.number}, at=now,
+        session,
+        actor,
+        "match-contact-confirmed",
+        f"youth:{match.youth_id}" if match.youth_id else f"match:{match.id}",
+        details={"match": match.number},
+        at=now,
     )
     return match
+
+
+def _acts_for(session: Session, me: Professional, professional_id: int, today: date) -> bool:
+    """``me`` is the professional, or their stand-in today (DOMAIN: Transfer on absence)."""
+    if professional_id == me.id:
+        return True
+    stand_in = current_stand_in(session, professional_id, today)
+    return stand_in is not None and stand_in.id == me.id
 
 
 def sweep_match_follow_up(session: Session, config: CoreConfig, now: datetime) -> dict[str, int]:
@@ -76,8 +86,14 @@ def sweep_match_follow_up(session: Session, config: CoreConfig, now: datetime) -
         if match.follow_up_due_at <= now:
             match.escalated_at = now
             session.add(match)
-            audit.record(session, audit.SYSTEM, "match-escalated", f"match:{match.id}",
-                         details={"match": match.number}, at=now)
+            audit.record(
+                session,
+                audit.SYSTEM,
+                "match-escalated",
+                f"match:{match.id}",
+                details={"match": match.number},
+                at=now,
+            )
             publish(session, config, MatchEscalatedEvent(at=now, match_id=match.id or 0))
             counts["match_escalations"] += 1
         elif (

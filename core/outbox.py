@@ -49,10 +49,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Select, and_, or_, select, update
+import sqlmodel
+from sqlalchemy import Insert, Select, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from core.audit import Actor, record
 from core.clock import as_utc, utcnow
@@ -71,33 +72,29 @@ LEASE_BUDGET = 0.5  # start no send once half the lease is gone: the rest of the
 MAX_ERROR_LENGTH = 1000
 IDEMPOTENCY_KEY_LENGTH = 200  # OutboxMessage.idempotency_key; truncating would merge keys
 
-_ID = col(OutboxMessage.id)
-_STATUS = col(OutboxMessage.status)
-_CHANNEL = col(OutboxMessage.channel)
-_CLAIMED_BY = col(OutboxMessage.claimed_by)
-_CLAIMED_UNTIL = col(OutboxMessage.claimed_until)
-_NEXT_ATTEMPT_AT = col(OutboxMessage.next_attempt_at)
-_ATTEMPTS = col(OutboxMessage.attempts)
+# Core statements on the table itself (SQLModel's type stubs leave ``__table__`` out).
+_outbox: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_col = _outbox.c
 
-# What the logboek may know about a notification (never its context or its recipient).
+# What the logboek may know about a notification: never its context, never its recipient.
 _SUMMARY = (
-    col(OutboxMessage.kind),
-    col(OutboxMessage.reference),
-    col(OutboxMessage.recipient_role),
-    _CHANNEL,
+    _col.id,
+    _col.kind,
+    _col.reference,
+    _col.recipient_role,
+    _col.channel,
 )
 _NOTIFICATION = (
-    _ID,
     *_SUMMARY,
-    col(OutboxMessage.recipient),
-    col(OutboxMessage.context),
-    col(OutboxMessage.reply_token),
-    col(OutboxMessage.in_reply_to),
-    col(OutboxMessage.idempotency_key),
-    _ATTEMPTS,
-    col(OutboxMessage.professional_id),
-    col(OutboxMessage.institution_id),
-    _NEXT_ATTEMPT_AT,
+    _col.recipient,
+    _col.context,
+    _col.reply_token,
+    _col.in_reply_to,
+    _col.idempotency_key,
+    _col.attempts,
+    _col.professional_id,
+    _col.institution_id,
+    _col.next_attempt_at,
 )
 
 
@@ -186,20 +183,20 @@ def enqueue(
         "next_attempt_at": moment,
     }
     statement = _insert_ignoring_duplicates(session.get_bind().dialect.name, values)
-    session.flush()  # rows the caller added (a new professional) must exist for the foreign key
-    return session.connection().execute(statement).rowcount == 1
+    # RETURNING, not rowcount: PostgreSQL drivers report -1 for an INSERT that returns rows.
+    return session.connection().execute(statement.returning(_col.id)).first() is not None
 
 
 def _insert_ignoring_duplicates(dialect: str, values: dict[str, Any]) -> Insert:
     if dialect == "postgresql":
         return (
-            postgresql.insert(OutboxMessage)
+            postgresql.insert(_outbox)
             .values(values)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
         )
     if dialect == "sqlite":
         return (
-            sqlite.insert(OutboxMessage)
+            sqlite.insert(_outbox)
             .values(values)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
         )
@@ -229,35 +226,35 @@ def claim_due(
         _dead_letter_exhausted_leases(session, connection, channel=channel, now=moment)
         due = _due_ids(connection, channel=channel, now=moment, limit=limit)
         claimed = connection.execute(
-            update(OutboxMessage)
-            .where(_ID.in_(due))
+            update(_outbox)
+            .where(_col.id.in_(due))
             .values(
                 status=OutboxStatus.SENDING.value,
                 claimed_by=worker_id,
                 claimed_until=moment + lease,
-                attempts=_ATTEMPTS + 1,
+                attempts=_col.attempts + 1,
             )
             .returning(*_NOTIFICATION)
         ).all()
-    claimed.sort(key=lambda row: (row.next_attempt_at, row.id))
-    return [_notification(row) for row in claimed]
+    in_order = sorted(claimed, key=lambda row: (row.next_attempt_at, row.id))
+    return [_notification(row) for row in in_order]
 
 
-def _due_ids(connection: Connection, *, channel: str, now: datetime, limit: int) -> Select[Any]:
-    waiting = and_(_STATUS == OutboxStatus.PENDING, _NEXT_ATTEMPT_AT <= now)
+def _due_ids(connection: Connection, *, channel: str, now: datetime, limit: int) -> Select:
+    waiting = and_(_col.status == OutboxStatus.PENDING, _col.next_attempt_at <= now)
     abandoned = and_(
-        _STATUS == OutboxStatus.SENDING, _CLAIMED_UNTIL < now, _ATTEMPTS < MAX_ATTEMPTS
+        _col.status == OutboxStatus.SENDING, _col.claimed_until < now, _col.attempts < MAX_ATTEMPTS
     )
     query = (
-        select(_ID)
-        .where(_CHANNEL == channel, or_(waiting, abandoned))
-        .order_by(_NEXT_ATTEMPT_AT, _ID)
+        select(_col.id)
+        .where(_col.channel == channel, or_(waiting, abandoned))
+        .order_by(_col.next_attempt_at, _col.id)
         .limit(limit)
     )
     return _skip_locked(connection, query)
 
 
-def _skip_locked(connection: Connection, query: Select[Any]) -> Select[Any]:
+def _skip_locked(connection: Connection, query: Select) -> Select:
     """PostgreSQL: lock the chosen rows, passing over those another worker is claiming now.
     SQLite needs nothing: BEGIN IMMEDIATE already lets one writer in at a time."""
     if connection.dialect.name == "postgresql":
@@ -272,32 +269,38 @@ def _dead_letter_exhausted_leases(
     stop handing it out."""
     exhausted = _skip_locked(
         connection,
-        select(_ID).where(
-            _CHANNEL == channel,
-            _STATUS == OutboxStatus.SENDING,
-            _CLAIMED_UNTIL < now,
-            _ATTEMPTS >= MAX_ATTEMPTS,
+        select(_col.id).where(
+            _col.channel == channel,
+            _col.status == OutboxStatus.SENDING,
+            _col.claimed_until < now,
+            _col.attempts >= MAX_ATTEMPTS,
         ),
     )
     rows = connection.execute(
-        update(OutboxMessage)
-        .where(_ID.in_(exhausted))
+        update(_outbox)
+        .where(_col.id.in_(exhausted))
         .values(
             status=OutboxStatus.FAILED.value,
             claimed_until=None,
             last_error="lease expired on every attempt: the worker stopped while sending",
         )
-        .returning(_ID, _CLAIMED_BY, _ATTEMPTS, *_SUMMARY)
+        .returning(*_SUMMARY, _col.attempts, _col.claimed_by)
     ).all()
     for row in rows:
         log.warning("outbox:%s dead-lettered: its worker never reported back", row.id)
-        _record_outcome(
-            session, row, "notification-failed", row.claimed_by or "unknown", now,
-            reason="lease-expired", attempts=row.attempts,
-        )  # fmt: skip
+        actor = _delivery_actor(row.claimed_by or "unknown", row.channel)
+        _audit(
+            session,
+            actor,
+            "notification-failed",
+            row,
+            now,
+            reason="lease-expired",
+            attempts=row.attempts,
+        )
 
 
-def _notification(row: Row[Any]) -> OutboundNotification:
+def _notification(row: Row) -> OutboundNotification:
     return OutboundNotification(
         id=row.id,
         kind=row.kind,
@@ -322,12 +325,12 @@ def release(engine: Engine, notification_ids: Sequence[int], *, worker_id: str) 
         return 0
     with transaction(engine) as session:
         result = session.connection().execute(
-            update(OutboxMessage)
-            .where(_ID.in_(notification_ids), *_held_by(worker_id))
+            update(_outbox)
+            .where(_col.id.in_(notification_ids), *_held_by(worker_id))
             .values(
                 status=OutboxStatus.PENDING.value,
                 claimed_until=None,
-                attempts=_ATTEMPTS - 1,
+                attempts=_col.attempts - 1,
             )
         )
         return result.rowcount
@@ -336,7 +339,7 @@ def release(engine: Engine, notification_ids: Sequence[int], *, worker_id: str) 
 def _held_by(worker_id: str) -> tuple[Any, ...]:
     # The claim alone decides: past its lease, a row not yet claimed again is still this
     # worker's, and recording what it did beats sending it twice.
-    return (_STATUS == OutboxStatus.SENDING, _CLAIMED_BY == worker_id)
+    return (_col.status == OutboxStatus.SENDING, _col.claimed_by == worker_id)
 
 
 # -- outcomes ---------------------------------------------------------------------------------
@@ -357,22 +360,22 @@ def mark_sent(
         row = (
             session.connection()
             .execute(
-                update(OutboxMessage)
-                .where(_ID == notification_id, *_held_by(worker_id))
+                update(_outbox)
+                .where(_col.id == notification_id, *_held_by(worker_id))
                 .values(
                     status=OutboxStatus.SENT.value,
                     sent_at=moment,
                     message_id=message_id,
                     claimed_until=None,
                 )
-                .returning(_ID, *_SUMMARY)
+                .returning(*_SUMMARY)
             )
             .first()
         )
         if row is None:
             log.warning("outbox:%s sent by %s, who no longer holds it", notification_id, worker_id)
             return False
-        _record_outcome(session, row, "notification-sent", worker_id, moment)
+        _audit(session, _delivery_actor(worker_id, row.channel), "notification-sent", row, moment)
     return True
 
 
@@ -409,37 +412,54 @@ def _fail(
     """The new status, or None when ``worker_id`` no longer holds the claim."""
     with transaction(engine) as session:
         connection = session.connection()
-        row = connection.execute(
-            _skip_locked_or_wait(
-                connection,
-                select(_ID, _ATTEMPTS, *_SUMMARY).where(
-                    _ID == notification_id, *_held_by(worker_id)
-                ),
-            )
-        ).first()
+        row = _held_row(connection, notification_id, worker_id)
         if row is None:
-            log.warning("outbox:%s failed for %s, who no longer holds it", notification_id, worker_id)
+            log.warning(
+                "outbox:%s failed for %s, who no longer holds it", notification_id, worker_id
+            )
             return None
         reason = _dead_letter_reason(row.attempts, permanent)
-        values: dict[str, Any] = {"claimed_until": None, "last_error": error[:MAX_ERROR_LENGTH]}
         if reason is None:
             delay = backoff(row.attempts)
-            values.update(status=OutboxStatus.PENDING.value, next_attempt_at=now + delay)
+            status, retry_at = OutboxStatus.PENDING.value, {"next_attempt_at": now + delay}
             log.info("outbox:%s attempt %d failed; retry in %s", row.id, row.attempts, delay)
         else:
-            values.update(status=OutboxStatus.FAILED.value)
-            log.warning("outbox:%s dead-lettered (%s) after %d attempts", row.id, reason, row.attempts)
-            _record_outcome(
-                session, row, "notification-failed", worker_id, now,
-                reason=reason, attempts=row.attempts,
-            )  # fmt: skip
-        connection.execute(update(OutboxMessage).where(_ID == notification_id).values(values))
-        return str(values["status"])
+            status, retry_at = OutboxStatus.FAILED.value, {}
+            log.warning(
+                "outbox:%s dead-lettered (%s) after %d attempts", row.id, reason, row.attempts
+            )
+            actor = _delivery_actor(worker_id, row.channel)
+            _audit(
+                session,
+                actor,
+                "notification-failed",
+                row,
+                now,
+                reason=reason,
+                attempts=row.attempts,
+            )
+        connection.execute(
+            update(_outbox)
+            .where(_col.id == notification_id)
+            .values(
+                status=status,
+                claimed_until=None,
+                last_error=error[:MAX_ERROR_LENGTH],
+                **retry_at,
+            )
+        )
+        return status
 
 
-def _skip_locked_or_wait(connection: Connection, query: Select[Any]) -> Select[Any]:
-    """PostgreSQL: lock the row (waiting for a worker re-claiming it right now, then seeing
-    the claim it made). SQLite: BEGIN IMMEDIATE has locked the database already."""
+def _held_row(connection: Connection, notification_id: int, worker_id: str) -> Row | None:
+    """The row's summary and attempts, locked, if ``worker_id`` holds its claim."""
+    query = select(*_SUMMARY, _col.attempts).where(_col.id == notification_id, *_held_by(worker_id))
+    return connection.execute(_lock_for_update(connection, query)).first()
+
+
+def _lock_for_update(connection: Connection, query: Select) -> Select:
+    """PostgreSQL: lock the row, waiting for a worker that is re-claiming it right now (and
+    then seeing its claim). SQLite: BEGIN IMMEDIATE has locked the database already."""
     if connection.dialect.name == "postgresql":
         return query.with_for_update()
     return query
@@ -463,15 +483,14 @@ def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
     return min(nominal * spread, BACKOFF_CAP)
 
 
-def _record_outcome(
-    session: Session,
-    row: Row[Any],
-    action: str,
-    worker_id: str,
-    now: datetime,
-    **extra: Any,
+def _delivery_actor(worker_id: str, channel: str) -> Actor:
+    return Actor(kind="system", identifier=f"delivery:{worker_id}", channel=channel)
+
+
+def _audit(
+    session: Session, actor: Actor, action: str, row: Row, now: datetime, **extra: Any
 ) -> None:
-    actor = Actor(kind="system", identifier=f"delivery:{worker_id}", channel=row.channel)
+    """Log ``row`` (selected with ``_SUMMARY``) in the logboek, without context or address."""
     details = {
         "kind": row.kind,
         "reference": row.reference,
@@ -483,7 +502,7 @@ def _record_outcome(
 
 
 def _status_of(connection: Connection, notification_id: int) -> str | None:
-    return connection.execute(select(_STATUS).where(_ID == notification_id)).scalar()
+    return connection.execute(select(_col.status).where(_col.id == notification_id)).scalar()
 
 
 # -- the worker's round -----------------------------------------------------------------------
@@ -506,7 +525,9 @@ def deliver_due(
     its lease another worker may be sending the same row.
     """
     started = time.monotonic()
-    batch = claim_due(engine, channel=channel, worker_id=worker_id, limit=limit, lease=lease, now=now)
+    batch = claim_due(
+        engine, channel=channel, worker_id=worker_id, limit=limit, lease=lease, now=now
+    )
     report = DeliveryReport(claimed=len(batch))
     for position, notification in enumerate(batch):
         if time.monotonic() - started > lease.total_seconds() * LEASE_BUDGET:
@@ -539,8 +560,11 @@ def _deliver_one(
         # The message names the row, never its context: the traceback is the developer's.
         log.exception(
             "unexpected error sending outbox:%s (%s %s) over %s",
-            notification.id, notification.kind, notification.reference, notification.channel,
-        )  # fmt: skip
+            notification.id,
+            notification.kind,
+            notification.reference,
+            notification.channel,
+        )
         return _failure(engine, notification, worker_id, _describe(exc), False, now)
     sent = mark_sent(engine, notification.id, worker_id=worker_id, message_id=message_id, now=now)
     return "sent" if sent else "lost"
@@ -575,10 +599,10 @@ def retry_failed(
     with transaction(engine) as session:
         connection = session.connection()
         row = connection.execute(
-            update(OutboxMessage)
-            .where(_ID == notification_id, _STATUS == OutboxStatus.FAILED)
+            update(_outbox)
+            .where(_col.id == notification_id, _col.status == OutboxStatus.FAILED)
             .values(status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=moment)
-            .returning(_ID, *_SUMMARY)
+            .returning(*_SUMMARY)
         ).first()
         if row is None:
             current = _status_of(connection, notification_id)
@@ -588,13 +612,7 @@ def retry_failed(
                 f"bericht outbox:{notification_id} heeft status '{current}'; "
                 "alleen mislukte berichten ('failed') kunnen opnieuw worden verstuurd"
             )
-        details = {
-            "kind": row.kind,
-            "reference": row.reference,
-            "recipient_role": row.recipient_role,
-            "channel": row.channel,
-        }
-        record(session, actor, "notification-retried", f"outbox:{row.id}", details=details, at=moment)
+        _audit(session, actor, "notification-retried", row, moment)
 
 
 def list_outbox(
@@ -606,15 +624,15 @@ def list_outbox(
     limit: int = 100,
 ) -> list[OutboxMessage]:
     """Rows newest first, for ``verwijsindex outbox list``."""
-    query = select(OutboxMessage)
+    query = sqlmodel.select(OutboxMessage)
     if status is not None:
-        query = query.where(_STATUS == status)
+        query = query.where(_col.status == status)
     if kind is not None:
-        query = query.where(col(OutboxMessage.kind) == kind)
+        query = query.where(_col.kind == kind)
     if channel is not None:
-        query = query.where(_CHANNEL == channel)
-    query = query.order_by(col(OutboxMessage.created_at).desc(), _ID.desc()).limit(limit)
-    return list(session.exec(query).scalars())
+        query = query.where(_col.channel == channel)
+    query = query.order_by(_col.created_at.desc(), _col.id.desc()).limit(limit)
+    return list(session.exec(query).all())
 
 
 def _now(now: datetime | None) -> datetime:

@@ -59,7 +59,9 @@ class RegistrationOutcome:
 def check_reference(reference: str) -> str:
     reference = (reference or "").strip()
     if not reference:
-        raise InvalidInput("ontbreekt: geef het kenmerk uit uw eigen cliëntsysteem", field="Kenmerk")
+        raise InvalidInput(
+            "ontbreekt: geef het kenmerk uit uw eigen cliëntsysteem", field="Kenmerk"
+        )
     if len(reference) > MAX_REFERENCE_LENGTH:
         raise InvalidInput(f"is langer dan {MAX_REFERENCE_LENGTH} tekens", field="Kenmerk")
     return reference
@@ -94,7 +96,9 @@ def register_youth(
     ).first()
     was_active = registration is not None and registration.status == RegistrationStatus.ACTIVE
     if registration is None:
-        registration = Registration(youth_id=youth_id, institution_id=institution.id)
+        registration = Registration(
+            youth_id=youth_id, institution_id=institution.id, reference=reference
+        )
     registration.reference = reference
     registration.professional_id = professional_id
     registration.ends_on = request.ends_on
@@ -166,17 +170,26 @@ def deregister_youth(
     return registration.number
 
 
+def not_a_professional_of(email: str, institution: Institution) -> InvalidInput:
+    """'Hulpverlener' must be an active professional of the registering institution."""
+    return InvalidInput(
+        f"{email} is geen (actieve) hulpverlener van {institution.name} in het convenant",
+        field="Hulpverlener",
+    )
+
+
 def _responsible_professional(
     session: Session, institution: Institution, email: str | None
 ) -> int | None:
     if not email:
         return None
     professional = find_professional(session, email)
-    if professional is None or professional.institution_id != institution.id:
-        raise InvalidInput(
-            f"{email} is geen hulpverlener van {institution.name} in het convenant",
-            field="Hulpverlener",
-        )
+    if (
+        professional is None
+        or not professional.active
+        or professional.institution_id != institution.id
+    ):
+        raise not_a_professional_of(email, institution)
     return professional.id
 
 
@@ -186,6 +199,8 @@ def _summaries(session: Session, institution_ids: list[str]) -> list[InvolvedIns
         institution = session.get(Institution, institution_id)
         if institution is not None:
             result.append(
-                InvolvedInstitution(institution.id, institution.name, institution.notification_email)
+                InvolvedInstitution(
+                    institution.id, institution.name, institution.notification_email
+                )
             )
     return result

@@ -63,30 +63,39 @@ def answer(
     authenticated e-mail address (mail) or the linked professional's e-mail (Slack)."""
     now = now or utcnow()
     row = resolve_token(session, token, now=now)
-    if action.keyword not in ALLOWED[row.purpose]:
-        raise InvalidInput(f"op dit bericht kunt u antwoorden met {KEYWORDS_NL[row.purpose]}",
-                           field="antwoord")
+    # The sender first: someone holding a forwarded or guessed token learns nothing about it.
     actor = _actor_for(session, row.institution_id, row.professional_id, sender, channel)
-    result = _dispatch(row.purpose, row.subject_id, action, session=session, config=config,
-                       actor=actor, now=now)
+    if action.keyword not in ALLOWED[row.purpose]:
+        raise InvalidInput(
+            f"op dit bericht kunt u antwoorden met {KEYWORDS_NL[row.purpose]}", field="antwoord"
+        )
+    result = _dispatch(
+        row.purpose, row.subject_id, action, session=session, config=config, actor=actor, now=now
+    )
     mark_used(row, action.keyword, now=now)
     session.add(row)
     return result
 
 
 def _actor_for(
-    session: Session, institution_id: str | None, professional_id: int | None, sender: str,
+    session: Session,
+    institution_id: str | None,
+    professional_id: int | None,
+    sender: str,
     channel: str,
 ) -> audit.Actor:
     if professional_id is not None:
         professional = session.get(Professional, professional_id)
         if professional is None or professional.email != sender.strip().lower():
-            raise NotAllowed("dit antwoord moet komen van de persoon aan wie het bericht is gestuurd")
+            raise NotAllowed(
+                "dit antwoord moet komen van de persoon aan wie het bericht is gestuurd"
+            )
         return professional_actor(professional, channel)
     institution = session.get(Institution, institution_id) if institution_id else None
     if institution is None or not sender_allowed(institution, sender):
-        raise NotAllowed("dit antwoord moet komen van een afzender van de instelling die het "
-                         "bericht ontving")
+        raise NotAllowed(
+            "dit antwoord moet komen van een afzender van de instelling die het bericht ontving"
+        )
     person = find_professional(session, sender)
     if person is not None and person.institution_id == institution.id:
         return professional_actor(person, channel)  # so "accepted by" names the person
@@ -94,19 +103,29 @@ def _actor_for(
 
 
 def _dispatch(
-    purpose: str, subject_id: int, action: ReplyAction, *, session: Session, config: CoreConfig,
-    actor: audit.Actor, now: datetime,
+    purpose: str,
+    subject_id: int,
+    action: ReplyAction,
+    *,
+    session: Session,
+    config: CoreConfig,
+    actor: audit.Actor,
+    now: datetime,
 ) -> str:
     if purpose == ReplyPurpose.COORDINATION.value:
         if action.keyword == "accept":
-            c = accept_coordination(subject_id, session=session, config=config, actor=actor, now=now)
+            c = accept_coordination(
+                subject_id, session=session, config=config, actor=actor, now=now
+            )
             return f"U heeft de procescoördinatie {c.number} geaccepteerd."
         if action.keyword == "decline":
-            c = decline_coordination(subject_id, action.argument, session=session, config=config,
-                                     actor=actor, now=now)
+            c = decline_coordination(
+                subject_id, action.argument, session=session, config=config, actor=actor, now=now
+            )
             return f"U heeft {c.number} geweigerd; de coördinatie is doorgezet."
-        c = hand_over_coordination(subject_id, action.argument, session=session, config=config,
-                                   actor=actor, now=now)
+        c = hand_over_coordination(
+            subject_id, action.argument, session=session, config=config, actor=actor, now=now
+        )
         return f"{c.number} is overgedragen; de andere instelling moet nog accepteren."
     if purpose == ReplyPurpose.MATCH.value:
         m = confirm_match_contact(subject_id, session=session, config=config, actor=actor, now=now)
@@ -114,9 +133,11 @@ def _dispatch(
     months = None
     if action.argument.strip():
         if not action.argument.strip().isdigit():
-            raise InvalidInput("geef het aantal maanden als getal, bijvoorbeeld VERLENG 6",
-                               field="maanden")
+            raise InvalidInput(
+                "geef het aantal maanden als getal, bijvoorbeeld VERLENG 6", field="maanden"
+            )
         months = int(action.argument.strip())
-    new_end = extend_signal(f"S-{subject_id}", months, session=session, config=config,
-                            actor=actor, now=now)
+    new_end = extend_signal(
+        f"S-{subject_id}", months, session=session, config=config, actor=actor, now=now
+    )
     return f"Signaal S-{subject_id} is verlengd tot {new_end:%d-%m-%Y}."

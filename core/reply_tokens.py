@@ -6,6 +6,7 @@ match, a signal), and may be used by that party only.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import datetime, timedelta
 
@@ -28,7 +29,9 @@ def issue_token(
     now: datetime | None = None,
 ) -> str:
     issued = now or utcnow()
-    token = secrets.token_urlsafe(18)  # 144 bits; URL- and local-part-safe
+    # 160 bits in lower-case base32: safe in a local part and in a URL, and unharmed by mail
+    # systems that fold the case of addresses (RFC 5321 lets them treat local parts as they like).
+    token = base64.b32encode(secrets.token_bytes(20)).decode().lower()
     session.add(
         ReplyToken(
             token=token,
@@ -44,8 +47,14 @@ def issue_token(
 
 
 def resolve_token(session: Session, token: str, *, now: datetime | None = None) -> ReplyToken:
-    """The token's record, or a user error a transport can show as it is."""
-    row = session.exec(select(ReplyToken).where(ReplyToken.token == token)).first()
+    """The token's record, or a user error a transport can show as it is.
+
+    The row stays locked until the answer commits (PostgreSQL), so two answers arriving at once
+    on one token (a mail and a Slack button) cannot both be carried out.
+    """
+    row = session.exec(
+        select(ReplyToken).where(ReplyToken.token == token.strip().lower()).with_for_update()
+    ).first()
     if row is None:
         raise NotFound("dit antwoordadres is onbekend; antwoord op het oorspronkelijke bericht")
     if row.used_at is not None:

@@ -1,7 +1,7 @@
-"""Lifetimes set by law (DOMAIN: Age, Lifetime): expiry warning a week before a signal's end
-date, archive at the end date, archive purged after 5 years, and everything about a youth
-purged on the 23rd birthday. Every job is idempotent and safe to run on two machines at once
-(each youth is locked before it is changed)."""
+"""Lifetimes set by law (DOMAIN: Age, Lifetime): the expiry warning a week before a signal's end
+date, archiving the day after it, purging the archive after 5 years, and purging everything
+about a youth on the 23rd birthday. Every job is idempotent and safe to run on two machines at
+once: each youth is locked before it is changed, and a youth purged meanwhile is skipped."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from core import audit
-from core.clock import local_date
+from core.clock import local_date, start_of_local_day
 from core.config import CoreConfig
 from core.events import SignalExpiringEvent
+from core.matching import reconcile_family_matches
 from core.models import (
     Coordination,
     Match,
     MatchMember,
+    MatchStatus,
     Registration,
     RegistrationStatus,
     Signal,
@@ -27,11 +29,22 @@ from core.models import (
     YouthParent,
 )
 from core.notifications import publish
+from core.reconcile import reconcile_youth
 from core.signals import end_signal
-from core.youths import lock_youth
+
+
+def _lock_youth_if_present(session: Session, youth_id: int) -> bool:
+    """Lock the youth's row; False when another sweeper purged it meanwhile."""
+    found = session.exec(select(Youth.id).where(Youth.id == youth_id).with_for_update()).first()
+    return found is not None
 
 
 def warn_expiring_signals(session: Session, config: CoreConfig, now: datetime) -> int:
+    """The reporter is asked to extend ``reminder_lead_days`` before the end date, once per end
+    date (an extension clears ``expiry_warned_at``, so the new end date is warned of again).
+
+    No youth lock is needed: two sweepers warning at once write the same outbox idempotency
+    key, so one transaction fails on the unique index and its retry finds the signal warned."""
     today = local_date(now, config.tz)
     horizon = today + timedelta(days=config.covenant.region.reminder_lead_days)
     signals = session.exec(
@@ -52,84 +65,176 @@ def warn_expiring_signals(session: Session, config: CoreConfig, now: datetime) -
 def archive_ended_signals(session: Session, config: CoreConfig, now: datetime) -> int:
     """A signal is active up to and including its end date; the day after, it is archived."""
     today = local_date(now, config.tz)
-    ids = session.exec(
-        select(Signal.id).where(Signal.status == SignalStatus.ACTIVE, col(Signal.ends_on) < today)
+    rows = session.exec(
+        select(Signal.id, Signal.youth_id).where(
+            Signal.status == SignalStatus.ACTIVE, col(Signal.ends_on) < today
+        )
     ).all()
     archived = 0
-    for signal_id in ids:
-        signal = session.get(Signal, signal_id)
-        if signal is None:
-            continue
-        lock_youth(session, signal.youth_id)
-        session.refresh(signal)
-        if signal.status != SignalStatus.ACTIVE:
-            continue  # another sweeper got here first
+    for signal_id, youth_id in rows:
+        if not _lock_youth_if_present(session, youth_id):
+            continue  # purged meanwhile
+        signal = session.get(Signal, signal_id, populate_existing=True)
+        if signal is None or signal.status != SignalStatus.ACTIVE or signal.ends_on >= today:
+            continue  # another sweeper, or an extension, got here first
         end_signal(session, config, signal, "expired", audit.SYSTEM, now)
         archived += 1
     return archived
 
 
 def end_lapsed_registrations(session: Session, config: CoreConfig, now: datetime) -> int:
+    """A registration with an end date is involved up to and including that date."""
     today = local_date(now, config.tz)
     rows = session.exec(
-        select(Registration).where(
+        select(Registration.id, Registration.youth_id).where(
             Registration.status == RegistrationStatus.ACTIVE,
             col(Registration.ends_on).is_not(None),
             col(Registration.ends_on) < today,
         )
     ).all()
-    from core.reconcile import reconcile_youth
-
-    for registration in rows:
-        lock_youth(session, registration.youth_id)
+    ended = 0
+    for registration_id, youth_id in rows:
+        if not _lock_youth_if_present(session, youth_id):
+            continue
+        registration = session.get(Registration, registration_id, populate_existing=True)
+        if (
+            registration is None
+            or registration.status != RegistrationStatus.ACTIVE
+            or registration.ends_on is None
+            or registration.ends_on >= today
+        ):
+            continue  # ended, renewed or extended meanwhile
         registration.status = RegistrationStatus.ENDED
         registration.ended_at = now
         session.add(registration)
-        audit.record(session, audit.SYSTEM, "registration-ended", f"youth:{registration.youth_id}",
-                     details={"registration": registration.number, "reason": "end date"}, at=now)
-        reconcile_youth(session, config, registration.youth_id, now)
-    return len(rows)
+        audit.record(
+            session,
+            audit.SYSTEM,
+            "registration-ended",
+            f"youth:{youth_id}",
+            details={"registration": registration.number, "reason": "end date"},
+            at=now,
+        )
+        reconcile_youth(session, config, youth_id, now)
+        ended += 1
+    return ended
 
 
 def purge_old_archive(session: Session, config: CoreConfig, now: datetime) -> int:
-    cutoff = now - relativedelta(years=config.covenant.region.archive_years)
-    ids = session.exec(
-        select(Signal.id).where(
-            Signal.status == SignalStatus.ARCHIVED, col(Signal.archived_at) <= cutoff
-        )
+    """Archived signals are kept 5 years (DOMAIN: Lifetime): a signal archived on some day is
+    purged on the same calendar day ``archive_years`` later."""
+    today = local_date(now, config.tz)
+    kept_since = today - relativedelta(years=config.covenant.region.archive_years)
+    cutoff = start_of_local_day(kept_since + timedelta(days=1), config.tz)
+    rows = session.exec(
+        select(Signal.id, Signal.youth_id)
+        .where(Signal.status == SignalStatus.ARCHIVED, col(Signal.archived_at) < cutoff)
+        .order_by(col(Signal.youth_id), col(Signal.id))
     ).all()
-    if ids:
-        session.execute(delete(MatchMember).where(col(MatchMember.signal_id).in_(ids)))
-        session.execute(delete(Signal).where(col(Signal.id).in_(ids)))
-        audit.record(session, audit.SYSTEM, "archive-purged", "signals",
-                     details={"count": len(ids)}, at=now)
-    return len(ids)
+    by_youth: dict[int, list[int]] = {}
+    for signal_id, youth_id in rows:
+        if signal_id is not None:
+            by_youth.setdefault(youth_id, []).append(signal_id)
+    purged = 0
+    for youth_id, signal_ids in by_youth.items():
+        if not _lock_youth_if_present(session, youth_id):
+            continue
+        still_archived = list(
+            session.exec(
+                select(Signal.id).where(
+                    col(Signal.id).in_(signal_ids), Signal.status == SignalStatus.ARCHIVED
+                )
+            ).all()
+        )
+        if not still_archived:
+            continue
+        session.execute(delete(MatchMember).where(col(MatchMember.signal_id).in_(still_archived)))
+        session.execute(delete(Signal).where(col(Signal.id).in_(still_archived)))
+        audit.record(
+            session,
+            audit.SYSTEM,
+            "archive-purged",
+            f"youth:{youth_id}",
+            details={"signals": [f"S-{i}" for i in still_archived]},
+            at=now,
+        )
+        purged += len(still_archived)
+    return purged
 
 
 def purge_adults(session: Session, config: CoreConfig, now: datetime) -> int:
     """Jeugdwet 7.1.1.1: on the 23rd birthday everything about the youth goes."""
     today = local_date(now, config.tz)
     ids = list(session.exec(select(Youth.id).where(col(Youth.purge_on) <= today)).all())
+    purged = 0
     for youth_id in ids:
-        purge_youth(session, youth_id, reason="23rd birthday", now=now)
-    return len(ids)
+        if youth_id is not None and purge_youth(
+            session, config, youth_id, reason="23rd birthday", now=now
+        ):
+            purged += 1
+    return purged
 
 
-def purge_youth(session: Session, youth_id: int, *, reason: str, now: datetime) -> None:
-    """Delete the youth and all that hangs off it (also used on notice of death)."""
-    lock_youth(session, youth_id)
-    signal_ids = select(Signal.id).where(Signal.youth_id == youth_id)
-    session.execute(delete(MatchMember).where(col(MatchMember.signal_id).in_(signal_ids)))
-    session.execute(
-        update(Match).where(Match.youth_id == youth_id).values(youth_id=None, status="ended", ended_at=now)
+def purge_youth(
+    session: Session, config: CoreConfig, youth_id: int, *, reason: str, now: datetime
+) -> bool:
+    """Delete the youth and all that hangs off it (also used on notice of death).
+
+    Returns False when the youth was already gone. The youth's client match ends (it keeps no
+    link to the youth); siblings' family matches are recomputed, as without this youth's
+    signals a family match may have fewer than two left.
+    """
+    if not _lock_youth_if_present(session, youth_id):
+        return False
+    parent_keys = list(
+        session.exec(select(YouthParent.parent_key).where(YouthParent.youth_id == youth_id)).all()
     )
-    session.execute(delete(Coordination).where(Coordination.youth_id == youth_id))
-    session.execute(delete(Signal).where(Signal.youth_id == youth_id))
-    session.execute(delete(Registration).where(Registration.youth_id == youth_id))
-    session.execute(delete(YouthParent).where(YouthParent.youth_id == youth_id))
-    session.execute(delete(Youth).where(Youth.id == youth_id))
-    audit.record(session, audit.SYSTEM, "youth-purged", f"youth:{youth_id}",
-                 details={"reason": reason}, at=now)
+    signal_ids = list(session.exec(select(Signal.id).where(Signal.youth_id == youth_id)).all())
+    registrations = session.exec(
+        select(Registration.id).where(Registration.youth_id == youth_id)
+    ).all()
+    if signal_ids:
+        session.execute(delete(MatchMember).where(col(MatchMember.signal_id).in_(signal_ids)))
+    session.execute(
+        update(Match)
+        .where(col(Match.youth_id) == youth_id)
+        .values(youth_id=None, status=MatchStatus.ENDED.value, ended_at=now)
+    )
+    session.execute(delete(Coordination).where(col(Coordination.youth_id) == youth_id))
+    session.execute(delete(Signal).where(col(Signal.youth_id) == youth_id))
+    session.execute(delete(Registration).where(col(Registration.youth_id) == youth_id))
+    session.execute(delete(YouthParent).where(col(YouthParent.youth_id) == youth_id))
+    session.execute(delete(Youth).where(col(Youth.id) == youth_id))
+    audit.record(
+        session,
+        audit.SYSTEM,
+        "youth-purged",
+        f"youth:{youth_id}",
+        details={
+            "reason": reason,
+            "signals": len(signal_ids),
+            "registrations": len(registrations),
+        },
+        at=now,
+    )
+    _reconcile_siblings(session, config, parent_keys, now)
+    return True
+
+
+def _reconcile_siblings(
+    session: Session, config: CoreConfig, parent_keys: list[str], now: datetime
+) -> None:
+    if not parent_keys:
+        return
+    siblings = sorted(
+        set(
+            session.exec(
+                select(YouthParent.youth_id).where(col(YouthParent.parent_key).in_(parent_keys))
+            ).all()
+        )
+    )
+    for sibling_id in siblings:
+        reconcile_family_matches(session, config, sibling_id, now)
 
 
 __all__ = [

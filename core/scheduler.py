@@ -42,13 +42,30 @@ JOBS: list[tuple[str, Job]] = [
 
 
 def sweep(engine: Engine, config: CoreConfig, now: datetime | None = None) -> dict[str, int]:
+    """Run every job; returns how many items each handled. A failing job is logged and the
+    others still run; the first failure is raised at the end, so callers see it."""
     now = now or utcnow()
     report: dict[str, int] = {}
+    failures: list[Exception] = []
     for name, job in JOBS:
-        result = run_in_transaction(engine, lambda session, job=job: job(session, config, now))
+        try:
+            result = run_in_transaction(engine, _bound(job, config, now))
+        except Exception as exc:
+            log.exception("sweep job %s failed", name)
+            failures.append(exc)
+            continue
         if isinstance(result, dict):
-            report.update(result)
+            report.update({str(key): int(value) for key, value in result.items()})
         else:
-            report[name] = int(result)  # type: ignore[call-overload]
+            report[name] = result if isinstance(result, int) else 0
     log.info("sweep done: %s", report)
+    if failures:
+        raise failures[0]
     return report
+
+
+def _bound(job: Job, config: CoreConfig, now: datetime) -> Callable[[Session], object]:
+    def work(session: Session) -> object:
+        return job(session, config, now)
+
+    return work

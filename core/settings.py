@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     smtp_port: int = 2525
     relay_url: str = "maildir:./verzonden"
     imap_url: str | None = None
+    # Larger mail is refused with 552 before it is stored (RFC 1870 SIZE is announced).
+    max_message_size: int = 25 * 1024 * 1024
+    # STARTTLS on the SMTP listener; SMTP AUTH is offered only after it (RFC 4954 §4).
+    smtp_tls_cert: Path | None = None
+    smtp_tls_key: Path | None = None
+    # Sender authentication beyond the envelope: check DKIM signatures aligned with the From
+    # domain, or trust Authentication-Results from this upstream server (authserv-id).
+    verify_dkim: bool = False
+    # A processing worker holds a message this long, renewing while it works; a worker that
+    # died lets go of it after at most this long.
+    processing_lease_seconds: float = 120.0
+    trusted_authserv_id: str | None = None
     slack_port: int = 3000
     slack_api_url: str | None = None
     slack_signing_secret: SecretStr | None = Field(

@@ -117,11 +117,8 @@ def place_signal(
     now = now or utcnow()
     today = local_date(now, config.tz)
     professional = acting_professional(session, actor)
-    team = session.get(Team, professional.team_id)
-    if team is None or not team.active or not team.may_signal:
-        team_name = team.name if team else "onbekend"
-        raise NotAllowed(f"leden van team '{team_name}' mogen geen signalen afgeven")
-    config.response_working_days(request.code)  # validates the code
+    team = _signalling_team(session, professional)
+    code = _covenant_code(config, request.code)
     informed, postpone_reason = check_informing(request.informed, request.postpone_reason)
     ends_on = signal_end_date(
         today,
@@ -156,7 +153,7 @@ def place_signal(
         professional_id=professional.id or 0,
         institution_id=professional.institution_id,
         team_id=team.id or 0,
-        code=request.code,
+        code=code,
         reference=(request.reference or "").strip() or None,
         placed_at=now,
         ends_on=ends_on,
@@ -189,6 +186,26 @@ def place_signal(
     )
 
 
+def _signalling_team(session: Session, professional: Professional) -> Team:
+    """DOMAIN, Who may signal: a professional of a covenant institution whose team may."""
+    institution = session.get(Institution, professional.institution_id)
+    if institution is None or not institution.active:
+        raise NotAllowed("uw instelling is niet (meer) aangesloten bij het convenant")
+    team = session.get(Team, professional.team_id)
+    if team is None or not team.active or not team.may_signal:
+        team_name = team.name if team else "onbekend"
+        raise NotAllowed(f"leden van team '{team_name}' mogen geen signalen afgeven")
+    return team
+
+
+def _covenant_code(config: CoreConfig, code: str) -> str:
+    """The code as the covenant spells it ('Laag ' -> 'laag'); unknown codes are refused."""
+    config.response_working_days(code)  # raises InvalidInput naming the known codes
+    signal_code = config.covenant.signal_code(code)
+    assert signal_code is not None
+    return signal_code.code
+
+
 def _recall_archived_signals(
     session: Session, config: CoreConfig, signal: Signal, now: datetime
 ) -> None:
@@ -214,10 +231,14 @@ def _recall_archived_signals(
     )
 
 
+MAX_ROW_ID = 2**63 - 1  # no row id is larger, in either database
+
+
 def find_signal(session: Session, number: str) -> Signal:
     text = (number or "").strip().upper()
     digits = text[2:] if text.startswith("S-") else text
-    signal = session.get(Signal, int(digits)) if digits.isdigit() else None
+    known = digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ROW_ID
+    signal = session.get(Signal, int(digits)) if known else None
     if signal is None:
         raise NotFound(f"signaal {number} bestaat niet (meer)")
     return signal
@@ -247,17 +268,19 @@ def withdraw_signal(
 ) -> str:
     """``onterecht``: the signal is deleted; ``risico-weg``: it is archived. Returns the number."""
     now = now or utcnow()
+    reason = (reason or "").strip().lower()
     if reason not in WITHDRAW_REASONS:
         raise InvalidInput("reden moet 'onterecht' of 'risico-weg' zijn", field="reden")
     professional = acting_professional(session, actor)
     signal = find_signal(session, number)
     lock_youth(session, signal.youth_id)
     session.refresh(signal)
+    _check_owner_or_stand_in(session, config, signal, professional, now)
     if signal.status != SignalStatus.ACTIVE:
         raise Conflict(f"{signal.number} is niet meer actief")
-    _check_owner_or_stand_in(session, config, signal, professional, now)
+    signal_number = signal.number  # an unjustified signal is gone after end_signal
     end_signal(session, config, signal, WITHDRAW_REASONS[reason], actor, now)
-    return number.upper()
+    return signal_number
 
 
 def end_signal(
@@ -297,7 +320,11 @@ def end_signal(
         action = "signal-archived"
     session.flush()
     audit.record(
-        session, actor, action, f"youth:{youth_id}", details={"signal": number, "reason": reason},
+        session,
+        actor,
+        action,
+        f"youth:{youth_id}",
+        details={"signal": number, "reason": reason},
         at=now,
     )
     publish(session, config, event)
@@ -339,9 +366,9 @@ def extend_signal(
     signal = find_signal(session, number)
     lock_youth(session, signal.youth_id)
     session.refresh(signal)
+    _check_owner_or_stand_in(session, config, signal, professional, now)
     if signal.status != SignalStatus.ACTIVE:
         raise Conflict(f"{signal.number} is niet meer actief en kan niet worden verlengd")
-    _check_owner_or_stand_in(session, config, signal, professional, now)
     if months is not None and not 1 <= months <= 12 * MAX_SIGNAL_YEARS:
         raise InvalidInput("moet tussen 1 en 24 maanden liggen", field="maanden")
     latest = latest_end_date(local_date(signal.placed_at, config.tz))

@@ -18,7 +18,15 @@ from core.clock import utcnow
 from core.config import CoreConfig
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.events import TransferExecutedEvent, TransferRequestedEvent
-from core.models import Professional, Role, Signal, SignalStatus, Team, TransferRequest, TransferStatus
+from core.models import (
+    Professional,
+    Role,
+    Signal,
+    SignalStatus,
+    Team,
+    TransferRequest,
+    TransferStatus,
+)
 from core.notifications import publish
 from core.youths import lock_youth
 
@@ -38,16 +46,21 @@ def request_transfer(
     source = require_professional(session, from_email, field="van")
     target = require_professional(session, to_email, field="naar")
     senior = require_professional(session, instructed_by_email, field="senior")
-    if not (requester.has_role(Role.SECRETARIAT) and requester.institution_id == source.institution_id):
+    if not (
+        requester.has_role(Role.SECRETARIAT) and requester.institution_id == source.institution_id
+    ):
         raise NotAllowed(
             "alleen het secretariaat van de instelling van de hulpverlener kan een overdracht "
             "aanvragen"
         )
     if not (senior.has_role(Role.SENIOR) and senior.institution_id == source.institution_id):
-        raise InvalidInput(
-            f"{senior.email} is geen senior van dezelfde instelling", field="senior"
-        )
-    _check_pair(session, source.institution_id, source.id, target.institution_id, target.id, target.team_id)
+        raise InvalidInput(f"{senior.email} is geen senior van dezelfde instelling", field="senior")
+    _check_pair(
+        session, source.institution_id, source.id, target.institution_id, target.id, target.team_id
+    )
+    already = _open_request(session, source.id, target.id)
+    if already is not None:
+        raise Conflict(f"er staat al een aanvraag voor deze overdracht open ({already.number})")
     transfer = TransferRequest(
         institution_id=source.institution_id,
         from_professional_id=source.id or 0,
@@ -59,7 +72,10 @@ def request_transfer(
     session.add(transfer)
     session.flush()
     audit.record(
-        session, actor, "transfer-requested", f"professional:{source.id}",
+        session,
+        actor,
+        "transfer-requested",
+        f"professional:{source.id}",
         details={"transfer": transfer.number, "to": target.email, "senior": senior.email},
         at=now,
     )
@@ -68,13 +84,19 @@ def request_transfer(
 
 
 def _check_pair(
-    session: Session, source_institution: str, source_id: int | None, target_institution: str,
-    target_id: int | None, target_team_id: int,
+    session: Session,
+    source_institution: str,
+    source_id: int | None,
+    target_institution: str,
+    target_id: int | None,
+    target_team_id: int,
 ) -> None:
     if source_id == target_id:
         raise InvalidInput("van en naar zijn dezelfde hulpverlener", field="naar")
     if source_institution != target_institution:
-        raise InvalidInput("overdracht kan alleen naar een collega van dezelfde instelling", field="naar")
+        raise InvalidInput(
+            "overdracht kan alleen naar een collega van dezelfde instelling", field="naar"
+        )
     team = session.get(Team, target_team_id)
     if team is None or not team.may_signal:
         raise InvalidInput(
@@ -93,13 +115,29 @@ def execute_transfer(
     now = now or utcnow()
     executor = acting_professional(session, actor)
     transfer = _find(session, transfer_number)
-    if transfer.status != TransferStatus.REQUESTED:
-        raise Conflict(f"{transfer.number} is al {'uitgevoerd' if transfer.status == 'executed' else 'afgewezen'}")
+    # Authorisation first: someone without the role learns nothing about the request's state.
     if not may_administer(executor, transfer.institution_id):
         raise NotAllowed(
             "alleen een instellingscoördinator van deze instelling of een functioneel beheerder "
             "kan een overdracht uitvoeren"
         )
+    if transfer.status != TransferStatus.REQUESTED:
+        done = "uitgevoerd" if transfer.status == TransferStatus.EXECUTED else "afgewezen"
+        raise Conflict(f"{transfer.number} is al {done}")
+    target = session.get(Professional, transfer.to_professional_id)
+    if target is None or not target.active:
+        raise Conflict(
+            f"{transfer.number}: de nieuwe hulpverlener is niet meer actief; wijs de aanvraag af"
+        )
+    # The target may have changed team or institution since the request.
+    _check_pair(
+        session,
+        transfer.institution_id,
+        transfer.from_professional_id,
+        target.institution_id,
+        target.id,
+        target.team_id,
+    )
     moved = _move_signals(session, transfer, now)
     transfer.status = TransferStatus.EXECUTED
     transfer.executed_by_id = executor.id
@@ -108,11 +146,18 @@ def execute_transfer(
     session.add(transfer)
     session.flush()
     audit.record(
-        session, actor, "transfer-executed", f"professional:{transfer.from_professional_id}",
+        session,
+        actor,
+        "transfer-executed",
+        f"professional:{transfer.from_professional_id}",
         details={"transfer": transfer.number, "signals": [f"S-{i}" for i in moved]},
         at=now,
     )
-    publish(session, config, TransferExecutedEvent(at=now, transfer_id=transfer.id or 0, signal_ids=tuple(moved)))
+    publish(
+        session,
+        config,
+        TransferExecutedEvent(at=now, transfer_id=transfer.id or 0, signal_ids=tuple(moved)),
+    )
     return transfer
 
 
@@ -122,16 +167,22 @@ def reject_transfer(
     now = now or utcnow()
     executor = acting_professional(session, actor)
     transfer = _find(session, transfer_number)
-    if transfer.status != TransferStatus.REQUESTED:
-        raise Conflict(f"{transfer.number} is niet meer open")
     if not may_administer(executor, transfer.institution_id):
         raise NotAllowed("alleen een instellingscoördinator of functioneel beheerder kan dit")
+    if transfer.status != TransferStatus.REQUESTED:
+        raise Conflict(f"{transfer.number} is niet meer open")
     transfer.status = TransferStatus.REJECTED
     transfer.executed_by_id = executor.id
     transfer.executed_at = now
     session.add(transfer)
-    audit.record(session, actor, "transfer-rejected", f"professional:{transfer.from_professional_id}",
-                 details={"transfer": transfer.number}, at=now)
+    audit.record(
+        session,
+        actor,
+        "transfer-rejected",
+        f"professional:{transfer.from_professional_id}",
+        details={"transfer": transfer.number},
+        at=now,
+    )
     return transfer
 
 
@@ -139,10 +190,12 @@ def _move_signals(session: Session, transfer: TransferRequest, now: datetime) ->
     target = session.get(Professional, transfer.to_professional_id)
     assert target is not None
     signals = session.exec(
-        select(Signal).where(
+        select(Signal)
+        .where(
             Signal.professional_id == transfer.from_professional_id,
             Signal.status == SignalStatus.ACTIVE,
-        ).order_by(col(Signal.youth_id))  # lock youths in a fixed order: no deadlocks
+        )
+        .order_by(col(Signal.youth_id))  # lock youths in a fixed order: no deadlocks
     ).all()
     moved = []
     for signal in signals:
@@ -162,6 +215,18 @@ def _move_signals(session: Session, transfer: TransferRequest, now: datetime) ->
         moved.append(signal.id or 0)
     session.flush()
     return moved
+
+
+def _open_request(
+    session: Session, source_id: int | None, target_id: int | None
+) -> TransferRequest | None:
+    return session.exec(
+        select(TransferRequest).where(
+            TransferRequest.from_professional_id == source_id,
+            TransferRequest.to_professional_id == target_id,
+            TransferRequest.status == TransferStatus.REQUESTED,
+        )
+    ).first()
 
 
 def _find(session: Session, number: str) -> TransferRequest:
@@ -187,21 +252,23 @@ def transfer_signals(
     """The CLI's one-step form: a secretariat member requests (naming the senior); an
     institution-admin or admin executes the open request for this pair, or requests and
     executes at once when none exists (then ``by`` itself stands for the instruction)."""
-    del by_email  # the actor already is that person
     now = now or utcnow()
     me = acting_professional(session, actor)
+    if by_email and by_email.strip().lower() != me.email:
+        raise NotAllowed("u kunt een overdracht alleen uit eigen naam aanvragen of uitvoeren")
     source = require_professional(session, from_email, field="van")
     target = require_professional(session, to_email, field="naar")
     if may_administer(me, source.institution_id):
-        open_request = session.exec(
-            select(TransferRequest).where(
-                TransferRequest.from_professional_id == source.id,
-                TransferRequest.to_professional_id == target.id,
-                TransferRequest.status == TransferStatus.REQUESTED,
-            )
-        ).first()
+        open_request = _open_request(session, source.id, target.id)
         if open_request is None:
-            _check_pair(session, source.institution_id, source.id, target.institution_id, target.id, target.team_id)
+            _check_pair(
+                session,
+                source.institution_id,
+                source.id,
+                target.institution_id,
+                target.id,
+                target.team_id,
+            )
             open_request = TransferRequest(
                 institution_id=source.institution_id,
                 from_professional_id=source.id or 0,
@@ -212,10 +279,25 @@ def transfer_signals(
             )
             session.add(open_request)
             session.flush()
-            audit.record(session, actor, "transfer-requested", f"professional:{source.id}",
-                         details={"transfer": open_request.number, "to": target.email}, at=now)
-        return execute_transfer(open_request.number, session=session, config=config, actor=actor, now=now)
+            audit.record(
+                session,
+                actor,
+                "transfer-requested",
+                f"professional:{source.id}",
+                details={"transfer": open_request.number, "to": target.email},
+                at=now,
+            )
+        return execute_transfer(
+            open_request.number, session=session, config=config, actor=actor, now=now
+        )
     if not instructed_by_email:
         raise InvalidInput("noem de senior die de overdracht heeft opgedragen", field="senior")
-    return request_transfer(from_email, to_email, instructed_by_email, session=session,
-                            config=config, actor=actor, now=now)
+    return request_transfer(
+        from_email,
+        to_email,
+        instructed_by_email,
+        session=session,
+        config=config,
+        actor=actor,
+        now=now,
+    )

@@ -7,11 +7,11 @@ is therefore computed by one transaction at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from datetime import datetime
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.clock import local_date
 from core.config import CoreConfig
@@ -22,12 +22,26 @@ from core.models import Municipality, Youth, YouthParent
 
 def canonical_municipality(session: Session, config: CoreConfig, name: str) -> str:
     known = config.covenant.municipality(name) if name else None
+    row = session.get(Municipality, known.name) if known is not None else None
+    return resolve_municipality(
+        config, name, active_names=(row.name,) if row is not None and row.active else ()
+    )
+
+
+def active_municipality_names(session: Session) -> set[str]:
+    return set(session.exec(select(Municipality.name).where(col(Municipality.active))).all())
+
+
+def resolve_municipality(config: CoreConfig, name: str, *, active_names: Container[str]) -> str:
+    """The covenant's spelling of ``name`` (case-insensitive), if it is active; else InvalidInput
+    naming 'Gemeente'. The bulk import resolves with ``active_names`` looked up once."""
+    known = config.covenant.municipality(name) if name and name.strip() else None
     if known is None:
         raise InvalidInput(
-            f"onbekende gemeente '{name}'; de gemeente moet in het convenant staan",
+            f"onbekende gemeente '{name.strip()}'; de gemeente moet in het convenant staan",
             field="Gemeente",
         )
-    if session.get(Municipality, known.name) is None:
+    if known.name not in active_names:
         raise InvalidInput(f"gemeente '{known.name}' is niet geactiveerd", field="Gemeente")
     return known.name
 
@@ -45,9 +59,7 @@ def require_youth(session: Session, config: CoreConfig, identity: YouthIdentity)
 
 
 def lock_youth(session: Session, youth_id: int) -> Youth:
-    youth = session.exec(
-        select(Youth).where(Youth.id == youth_id).with_for_update()
-    ).one()
+    youth = session.exec(select(Youth).where(Youth.id == youth_id).with_for_update()).one()
     return youth
 
 
@@ -81,11 +93,12 @@ def get_or_create_youth(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert(Youth).values(created_at=now, **values).on_conflict_do_nothing(
-            index_elements=["identity_key"]
-        )
+        insert(Youth)
+        .values(created_at=now, **values)
+        .on_conflict_do_nothing(index_elements=["identity_key"])
     )
     youth_id = session.exec(select(Youth.id).where(Youth.identity_key == key)).one()
+    assert youth_id is not None
     youth = lock_youth(session, youth_id)
     session.refresh(youth)
     if youth.municipality != municipality:
@@ -112,4 +125,3 @@ def parent_keys_of(session: Session, youth_id: int) -> list[str]:
     return list(
         session.exec(select(YouthParent.parent_key).where(YouthParent.youth_id == youth_id)).all()
     )
-

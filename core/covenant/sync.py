@@ -24,7 +24,9 @@ class SyncReport:
     deactivated: int
 
 
-def sync_covenant(session: Session, covenant: Covenant, *, actor: audit.Actor | None = None) -> SyncReport:
+def sync_covenant(
+    session: Session, covenant: Covenant, *, actor: audit.Actor | None = None
+) -> SyncReport:
     deactivated = 0
     seen_municipalities = set()
     for m in covenant.municipalities:
@@ -62,7 +64,9 @@ def sync_covenant(session: Session, covenant: Covenant, *, actor: audit.Actor | 
         seen_institutions.add(inst.id)
         session.flush()
         for team in inst.teams:
-            team_row = teams_by_key.get((inst.id, team.name)) or Team(institution_id=inst.id, name=team.name)
+            team_row = teams_by_key.get((inst.id, team.name)) or Team(
+                institution_id=inst.id, name=team.name
+            )
             team_row.may_signal = team.may_signal
             team_row.active = True
             session.add(team_row)
@@ -85,7 +89,9 @@ def sync_covenant(session: Session, covenant: Covenant, *, actor: audit.Actor | 
         professional = session.exec(
             select(Professional).where(Professional.email == email)
         ).first() or Professional(
-            email=email, name=person.name, institution_id=person.institution,
+            email=email,
+            name=person.name,
+            institution_id=person.institution,
             team_id=team_row.id or 0,
         )
         professional.name = person.name

@@ -2,6 +2,10 @@
 
 from sqlmodel import SQLModel
 
+import core.models._metadata  # noqa: F401  (names constraints; must run before any table)
+
+# isort: split
+
 from core.models.absence import Absence, TransferRequest, TransferStatus
 from core.models.audit import AuditEvent, AuditHead
 from core.models.care import (
@@ -16,6 +20,7 @@ from core.models.coordination import OPEN_STATUSES, Coordination, CoordinationSt
 from core.models.matching import Match, MatchKind, MatchMember, MatchStatus
 from core.models.messaging import (
     Channel,
+    ImapCursor,
     InboundMessage,
     InboundStatus,
     OutboxMessage,
@@ -37,6 +42,7 @@ __all__ = [
     "Channel",
     "Coordination",
     "CoordinationStatus",
+    "ImapCursor",
     "InboundMessage",
     "InboundStatus",
     "Informed",

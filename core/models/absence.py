@@ -27,6 +27,8 @@ class TransferStatus(StrEnum):
 
 
 class TransferRequest(SQLModel, table=True):
+    __table_args__ = {"sqlite_autoincrement": True}
+
     id: int | None = Field(default=None, primary_key=True)
     institution_id: str = Field(foreign_key="institution.id", max_length=64)
     from_professional_id: int = Field(foreign_key="professional.id")

@@ -12,6 +12,9 @@ from core.clock import utcnow
 
 
 class AuditEvent(SQLModel, table=True):
+    # An event's id is its place in the chain: never reused after a (forbidden) delete.
+    __table_args__ = {"sqlite_autoincrement": True}
+
     id: int | None = Field(default=None, primary_key=True)
     occurred_at: datetime = Field(default_factory=utcnow)
     actor: str = Field(max_length=340)  # "professional:a@b", "institution:ggd", "system:sweep"

@@ -17,7 +17,11 @@ class RegistrationStatus(StrEnum):
 
 
 class Registration(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("youth_id", "institution_id"),)
+    # Numbers people quote (S-12, R-40, ...) are never given out again, also on SQLite.
+    __table_args__ = (
+        UniqueConstraint("youth_id", "institution_id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     youth_id: int = Field(foreign_key="youth.id", index=True, ondelete="CASCADE")
@@ -56,6 +60,7 @@ class Signal(SQLModel, table=True):
     __table_args__ = (
         Index("ix_signal_youth_status", "youth_id", "status"),
         Index("ix_signal_status_ends_on", "status", "ends_on"),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

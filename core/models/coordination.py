@@ -34,6 +34,7 @@ class Coordination(SQLModel, table=True):
             sqlite_where=text("status IN ('pending', 'accepted', 'unassigned')"),
             postgresql_where=text("status IN ('pending', 'accepted', 'unassigned')"),
         ),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -38,6 +38,7 @@ class Match(SQLModel, table=True):
             sqlite_where=text("status = 'active' AND kind = 'family'"),
             postgresql_where=text("status = 'active' AND kind = 'family'"),
         ),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

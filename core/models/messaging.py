@@ -39,13 +39,25 @@ class InboundStatus(StrEnum):
 
 
 class InboundMessage(SQLModel, table=True):
+    """A message as it arrived, committed before the sender hears ``250`` (ARCHITECTURE, step 1).
+
+    ``raw`` is sealed with the region's key: registrations carry BSNs, which are never stored in
+    clear. It is emptied once the message has been processed (its content then lives on as core
+    state); refused and ignored mail keeps it, for an administrator, until the retention sweep.
+    """
+
     __table_args__ = (Index("ix_inbound_status_received", "status", "received_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    message_id: str = Field(max_length=998, unique=True)
+    # One message per mailbox: the same Message-ID may come to registratie@ and antwoord+...@.
+    dedupe_key: str = Field(max_length=64, unique=True)
+    message_id: str = Field(max_length=998, index=True)
     transport: str = Field(max_length=10)
     mail_from: str = Field(max_length=320)
     rcpt_to: str = Field(max_length=320)
+    mailbox: str = Field(default="", max_length=20)
+    authenticated_as: str | None = Field(default=None, max_length=64)  # SMTP AUTH institution
+    size: int = 0
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     received_at: datetime = Field(default_factory=utcnow)
     status: str = Field(default=InboundStatus.RECEIVED, max_length=10)
@@ -54,6 +66,17 @@ class InboundMessage(SQLModel, table=True):
     claimed_until: datetime | None = None
     processed_at: datetime | None = None
     error: str | None = None
+
+
+class ImapCursor(SQLModel, table=True):
+    """How far an IMAP folder has been read (RFC 3501 §2.3.1.1): a new UIDVALIDITY means the
+    UIDs were renumbered, so the folder is read again from the start (Message-IDs dedupe)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=400, unique=True)  # user@host:port/folder
+    uidvalidity: int
+    last_uid: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class OutboxStatus(StrEnum):

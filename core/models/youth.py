@@ -11,6 +11,9 @@ from core.clock import utcnow
 
 
 class Youth(SQLModel, table=True):
+    # Numbers people quote (S-12, R-40, ...) are never given out again, also on SQLite.
+    __table_args__ = {"sqlite_autoincrement": True}
+
     id: int | None = Field(default=None, primary_key=True)
     # HMAC of the BSN (or of surname|birth date|sex for a youth without BSN): matching key.
     identity_key: str = Field(max_length=64, unique=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.clock import local_date
+from core.clock import as_utc, local_date
 from core.config import CoreConfig
 from core.events import (
     AbsenceDeclaredEvent,
@@ -80,7 +80,9 @@ def _today(config: CoreConfig, now: datetime) -> Any:
     return local_date(now, config.tz)
 
 
-def _signal_card(session: Session, config: CoreConfig, signal: Signal, now: datetime) -> dict[str, Any]:
+def _signal_card(
+    session: Session, config: CoreConfig, signal: Signal, now: datetime
+) -> dict[str, Any]:
     return {
         "number": signal.number,
         "code": signal.code,
@@ -129,12 +131,26 @@ def new_involvement_context(
     }
 
 
-def on_involvement_added(session: Session, config: CoreConfig, event: InvolvementAddedEvent) -> None:
+def _moment(at: datetime | None) -> str:
+    return as_utc(at).isoformat() if at is not None else ""
+
+
+def involvement_occasion(registration_id: int, at: datetime) -> str:
+    """Idempotency key of one chain notification: the registration *and* the moment it became
+    active, so signing on again after an afmelding tells the others again. Shared with the bulk
+    import."""
+    return f"R-{registration_id}@{as_utc(at).isoformat()}"
+
+
+def on_involvement_added(
+    session: Session, config: CoreConfig, event: InvolvementAddedEvent
+) -> None:
     newcomer = institution_card(_institution(session, event.institution_id))
     for institution_id in event.already_involved:
         institution = _institution(session, institution_id)
         notify(
-            session, config,
+            session,
+            config,
             kind="nieuwe-betrokkenheid",
             recipients=[institution_recipient(institution)],
             reference=f"R-{event.registration_id}",
@@ -143,7 +159,7 @@ def on_involvement_added(session: Session, config: CoreConfig, event: Involvemen
                 newcomer,
                 len(event.already_involved) + 1,
             ),
-            key=f"R-{event.registration_id}",
+            key=involvement_occasion(event.registration_id, event.at),
             now=event.at,
         )
 
@@ -157,13 +173,15 @@ def on_signal_placed(session: Session, config: CoreConfig, event: SignalPlacedEv
     card = _signal_card(session, config, signal, event.at)
     for institution_id in event.involved:
         notify(
-            session, config,
+            session,
+            config,
             kind="signaal",
             recipients=[institution_recipient(_institution(session, institution_id))],
             reference=signal.number,
             context={
                 "signal": card,
-                "own_reference": institution_reference(session, signal.youth_id, institution_id) or "",
+                "own_reference": institution_reference(session, signal.youth_id, institution_id)
+                or "",
             },
             key=signal.number,
             now=event.at,
@@ -180,25 +198,36 @@ def on_archived_signal_recalled(
     today = _today(config, event.at)
     archived = [s for s in (session.get(Signal, i) for i in event.archived_signal_ids) if s]
     archived_cards = [
-        {**_signal_card(session, config, old, event.at),
-         "archived_on": local_date(old.archived_at or event.at, config.tz).isoformat()}
+        {
+            **_signal_card(session, config, old, event.at),
+            "archived_on": local_date(old.archived_at or event.at, config.tz).isoformat(),
+        }
         for old in archived
     ]
     notify(
-        session, config,
+        session,
+        config,
         kind="archief-match",
-        recipients=professional_recipients(session, _professional(session, signal.professional_id), today),
+        recipients=professional_recipients(
+            session, _professional(session, signal.professional_id), today
+        ),
         reference=signal.number,
-        context={"signal": _signal_card(session, config, signal, event.at), "archived": archived_cards},
+        context={
+            "signal": _signal_card(session, config, signal, event.at),
+            "archived": archived_cards,
+        },
         key=signal.number,
         now=event.at,
     )
     new_card = _signal_card(session, config, signal, event.at)
     for old, old_card in zip(archived, archived_cards, strict=True):
         notify(
-            session, config,
+            session,
+            config,
             kind="archief-match",
-            recipients=professional_recipients(session, _professional(session, old.professional_id), today),
+            recipients=professional_recipients(
+                session, _professional(session, old.professional_id), today
+            ),
             reference=old.number,
             context={"signal": old_card, "archived": [], "new_signal": new_card},
             key=f"{old.number}:{signal.number}",
@@ -225,13 +254,16 @@ def on_signal_ended(session: Session, config: CoreConfig, event: SignalEndedEven
     for institution_id in event.notify_institutions:
         recipients.append(institution_recipient(_institution(session, institution_id)))
     for professional_id in event.notify_professionals:
-        recipients += professional_recipients(session, _professional(session, professional_id), today)
+        recipients += professional_recipients(
+            session, _professional(session, professional_id), today
+        )
     if event.reason == "expired":  # the reporter did not act: tell them too
         reporter = session.get(Professional, event.professional_id)
         if reporter is not None:
             recipients += professional_recipients(session, reporter, today)
     notify(
-        session, config,
+        session,
+        config,
         kind="signaal-beeindigd",
         recipients=recipients,
         reference=event.signal_number,
@@ -248,7 +280,8 @@ def on_signal_expiring(session: Session, config: CoreConfig, event: SignalExpiri
     assert signal is not None
     latest = latest_end_date(local_date(signal.placed_at, config.tz))
     notify(
-        session, config,
+        session,
+        config,
         kind="signaal-verloopt",
         recipients=professional_recipients(
             session, _professional(session, signal.professional_id), _today(config, event.at)
@@ -269,7 +302,12 @@ def on_signal_expiring(session: Session, config: CoreConfig, event: SignalExpiri
 
 
 def _match_context(
-    session: Session, config: CoreConfig, match: Match, own: Signal, signals: list[Signal], now: datetime
+    session: Session,
+    config: CoreConfig,
+    match: Match,
+    own: Signal,
+    signals: list[Signal],
+    now: datetime,
 ) -> dict[str, Any]:
     partners = [
         _signal_card(session, config, s, now)
@@ -297,22 +335,35 @@ def on_match_members_joined(
     today = _today(config, event.at)
     joined = set(event.joined_signal_ids)
     kind = "gezinsmatch" if match.kind == MatchKind.FAMILY else "match"
-    for _member, signal in members:
-        # Everyone hears of the newcomers; newcomers hear of everyone.
-        occasion = ",".join(str(i) for i in sorted(joined))
+    # Everyone hears of the newcomers; newcomers hear of everyone. Once per professional: who
+    # signalled two siblings is one partner in the family match, not two.
+    occasion = ",".join(str(i) for i in sorted(joined))
+    for professional_id, own in _first_signal_per_professional(signals).items():
         notify(
-            session, config,
+            session,
+            config,
             kind=kind,
-            recipients=professional_recipients(session, _professional(session, signal.professional_id), today),
+            recipients=professional_recipients(
+                session, _professional(session, professional_id), today
+            ),
             reference=match.number,
-            context=_match_context(session, config, match, signal, signals, event.at),
-            key=f"{match.number}:{signal.number}:{occasion}",
+            context=_match_context(session, config, match, own, signals, event.at),
+            key=f"{match.number}:P{professional_id}:{occasion}",
             now=event.at,
             reply=ReplyRequest(ReplyPurpose.MATCH.value, match.id or 0),
         )
 
 
-def on_match_follow_up_due(session: Session, config: CoreConfig, event: MatchFollowUpDueEvent) -> None:
+def _first_signal_per_professional(signals: list[Signal]) -> dict[int, Signal]:
+    first: dict[int, Signal] = {}
+    for signal in signals:
+        first.setdefault(signal.professional_id, signal)
+    return first
+
+
+def on_match_follow_up_due(
+    session: Session, config: CoreConfig, event: MatchFollowUpDueEvent
+) -> None:
     from core.matching import match_members
 
     match = session.get(Match, event.match_id)
@@ -320,16 +371,18 @@ def on_match_follow_up_due(session: Session, config: CoreConfig, event: MatchFol
     members = match_members(session, event.match_id)
     signals = [signal for _, signal in members]
     today = _today(config, event.at)
-    for member, signal in members:
-        if member.contact_confirmed_at is not None:
-            continue
+    unconfirmed = [signal for member, signal in members if member.contact_confirmed_at is None]
+    for professional_id, own in _first_signal_per_professional(unconfirmed).items():
         notify(
-            session, config,
+            session,
+            config,
             kind="match-opvolging",
-            recipients=professional_recipients(session, _professional(session, signal.professional_id), today),
+            recipients=professional_recipients(
+                session, _professional(session, professional_id), today
+            ),
             reference=match.number,
-            context=_match_context(session, config, match, signal, signals, event.at),
-            key=f"{match.number}:{signal.number}:{match.follow_up_due_at}",
+            context=_match_context(session, config, match, own, signals, event.at),
+            key=f"{match.number}:P{professional_id}:{_moment(match.follow_up_due_at)}",
             now=event.at,
             reply=ReplyRequest(ReplyPurpose.MATCH.value, match.id or 0),
         )
@@ -346,12 +399,15 @@ def on_match_escalated(session: Session, config: CoreConfig, event: MatchEscalat
     if municipality is None:
         return
     rows = [
-        {**_signal_card(session, config, signal, event.at),
-         "contact_confirmed": member.contact_confirmed_at is not None}
+        {
+            **_signal_card(session, config, signal, event.at),
+            "contact_confirmed": member.contact_confirmed_at is not None,
+        }
         for member, signal in members
     ]
     notify(
-        session, config,
+        session,
+        config,
         kind="match-escalatie",
         recipients=[municipality_recipient(municipality)],
         reference=match.number,
@@ -374,11 +430,18 @@ def _coordination_context(
     session: Session, config: CoreConfig, coordination: Coordination, now: datetime
 ) -> dict[str, Any]:
     signals = active_signals(session, coordination.youth_id)
-    institution = session.get(Institution, coordination.institution_id) if coordination.institution_id else None
+    institution = (
+        session.get(Institution, coordination.institution_id)
+        if coordination.institution_id
+        else None
+    )
     municipality = _municipality_of(session, coordination.youth_id)
     hand_over_options = [
         institution_card(i)
-        for i in (session.get(Institution, x) for x in involved_institution_ids(session, coordination.youth_id))
+        for i in (
+            session.get(Institution, x)
+            for x in involved_institution_ids(session, coordination.youth_id)
+        )
         if i is not None and i.may_coordinate and i.id != coordination.institution_id
     ]
     return {
@@ -419,9 +482,12 @@ def on_coordination_assigned(
     kind = "coordinatie-toegewezen"
     if event.handed_over_from:
         kind = "coordinatie-overgedragen"
-        context["handed_over_from"] = institution_card(_institution(session, event.handed_over_from))
+        context["handed_over_from"] = institution_card(
+            _institution(session, event.handed_over_from)
+        )
     notify(
-        session, config,
+        session,
+        config,
         kind=kind,
         recipients=_assignee_recipients(session, coordination),
         reference=coordination.number,
@@ -438,16 +504,19 @@ def on_coordination_reminder_due(
     coordination = session.get(Coordination, event.coordination_id)
     assert coordination is not None
     context = _coordination_context(session, config, coordination, event.at)
-    context["own_reference"] = institution_reference(
-        session, coordination.youth_id, coordination.institution_id or ""
-    ) or ""
+    context["own_reference"] = (
+        institution_reference(session, coordination.youth_id, coordination.institution_id or "")
+        or ""
+    )
     notify(
-        session, config,
+        session,
+        config,
         kind="coordinatie-herinnering",
         recipients=_assignee_recipients(session, coordination),
         reference=coordination.number,
         context=context,
-        key=f"{coordination.number}:{event.round}",
+        # The deadline too: a tightened deadline (a more urgent signal) earns its own reminder.
+        key=f"{coordination.number}:{event.round}:{_moment(coordination.due_at)}",
         now=event.at,
         reply=ReplyRequest(ReplyPurpose.COORDINATION.value, coordination.id or 0),
     )
@@ -464,7 +533,8 @@ def on_coordination_escalated(
     context = _coordination_context(session, config, coordination, event.at)
     context["reason"] = event.reason
     notify(
-        session, config,
+        session,
+        config,
         kind="coordinatie-escalatie",
         recipients=[municipality_recipient(municipality)],
         reference=coordination.number,
@@ -494,9 +564,12 @@ def on_coordination_accepted(
     ]
     today = _today(config, event.at)
     for signal in active_signals(session, coordination.youth_id):
-        recipients += professional_recipients(session, _professional(session, signal.professional_id), today)
+        recipients += professional_recipients(
+            session, _professional(session, signal.professional_id), today
+        )
     notify(
-        session, config,
+        session,
+        config,
         kind="coordinatie-geaccepteerd",
         recipients=recipients,
         reference=coordination.number,
@@ -520,18 +593,37 @@ def on_absence_declared(session: Session, config: CoreConfig, event: AbsenceDecl
     context = {
         "absent": {"name": absent.name, "email": absent.email, "phone": absent.phone or ""},
         "stand_in": {"name": stand_in.name, "email": stand_in.email, "phone": stand_in.phone or ""}
-        if stand_in else None,
+        if stand_in
+        else None,
         "starts_on": absence.starts_on.isoformat(),
         "ends_on": absence.ends_on.isoformat(),
         "active_signal_count": len(active),
     }
-    recipients = [Recipient(absent.email, "professional", absent.name, absent.id, absent.institution_id,
-                            absent.slack_user_id)]
+    recipients = [
+        Recipient(
+            absent.email,
+            "professional",
+            absent.name,
+            absent.id,
+            absent.institution_id,
+            absent.slack_user_id,
+        )
+    ]
     if stand_in is not None:
-        recipients.append(Recipient(stand_in.email, "stand-in", stand_in.name, stand_in.id,
-                                    stand_in.institution_id, stand_in.slack_user_id, absent.name))
+        recipients.append(
+            Recipient(
+                stand_in.email,
+                "stand-in",
+                stand_in.name,
+                stand_in.id,
+                stand_in.institution_id,
+                stand_in.slack_user_id,
+                absent.name,
+            )
+        )
     notify(
-        session, config,
+        session,
+        config,
         kind="afwezigheid",
         recipients=recipients,
         reference=f"A-{absence.id}",
@@ -545,7 +637,9 @@ def _person(p: Professional) -> dict[str, str]:
     return {"name": p.name, "email": p.email, "phone": p.phone or ""}
 
 
-def on_transfer_requested(session: Session, config: CoreConfig, event: TransferRequestedEvent) -> None:
+def on_transfer_requested(
+    session: Session, config: CoreConfig, event: TransferRequestedEvent
+) -> None:
     transfer = session.get(TransferRequest, event.transfer_id)
     assert transfer is not None
     admins = session.exec(
@@ -559,7 +653,8 @@ def on_transfer_requested(session: Session, config: CoreConfig, event: TransferR
         if p.has_role(Role.INSTITUTION_ADMIN)
     ]
     notify(
-        session, config,
+        session,
+        config,
         kind="overdracht",
         recipients=recipients,
         reference=transfer.number,
@@ -573,8 +668,12 @@ def _transfer_context(session: Session, transfer: TransferRequest, *, stage: str
     count = len(
         session.exec(
             select(Signal.id).where(
-                Signal.professional_id == (transfer.to_professional_id if stage == "executed"
-                                           else transfer.from_professional_id),
+                Signal.professional_id
+                == (
+                    transfer.to_professional_id
+                    if stage == "executed"
+                    else transfer.from_professional_id
+                ),
                 Signal.status == "active",
             )
         ).all()
@@ -590,7 +689,9 @@ def _transfer_context(session: Session, transfer: TransferRequest, *, stage: str
     }
 
 
-def on_transfer_executed(session: Session, config: CoreConfig, event: TransferExecutedEvent) -> None:
+def on_transfer_executed(
+    session: Session, config: CoreConfig, event: TransferExecutedEvent
+) -> None:
     from core.matching import match_members
     from core.models import MatchMember, MatchStatus
 
@@ -606,11 +707,20 @@ def on_transfer_executed(session: Session, config: CoreConfig, event: TransferEx
         if s is not None
     ]
     notify(
-        session, config,
+        session,
+        config,
         kind="overdracht",
-        recipients=professional_recipients(session, new_owner, today)
-        + [Recipient(old_owner.email, "professional", old_owner.name, old_owner.id,
-                     old_owner.institution_id, old_owner.slack_user_id)],
+        recipients=[
+            *professional_recipients(session, new_owner, today),
+            Recipient(
+                old_owner.email,
+                "professional",
+                old_owner.name,
+                old_owner.id,
+                old_owner.institution_id,
+                old_owner.slack_user_id,
+            ),
+        ],
         reference=transfer.number,
         context=context,
         key=f"{transfer.number}:executed",
@@ -624,8 +734,11 @@ def on_transfer_executed(session: Session, config: CoreConfig, event: TransferEx
         match_ids = session.exec(
             select(MatchMember.match_id)
             .join(Match, col(Match.id) == MatchMember.match_id)
-            .where(MatchMember.signal_id == signal_id, Match.status == MatchStatus.ACTIVE,
-                   col(MatchMember.left_at).is_(None))
+            .where(
+                MatchMember.signal_id == signal_id,
+                Match.status == MatchStatus.ACTIVE,
+                col(MatchMember.left_at).is_(None),
+            )
         ).all()
         for match_id in match_ids:
             match = session.get(Match, match_id)
@@ -634,7 +747,8 @@ def on_transfer_executed(session: Session, config: CoreConfig, event: TransferEx
                 if partner_signal.professional_id in (new_owner.id, old_owner.id):
                     continue
                 notify(
-                    session, config,
+                    session,
+                    config,
                     kind="contactpersoon-gewijzigd",
                     recipients=professional_recipients(
                         session, _professional(session, partner_signal.professional_id), today

@@ -24,21 +24,10 @@ from core.identity import YouthIdentity
 from core.models import Coordination, Match, MatchMember, OutboxMessage, Youth
 from core.registration import RegisterYouth, register_youth
 from core.signals import PlaceSignal, place_signal
+from tests.bsns import valid_bsns
 from tests.core.conftest import MONDAY, CoreDriver
 
 ROUNDS = 12
-
-
-def _valid_bsns(count: int, start: int = 200_000_000) -> list[str]:
-    found = []
-    number = start
-    while len(found) < count:
-        digits = f"{number:09d}"
-        total = sum(int(d) * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True))
-        if (total - int(digits[8])) % 11 == 0:
-            found.append(digits)
-        number += 1
-    return found
 
 
 def _race(*works: list[Callable[[], None]]) -> None:
@@ -66,19 +55,38 @@ def _race(*works: list[Callable[[], None]]) -> None:
 
 
 def _register_and_signal(
-    driver: CoreDriver, identity: YouthIdentity, institution: str, reference: str, email: str, code: str
+    driver: CoreDriver,
+    identity: YouthIdentity,
+    institution: str,
+    reference: str,
+    email: str,
+    code: str,
 ) -> list[Callable[[], None]]:
     cfg = driver.config
     inst_actor = driver.institution(institution)
     prof_actor = driver.professional(email)
 
     def register() -> None:
-        driver.run(lambda s: register_youth(
-            RegisterYouth(identity, "Groningen", reference), session=s, config=cfg, actor=inst_actor, now=MONDAY))
+        driver.run(
+            lambda s: register_youth(
+                RegisterYouth(identity, "Groningen", reference),
+                session=s,
+                config=cfg,
+                actor=inst_actor,
+                now=MONDAY,
+            )
+        )
 
     def signal() -> None:
-        driver.run(lambda s: place_signal(
-            PlaceSignal(identity, "Groningen", code, "ja"), session=s, config=cfg, actor=prof_actor, now=MONDAY))
+        driver.run(
+            lambda s: place_signal(
+                PlaceSignal(identity, "Groningen", code, "ja"),
+                session=s,
+                config=cfg,
+                actor=prof_actor,
+                now=MONDAY,
+            )
+        )
 
     return [register, signal]
 
@@ -90,9 +98,13 @@ def _check_one_of_each(engine: Engine) -> None:
         for youth in youths:
             matches = session.exec(select(Match).where(Match.youth_id == youth.id)).all()
             assert len(matches) == 1, f"youth {youth.id}: {len(matches)} matches"
-            members = session.exec(select(MatchMember).where(MatchMember.match_id == matches[0].id)).all()
+            members = session.exec(
+                select(MatchMember).where(MatchMember.match_id == matches[0].id)
+            ).all()
             assert len(members) == 2
-            coordinations = session.exec(select(Coordination).where(Coordination.youth_id == youth.id)).all()
+            coordinations = session.exec(
+                select(Coordination).where(Coordination.youth_id == youth.id)
+            ).all()
             assert len(coordinations) == 1, f"youth {youth.id}: {len(coordinations)} coordinations"
             assert coordinations[0].institution_id == "wij-groningen"
         rows = session.exec(select(OutboxMessage)).all()
@@ -112,11 +124,25 @@ def _simultaneous_rounds(engine: Engine, config: CoreConfig) -> None:
     with transaction(engine) as session:
         sync_covenant(session, config.covenant)
     driver = CoreDriver(engine, config)
-    for bsn in _valid_bsns(ROUNDS):
+    for bsn in valid_bsns(ROUNDS):
         identity = YouthIdentity(bsn=bsn, birth_date=date(2016, 5, 1))
         _race(
-            _register_and_signal(driver, identity, "ggd-groningen", "GGD-1", "a.devries@ggd-groningen.example", "laag"),
-            _register_and_signal(driver, identity, "wij-groningen", "WIJ-1", "s.jansen@wij-groningen.example", "urgent"),
+            _register_and_signal(
+                driver,
+                identity,
+                "ggd-groningen",
+                "GGD-1",
+                "a.devries@ggd-groningen.example",
+                "laag",
+            ),
+            _register_and_signal(
+                driver,
+                identity,
+                "wij-groningen",
+                "WIJ-1",
+                "s.jansen@wij-groningen.example",
+                "urgent",
+            ),
         )
     _check_one_of_each(engine)
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from core.absence import declare_absence
 from core.coordination import accept_coordination, hand_over_coordination, open_coordination
+from core.identity import YouthIdentity
 from core.models import AuditEvent, Coordination, OutboxMessage, Youth
 from core.notifications.subscribers import NOTIFICATION_KINDS
 from core.registration import RegisterYouth, register_youth
@@ -25,7 +26,6 @@ from core.rendering import TemplateRenderer
 from core.scheduler import sweep
 from core.signals import PlaceSignal, place_signal
 from core.transfer import execute_transfer, request_transfer
-from core.identity import YouthIdentity
 from tests.core.conftest import BSN_A, BSN_B, BSN_C, BSN_PARENT, MONDAY, CoreDriver
 
 CHILD = YouthIdentity(bsn=BSN_A, birth_date=date(2016, 5, 1), name="Testkind Geheimnaam")
@@ -71,44 +71,95 @@ def _scenario(core: CoreDriver) -> None:
     postma = core.professional("w.postma@jeugdhulp-noord.example")
     bos = core.professional("r.bos@jeugdhulp-noord.example")
 
-    def register(identity: YouthIdentity, actor: Any, ref: str, town: str = "Groningen",
-                 parents: tuple[str, ...] = ()) -> None:
-        run(lambda s, now: register_youth(RegisterYouth(identity, town, ref, parent_bsns=parents),
-                                          session=s, config=cfg, actor=actor, now=now))
+    def register(
+        identity: YouthIdentity,
+        actor: Any,
+        ref: str,
+        town: str = "Groningen",
+        parents: tuple[str, ...] = (),
+    ) -> None:
+        run(
+            lambda s, now: register_youth(
+                RegisterYouth(identity, town, ref, parent_bsns=parents),
+                session=s,
+                config=cfg,
+                actor=actor,
+                now=now,
+            )
+        )
 
-    def signal(identity: YouthIdentity, actor: Any, code: str = "laag", town: str = "Groningen",
-               now: Any = t0, **extra: Any) -> None:
-        run(lambda s, n: place_signal(PlaceSignal(identity, town, code, "ja", **extra),
-                                      session=s, config=cfg, actor=actor, now=n), now)
+    def signal(
+        identity: YouthIdentity,
+        actor: Any,
+        code: str = "laag",
+        town: str = "Groningen",
+        now: Any = t0,
+        **extra: Any,
+    ) -> None:
+        run(
+            lambda s, n: place_signal(
+                PlaceSignal(identity, town, code, "ja", **extra),
+                session=s,
+                config=cfg,
+                actor=actor,
+                now=n,
+            ),
+            now,
+        )
 
     register(CHILD, ggd, "GGD-1", parents=(BSN_PARENT,))  # first: no notification
     register(CHILD, wij, "WIJ-1")  # nieuwe-betrokkenheid
     signal(CHILD, devries)  # signaal, coordinatie-toegewezen
     signal(CHILD, jansen)  # match
     signal(SIBLING, meijer, parent_bsns=(BSN_PARENT,))  # gezinsmatch
-    run(lambda s, now: declare_absence("a.devries@ggd-groningen.example", t0.date(),
-                                       t0.date() + timedelta(days=30), "p.bakker@ggd-groningen.example",
-                                       session=s, config=cfg, actor=devries, now=now))  # afwezigheid
+    run(
+        lambda s, now: declare_absence(
+            "a.devries@ggd-groningen.example",
+            t0.date(),
+            t0.date() + timedelta(days=30),
+            "p.bakker@ggd-groningen.example",
+            session=s,
+            config=cfg,
+            actor=devries,
+            now=now,
+        )
+    )  # afwezigheid
     sweep(core.engine, cfg, now=t0 + timedelta(days=4))  # herinnering, match-opvolging
     sweep(core.engine, cfg, now=t0 + timedelta(days=10))  # escalaties
     with Session(core.engine) as session:
         coordination = open_coordination(session, _youth_id(session, core, CHILD))
         assert coordination is not None
-    run(lambda s, now: accept_coordination(coordination.id or 0, session=s, config=cfg, actor=wij,
-                                           now=now), t0 + timedelta(days=10))  # geaccepteerd
+    run(
+        lambda s, now: accept_coordination(
+            coordination.id or 0, session=s, config=cfg, actor=wij, now=now
+        ),
+        t0 + timedelta(days=10),
+    )  # geaccepteerd
     register(OTHER, ggd, "GGD-3", town="Westerkwartier")
     register(OTHER, stw, "STW-3", town="Westerkwartier")
     signal(OTHER, hoekstra, town="Westerkwartier")
     with Session(core.engine) as session:
         other = open_coordination(session, _youth_id(session, core, OTHER))
         assert other is not None and other.institution_id == "sociaal-team-westerkwartier"
-    run(lambda s, now: hand_over_coordination(other.id or 0, "ggd-groningen", session=s, config=cfg,
-                                              actor=stw, now=now))  # overgedragen
-    transfer = run(lambda s, now: request_transfer(
-        "e.meijer@jeugdhulp-noord.example", "t.boer@jeugdhulp-noord.example",
-        "k.deboer@jeugdhulp-noord.example", session=s, config=cfg, actor=postma, now=now))
-    run(lambda s, now: execute_transfer(transfer.number, session=s, config=cfg, actor=bos,
-                                        now=now))  # overdracht, contactpersoon-gewijzigd
+    run(
+        lambda s, now: hand_over_coordination(
+            other.id or 0, "ggd-groningen", session=s, config=cfg, actor=stw, now=now
+        )
+    )  # overgedragen
+    transfer = run(
+        lambda s, now: request_transfer(
+            "e.meijer@jeugdhulp-noord.example",
+            "t.boer@jeugdhulp-noord.example",
+            "k.deboer@jeugdhulp-noord.example",
+            session=s,
+            config=cfg,
+            actor=postma,
+            now=now,
+        )
+    )
+    run(
+        lambda s, now: execute_transfer(transfer.number, session=s, config=cfg, actor=bos, now=now)
+    )  # overdracht, contactpersoon-gewijzigd
     t1 = t0 + timedelta(days=20)
     signal(CHILD, wiersma, now=t1, ends_on=(t1 + timedelta(days=10)).date())
     sweep(core.engine, cfg, now=t1 + timedelta(days=5))  # signaal-verloopt
@@ -124,16 +175,40 @@ def _youth_id(session: Session, core: CoreDriver, identity: YouthIdentity) -> in
 
 
 def _gateway_contexts() -> dict[str, dict[str, Any]]:
-    base = {"reference": "", "region": "Groningen", "recipient_name": "GGD Groningen",
-            "recipient_role": "institution", "on_behalf_of": None, "asks_reply": False,
-            "original_message_id": "<x@example>"}
+    base = {
+        "reference": "",
+        "region": "Groningen",
+        "recipient_name": "GGD Groningen",
+        "recipient_role": "institution",
+        "on_behalf_of": None,
+        "asks_reply": False,
+        "original_message_id": "<x@example>",
+    }
     return {
-        "ontvangstbevestiging": {**base, "kind": "ontvangstbevestiging", "accepted": [
-            {"line": 3, "action": "aanmelden", "reference": "R-1", "own_reference": "GGD-1",
-             "others_involved": [{"name": "WIJ Groningen", "email": "verwijsindex@wij-groningen.example"}]}],
-            "refused": [{"line": 7, "field": "BSN", "reason": "is geen geldig BSN (elfproef klopt niet)"}]},
-        "foutmelding": {**base, "kind": "foutmelding", "problems": ["het bericht bevat geen velden"],
-                        "hint": "Zet per regel Veld: waarde."},
+        "ontvangstbevestiging": {
+            **base,
+            "kind": "ontvangstbevestiging",
+            "accepted": [
+                {
+                    "line": 3,
+                    "action": "aanmelden",
+                    "reference": "R-1",
+                    "own_reference": "GGD-1",
+                    "others_involved": [
+                        {"name": "WIJ Groningen", "email": "verwijsindex@wij-groningen.example"}
+                    ],
+                }
+            ],
+            "refused": [
+                {"line": 7, "field": "BSN", "reason": "is geen geldig BSN (elfproef klopt niet)"}
+            ],
+        },
+        "foutmelding": {
+            **base,
+            "kind": "foutmelding",
+            "problems": ["het bericht bevat geen velden"],
+            "hint": "Zet per regel Veld: waarde.",
+        },
     }
 
 
@@ -146,7 +221,9 @@ def test_no_notification_log_or_audit_entry_contains_a_youths_identity(
     with Session(core.engine) as session:
         rows = session.exec(select(OutboxMessage)).all()
         kinds = {row.kind for row in rows}
-        assert kinds == set(NOTIFICATION_KINDS) - GATEWAY_KINDS, "the scenario must cover every kind"
+        assert kinds == set(NOTIFICATION_KINDS) - GATEWAY_KINDS, (
+            "the scenario must cover every kind"
+        )
         for row in rows:
             context = dict(row.context)
             if context.get("asks_reply"):
@@ -156,7 +233,9 @@ def test_no_notification_log_or_audit_entry_contains_a_youths_identity(
             for part in ("subject", "text", "html"):
                 _scan(getattr(rendered, part), f"{part} of {row.kind} #{row.id}")
         for event in session.exec(select(AuditEvent)).all():
-            _scan(json.dumps(event.model_dump(mode="json"), ensure_ascii=False), f"audit #{event.id}")
+            _scan(
+                json.dumps(event.model_dump(mode="json"), ensure_ascii=False), f"audit #{event.id}"
+            )
         assert session.exec(select(Coordination)).first() is not None
     for kind, context in _gateway_contexts().items():
         rendered = renderer.render_email(kind, context)

@@ -1,0 +1,61 @@
+"""The ``verwijsindex`` console command: the root, its global options and its command groups.
+
+One module per group registers its commands (``register(app)``); the root command maps the
+core's errors to messages and exit codes (:class:`core.cli.runtime.VerwijsindexGroup`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.cli import admin, handover, registrations, signals, youths
+from core.cli.runtime import CliOptions, VerwijsindexGroup, configure_logging, set_cli_options
+
+app = typer.Typer(
+    name="verwijsindex",
+    cls=VerwijsindexGroup,
+    help="Regional verwijsindex for youth care: administration from the console.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold a BSN
+)
+
+
+@app.callback()
+def root(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="SQLAlchemy URL; overrides VERWIJSINDEX_DATABASE_URL.",
+            show_default=False,
+        ),
+    ] = None,
+    covenant: Annotated[
+        Path | None,
+        typer.Option(
+            "--covenant",
+            help="Covenant TOML file; overrides VERWIJSINDEX_COVENANT.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    set_cli_options(CliOptions(database_url=database_url, covenant=covenant, verbose=verbose))
+    if verbose:
+        logging.getLogger().setLevel(logging.INFO)
+
+
+for group in (admin, registrations, signals, youths, handover):
+    group.register(app)
+
+
+def main() -> None:
+    """Entry point of the console script (pyproject ``[project.scripts]``)."""
+    configure_logging()
+    app(prog_name="verwijsindex")

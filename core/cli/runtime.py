@@ -1,0 +1,352 @@
+"""What every command shares: settings with the global overrides, the core (engine, covenant,
+schema), printing for people and for machines, and the one table that maps errors to exit codes.
+
+Exit codes::
+
+    0  done
+    1  the request was refused (a DomainError: invalid input, not allowed, not found, conflict),
+       or a check failed (a broken audit chain)
+    2  unusable configuration (a covenant problem, a bad setting) or a wrong command line
+
+Nothing here runs at import time: :func:`open_core` builds settings, engine and configuration
+when a command runs, and disposes the engine when it is done.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from typer.core import TyperGroup
+
+from core.audit import Actor
+from core.clock import DEFAULT_TIMEZONE, as_utc
+from core.config import CoreConfig, build_config
+from core.covenant import CovenantError
+from core.db import create_db_engine, run_in_transaction
+from core.errors import DomainError
+from core.fields import parse_date
+from core.settings import Settings
+
+T = TypeVar("T")
+
+EXIT_REFUSED = 1
+EXIT_CONFIGURATION = 2
+# Output to a file or a pipe has no terminal width to fit; rich would assume 80 columns and
+# fold every table into slivers.
+PIPED_WIDTH = 160
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout (for scripts).")]
+
+
+# -- global options -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CliOptions:
+    """The root command's options; the root callback sets them for the command that runs."""
+
+    database_url: str | None = None
+    covenant: Path | None = None
+    verbose: bool = False
+
+
+# Set by the root callback on every invocation (typer's own context is not reachable the same
+# way across typer versions: newer ones ship their own copy of click).
+_options: ContextVar[CliOptions | None] = ContextVar("verwijsindex_cli_options", default=None)
+
+
+def set_cli_options(options: CliOptions) -> None:
+    _options.set(options)
+
+
+def cli_options() -> CliOptions:
+    return _options.get() or CliOptions()
+
+
+class ConfigurationError(Exception):
+    """A setting in the environment or ``.env`` is unusable."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_cli_settings() -> Settings:
+    """``Settings()`` from the environment, with ``--database-url`` / ``--covenant`` on top."""
+    options = cli_options()
+    overrides: dict[str, Any] = {}
+    if options.database_url:
+        overrides["database_url"] = options.database_url
+    if options.covenant:
+        overrides["covenant"] = options.covenant
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(
+            [f"{_setting_name(error['loc'])}: {error['msg']}" for error in exc.errors()]
+        ) from exc
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    return name if name.isupper() else f"VERWIJSINDEX_{name.upper()}"
+
+
+# -- the core -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Core:
+    settings: Settings
+    engine: Engine
+    config: CoreConfig
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """One core command, one transaction (retried when it lost a race)."""
+        return run_in_transaction(self.engine, work)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.config.tz
+
+
+@contextmanager
+def open_core(*, sync: bool = True) -> Iterator[Core]:
+    """Settings, covenant, an up-to-date schema and (``sync``) the covenant mirrored into the
+    database: what a command needs before it can call the core.
+
+    The covenant is loaded first, so a broken file is reported before the database is touched.
+    Read-only commands (``audit verify``, listings) skip the sync so they do not write to what
+    they inspect.
+    """
+    settings = load_cli_settings()
+    config = build_config(settings)
+    upgrade_schema(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    try:
+        if sync:
+            sync_covenant_if_changed(engine, config)
+        yield Core(settings=settings, engine=engine, config=config)
+    finally:
+        engine.dispose()
+
+
+def sync_covenant_if_changed(engine: Engine, config: CoreConfig) -> bool:
+    """Mirror the covenant into the database; commit only when that wrote something.
+
+    The sync is idempotent, but it logs a ``covenant-synced`` event each time it commits: one for
+    every console command would bury the logboek. SQLAlchemy emits no UPDATE for a row whose
+    values did not change, so "no INSERT, UPDATE or DELETE" means "nothing changed", and the
+    transaction (with its pending audit event) is rolled back instead.
+    """
+    from sqlalchemy import event
+
+    from core.covenant.sync import sync_covenant
+
+    writes: list[str] = []
+
+    def count_writes(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    with Session(engine, expire_on_commit=False) as session:
+        connection = session.connection()
+        event.listen(connection, "before_cursor_execute", count_writes)
+        try:
+            sync_covenant(session, config.covenant)
+            session.flush()
+        finally:
+            event.remove(connection, "before_cursor_execute", count_writes)
+        if writes:
+            session.commit()
+        else:
+            session.rollback()
+    return bool(writes)
+
+
+def upgrade_schema(database_url: str) -> str | None:
+    """Bring the schema to Alembic's head; returns the revision (when the migrations say)."""
+    # Imported here: Alembic is only needed once a command touches the database.
+    from core.migrations import upgrade_database
+
+    revision = upgrade_database(database_url)
+    return revision if isinstance(revision, str) else None
+
+
+def operator_actor(by: str | None) -> Actor:
+    """Who looks at data from the console: the e-mail given with ``--by``, else the OS user."""
+    identifier = (by or "").strip().lower() or _os_user()
+    return Actor(kind="operator", identifier=identifier, channel="cli")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        return "onbekend"
+
+
+# -- parsing at the edge ------------------------------------------------------------------------
+
+
+def parse_cli_date(value: str | None, field: str) -> date | None:
+    """``DD-MM-JJJJ`` or ``JJJJ-MM-DD``, like every other channel (CONTRACT §4)."""
+    if value is None or not value.strip():
+        return None
+    return parse_date(value, field)
+
+
+def parse_moment(value: str | None, tz: ZoneInfo) -> datetime | None:
+    """An ISO 8601 moment; without an offset it is the region's local time."""
+    if value is None or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"'{value}' is geen ISO-tijdstip (bijvoorbeeld 2026-03-02T09:00 of 2026-03-02)",
+            param_hint="--now",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return as_utc(moment)
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+def stdout() -> Console:
+    # markup off: names, addresses and reasons are shown as they are, never as rich markup.
+    console = Console(markup=False, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPED_WIDTH
+    return console
+
+
+def stderr() -> Console:
+    return Console(stderr=True, markup=False, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Only JSON on stdout: scripts parse it with one ``json.loads``."""
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def local_time(value: datetime | str | None, tz: ZoneInfo = DEFAULT_TIMEZONE) -> str:
+    """``02-03-2026 10:00`` in the region's time zone; '' for nothing."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return as_utc(moment).astimezone(tz).strftime("%d-%m-%Y %H:%M")
+
+
+def local_date(value: date | str | None) -> str:
+    """``02-03-2027``; '' for nothing."""
+    if value is None or value == "":
+        return ""
+    day = date.fromisoformat(value) if isinstance(value, str) else value
+    return day.strftime("%d-%m-%Y")
+
+
+def table(title: str | None, *columns: str) -> Table:
+    result = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        # fold, never cut: an e-mail address or reference must survive a narrow terminal
+        result.add_column(column, overflow="fold")
+    return result
+
+
+def say(message: str, style: str | None = None) -> None:
+    # soft_wrap: one message, one line, whatever the width (grep-able when piped)
+    stdout().print(Text(message, style=style or ""), soft_wrap=True)
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def report_domain_error(exc: DomainError) -> None:
+    where = f"{exc.field}: " if exc.field else ""
+    stderr().print(Text(f"Fout: {where}{exc.message}", style="bold red"), soft_wrap=True)
+
+
+def report_covenant_error(exc: CovenantError) -> None:
+    console = stderr()
+    source = f" {exc.source}" if exc.source else ""
+    count = len(exc.problems)
+    console.print(
+        Text(
+            f"Het convenant{source} is niet bruikbaar ({count} "
+            f"{'probleem' if count == 1 else 'problemen'}):",
+            style="bold red",
+        )
+    )
+    for problem in exc.problems:
+        console.print(Text(f"  - {problem}", style="red"), soft_wrap=True)
+
+
+def report_configuration_error(exc: ConfigurationError) -> None:
+    console = stderr()
+    console.print(Text("Ongeldige instelling:", style="bold red"))
+    for problem in exc.problems:
+        console.print(Text(f"  - {problem}", style="red"), soft_wrap=True)
+
+
+class VerwijsindexGroup(TyperGroup):
+    """The root command: turns the core's errors into a message and an exit code, in one place
+    (as the SMTP gateway and the Slack bot each do for their own transport)."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer.Context; Any: typer's click differs by version
+        try:
+            return super().invoke(ctx)
+        except DomainError as exc:
+            report_domain_error(exc)
+            raise typer.Exit(EXIT_REFUSED) from None
+        except CovenantError as exc:
+            report_covenant_error(exc)
+            raise typer.Exit(EXIT_CONFIGURATION) from None
+        except ConfigurationError as exc:
+            report_configuration_error(exc)
+            raise typer.Exit(EXIT_CONFIGURATION) from None
+
+
+def configure_logging() -> None:
+    """Log lines go to stderr (rich), so ``--json`` output on stdout stays parseable. Called by
+    the console script only: tests keep pytest's own log capture."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    if not any(isinstance(handler, RichHandler) for handler in root.handlers):
+        handler = RichHandler(console=stderr(), show_path=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)  # --verbose lowers it to INFO

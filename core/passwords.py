@@ -1,0 +1,38 @@
+"""Passwords of automatic couplings (SMTP AUTH per institution): the covenant holds only a
+PBKDF2 hash, ``pbkdf2_sha256$<iterations>$<salt_b64>$<hash_b64>``, the format Django uses."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+HASH_ITERATIONS = 600_000  # OWASP's 2023 advice for PBKDF2-HMAC-SHA256
+
+
+def _b64decode(text: str) -> bytes:
+    text = text.replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(
+    password: str, *, salt: bytes | None = None, iterations: int = HASH_ITERATIONS
+) -> str:
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    encode = base64.b64encode
+    return f"pbkdf2_sha256${iterations}${encode(salt).decode()}${encode(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, iterations, salt, digest = stored.split("$")
+        if scheme != "pbkdf2_sha256":
+            return False
+        computed = hashlib.pbkdf2_hmac(
+            "sha256", password.encode(), _b64decode(salt), int(iterations)
+        )
+        return hmac.compare_digest(computed, _b64decode(digest))
+    except (ValueError, TypeError):
+        return False

@@ -1,0 +1,483 @@
+"""The ``verwijsindex`` console command (CONTRACT §6), driven through typer's CliRunner against
+the suite's database (SQLite, or PostgreSQL in the PostgreSQL run), with the bundled example
+covenant and its people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner, Result
+
+from core.cli import app
+from core.covenant import bundled_covenant_path
+from core.db import create_db_engine
+from tests.conftest import TEST_SECRET
+
+Cli = Callable[..., Result]
+
+BSN = "111222333"
+OTHER_BSN = "123456782"
+GGD_PRO = "a.devries@ggd-groningen.example"
+GGD_COLLEAGUE = "p.bakker@ggd-groningen.example"
+GGD_SENIOR = "m.smit@ggd-groningen.example"
+GGD_SECRETARIAT = "i.mulder@ggd-groningen.example"
+GGD_ADMIN = "h.visser@ggd-groningen.example"
+WIJ_PRO = "s.jansen@wij-groningen.example"
+CAT_MEMBER = "j.vandijk@jeugdhulp-noord.example"
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Run ``verwijsindex ARGS...`` against a database of this test's own."""
+    monkeypatch.setenv("VERWIJSINDEX_DATABASE_URL", database_url)
+    monkeypatch.setenv("VERWIJSINDEX_SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("VERWIJSINDEX_SECRET_FILE", str(tmp_path / "secret"))
+    monkeypatch.delenv("VERWIJSINDEX_COVENANT", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")  # rich folds table cells to the width; keep them whole
+    monkeypatch.chdir(tmp_path)  # a stray .env, database or maildir lands here, not in the repo
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}"
+    return result
+
+
+def as_json(result: Result) -> Any:
+    ok(result)
+    return json.loads(result.stdout)
+
+
+def write_csv(path: Path, *rows: str) -> Path:
+    path.write_text("bsn;naam;geboortedatum;gemeente;kenmerk\n" + "".join(r + "\n" for r in rows))
+    return path
+
+
+def register(cli: Cli, tmp_path: Path, institution: str, *rows: str) -> dict[str, Any]:
+    csv_file = write_csv(tmp_path / f"{institution}.csv", *rows)
+    return as_json(cli("import", "--institution", institution, str(csv_file), "--json"))
+
+
+def place(cli: Cli, by: str, code: str, *extra: str) -> Result:
+    return cli(
+        "signal",
+        "place",
+        "--by",
+        by,
+        "--bsn",
+        BSN,
+        "--municipality",
+        "Groningen",
+        "--code",
+        code,
+        "--informed",
+        "ja",
+        *extra,
+    )
+
+
+# -- covenant check -------------------------------------------------------------------------------
+
+
+def test_covenant_check_accepts_the_bundled_example(cli: Cli) -> None:
+    result = ok(cli("covenant", "check", str(bundled_covenant_path())))
+    assert "Groningen" in result.stdout
+
+    summary = as_json(cli("covenant", "check", str(bundled_covenant_path()), "--json"))
+    assert summary["valid"] is True
+    assert summary["region"] == "Groningen"
+    assert summary["institutions"] == 7
+    assert summary["signal_codes"] == ["laag", "urgent"]
+    assert summary["coordination_rules"][-1] == "elders-sociaal-team"
+
+
+def test_covenant_check_names_the_broken_key_and_exits_2(cli: Cli, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        bundled_covenant_path()
+        .read_text(encoding="utf-8")
+        .replace("default_signal_term_months = 12", "default_signal_term_months = 30"),
+        encoding="utf-8",
+    )
+    result = cli("covenant", "check", str(broken))
+    assert result.exit_code == 2
+    assert "region.default_signal_term_months" in result.stderr
+    assert result.stdout == ""
+
+    as_data = cli("covenant", "check", str(broken), "--json")
+    assert as_data.exit_code == 2
+    problems = json.loads(as_data.stdout)["problems"]
+    assert [p["path"] for p in problems] == ["region.default_signal_term_months"]
+
+
+def test_a_broken_covenant_stops_every_command(cli: Cli, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[region]\nname = 'X'\n", encoding="utf-8")
+    result = cli("--covenant", str(broken), "youth", "show", "--bsn", BSN)
+    assert result.exit_code == 2
+    assert "signal_codes" in result.stderr
+
+
+# -- the acceptance scenario ----------------------------------------------------------------------
+
+
+def test_registrations_signals_match_and_coordination(cli: Cli, tmp_path: Path) -> None:
+    ggd = register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
+    assert ggd["accepted"] == 1 and ggd["refused"] == [] and ggd["new_involvements"] == 1
+    wij = register(cli, tmp_path, "wij-groningen", f"{BSN};Testkind;2016-05-01;Groningen;WIJ-7")
+    assert wij["accepted"] == 1 and wij["notifications"] == 1
+
+    overview = as_json(cli("youth", "show", "--bsn", BSN, "--json"))
+    involvements = {(i["institution"], i["reference"]) for i in overview["involvements"]}
+    assert involvements == {("ggd-groningen", "GGD-1"), ("wij-groningen", "WIJ-7")}
+    assert all(i["since"] for i in overview["involvements"])
+    assert overview["signals"] == [] and overview["matches"] == []
+
+    outbox = as_json(cli("outbox", "list", "--json"))
+    chain = [m for m in outbox if m["kind"] == "nieuwe-betrokkenheid"]
+    assert [(m["recipient_role"], m["recipient"]) for m in chain] == [
+        ("institution", "verwijsindex@ggd-groningen.example")
+    ]
+    assert {
+        "id",
+        "channel",
+        "reference",
+        "status",
+        "attempts",
+        "created_at",
+        "sent_at",
+        "last_error",
+        "idempotency_key",
+    } <= set(chain[0])
+    assert as_json(cli("outbox", "list", "--kind", "match", "--json")) == []
+
+    first = as_json(place(cli, GGD_PRO, "laag", "--json"))
+    assert first["signal"].startswith("S-") and first["match"] is None
+    assert first["informed_party"] == "ouders"  # a 10-year-old: the parents are informed
+    second = ok(place(cli, WIJ_PRO, "urgent", "--term-months", "6"))
+    assert "is geplaatst" in second.stdout and "M-" in second.stdout
+
+    overview = as_json(cli("youth", "show", "--bsn", BSN, "--json"))
+    signals = {s["professional"]: s for s in overview["signals"]}
+    assert set(signals) == {GGD_PRO, WIJ_PRO}
+    assert signals[GGD_PRO]["code"] == "laag" and signals[WIJ_PRO]["code"] == "urgent"
+    assert all(s["status"] == "active" and s["ends_on"] for s in signals.values())
+    [match] = overview["matches"]
+    assert sorted(match["signals"]) == sorted(s["id"] for s in signals.values())
+    assert match["family"] is False
+    coordination = overview["coordination"]
+    assert coordination["institution"] == "wij-groningen"  # rule stad-groningen-wij
+    assert coordination["status"] and coordination["due"]
+
+    human = ok(cli("youth", "show", "--bsn", BSN))
+    assert "WIJ Groningen" in human.stdout and "urgent" in human.stdout
+
+    outbox_kinds = {m["kind"] for m in as_json(cli("outbox", "list", "--json"))}
+    assert {"signaal", "match", "coordinatie-toegewezen"} <= outbox_kinds
+    assert "outbox" in ok(cli("outbox", "list", "--status", "pending")).stdout.lower()
+
+
+def test_audit_verify_detects_an_edited_event(cli: Cli, tmp_path: Path, database_url: str) -> None:
+    register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
+    ok(place(cli, GGD_PRO, "laag"))
+    result = ok(cli("audit", "verify"))
+    assert result.stdout.startswith("OK: ") and "chain intact" in result.stdout
+    report = as_json(cli("audit", "verify", "--json"))
+    assert report["intact"] is True and report["events"] >= 3
+
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE auditevent SET action='x' WHERE id=2"))
+    finally:
+        engine.dispose()
+    broken = cli("audit", "verify")
+    assert broken.exit_code == 1
+    assert "event 2" in broken.output and "changed" in broken.output
+    as_data = cli("audit", "verify", "--json")
+    assert as_data.exit_code == 1
+    assert json.loads(as_data.stdout)["break"]["event_id"] == 2
+
+
+def test_audit_list_shows_the_views_of_a_youth(cli: Cli, tmp_path: Path) -> None:
+    register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
+    ok(cli("youth", "show", "--bsn", BSN, "--by", "beheer@regio.example"))
+    events = as_json(cli("audit", "list", "--action", "youth-viewed", "--json"))
+    assert [(e["actor"], e["channel"]) for e in events] == [
+        ("operator:beheer@regio.example", "cli")
+    ]
+    assert "youth-viewed" in ok(cli("audit", "list")).stdout
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+
+def test_a_member_of_a_team_that_may_not_signal_is_refused(cli: Cli) -> None:
+    result = place(cli, CAT_MEMBER, "laag", "--birth-date", "01-05-2016")
+    assert result.exit_code == 1
+    assert "mogen geen signalen afgeven" in result.stderr
+    assert result.stdout == ""
+
+
+def test_refusals_name_the_field(cli: Cli, tmp_path: Path) -> None:
+    unknown = place(cli, "niemand@elders.example", "laag", "--birth-date", "01-05-2016")
+    assert unknown.exit_code == 1 and "geen (actieve) hulpverlener" in unknown.stderr
+
+    no_birth_date = place(cli, GGD_PRO, "laag")  # a youth the index does not know yet
+    assert no_birth_date.exit_code == 1 and "Geboortedatum" in no_birth_date.stderr
+
+    bad_date = place(cli, GGD_PRO, "laag", "--birth-date", "31-02-2016")
+    assert bad_date.exit_code == 1 and "geen bestaande datum" in bad_date.stderr
+
+    bad_code = place(cli, GGD_PRO, "hoog", "--birth-date", "01-05-2016")
+    assert bad_code.exit_code == 1 and "onbekende signaalcode" in bad_code.stderr
+
+    postponed = cli(
+        "signal",
+        "place",
+        "--by",
+        GGD_PRO,
+        "--bsn",
+        BSN,
+        "--birth-date",
+        "01-05-2016",
+        "--municipality",
+        "Groningen",
+        "--code",
+        "laag",
+        "--informed",
+        "uitgesteld",
+    )
+    assert postponed.exit_code == 1 and "Reden uitstel" in postponed.stderr
+
+    bad_bsn = cli("youth", "show", "--bsn", "123456789")
+    assert bad_bsn.exit_code == 1 and "elfproef" in bad_bsn.stderr
+
+    unknown_youth = cli("youth", "show", "--bsn", OTHER_BSN, "--json")
+    assert unknown_youth.exit_code == 1 and unknown_youth.stdout == ""
+    assert "staat niet in de verwijsindex" in unknown_youth.stderr
+
+    wrong_choice = place(cli, GGD_PRO, "laag", "--informed", "misschien")
+    assert wrong_choice.exit_code == 2
+
+
+def test_a_bad_setting_is_a_configuration_error(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERWIJSINDEX_SECRET_KEY", "too-short")
+    result = cli("youth", "show", "--bsn", BSN)
+    assert result.exit_code == 2
+    assert "VERWIJSINDEX_SECRET_KEY" in result.stderr
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+def test_import_reports_refused_rows_with_line_and_field(cli: Cli, tmp_path: Path) -> None:
+    csv_file = write_csv(
+        tmp_path / "batch.csv",
+        f"{BSN};Een;01-05-2016;Groningen;K-1",
+        "123456789;Twee;01-05-2016;Groningen;K-2",  # fails the elfproef
+        f"{OTHER_BSN};Drie;01-05-2016;Atlantis;K-3",  # not a covenant municipality
+    )
+    human = ok(cli("import", "--institution", "ggd-groningen", str(csv_file)))
+    assert "Geweigerde regels" in human.stdout
+    assert "BSN" in human.stdout and "Gemeente" in human.stdout
+
+    report = as_json(cli("import", "--institution", "ggd-groningen", str(csv_file), "--json"))
+    assert report["accepted"] == 1  # the same row again: an update, not a new involvement
+    assert report["new_involvements"] == 0
+    assert [(r["line"], r["field"]) for r in report["refused"]] == [(3, "BSN"), (4, "Gemeente")]
+
+
+def test_import_for_an_unknown_institution_is_refused(cli: Cli, tmp_path: Path) -> None:
+    csv_file = write_csv(tmp_path / "batch.csv", f"{BSN};Een;01-05-2016;Groningen;K-1")
+    result = cli("import", "--institution", "onbekend", str(csv_file))
+    assert result.exit_code == 1 and "Fout" in result.stderr
+
+
+# -- withdraw, extend, youths without BSN, inzage -------------------------------------------------
+
+
+def test_extend_and_withdraw(cli: Cli, tmp_path: Path) -> None:
+    placed = as_json(
+        place(cli, GGD_PRO, "laag", "--birth-date", "2016-05-01", "--term-months", "3", "--json")
+    )
+    number = placed["signal"]
+    extended = ok(cli("signal", "extend", number, "--months", "2", "--by", GGD_PRO))
+    assert f"{number} loopt nu tot" in extended.stdout
+
+    stranger = cli("signal", "withdraw", number, "--reason", "risico-weg", "--by", WIJ_PRO)
+    assert stranger.exit_code == 1 and "alleen de melder" in stranger.stderr
+
+    ok(cli("signal", "withdraw", number, "--reason", "onterecht", "--by", GGD_PRO))
+    assert as_json(cli("youth", "show", "--bsn", BSN, "--json"))["signals"] == []
+    again = cli("signal", "withdraw", number, "--reason", "onterecht", "--by", GGD_PRO)
+    assert again.exit_code == 1 and "bestaat niet" in again.stderr
+
+
+def test_youth_without_bsn(cli: Cli) -> None:
+    ok(
+        cli(
+            "signal",
+            "place",
+            "--by",
+            WIJ_PRO,
+            "--surname",
+            "Zonder-Bsn",
+            "--sex",
+            "v",
+            "--birth-date",
+            "12-12-2012",
+            "--municipality",
+            "groningen",
+            "--code",
+            "urgent",
+            "--informed",
+            "uitgesteld",
+            "--postpone-reason",
+            "veiligheid",
+            "--no-leaflet",
+        )
+    )
+    overview = as_json(
+        cli(
+            "youth",
+            "show",
+            "--surname",
+            "zonder-bsn",
+            "--birth-date",
+            "2012-12-12",
+            "--sex",
+            "V",
+            "--json",
+        )
+    )
+    assert [s["professional"] for s in overview["signals"]] == [WIJ_PRO]
+    missing = cli("youth", "show", "--surname", "Zonder-Bsn", "--json")
+    assert missing.exit_code == 1 and "--surname, --birth-date en --sex" in missing.stderr
+
+
+def test_access_report(cli: Cli, tmp_path: Path) -> None:
+    register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
+    ok(place(cli, WIJ_PRO, "urgent"))
+    report = as_json(cli("access-report", "--bsn", BSN, "--json"))
+    assert report["region"] == "Groningen"
+    assert [(line["kind"], line["institution"]) for line in report["lines"]] == [
+        ("registratie", "GGD Groningen"),
+        ("signaal", "WIJ Groningen"),
+    ]
+    human = ok(cli("access-report", "--bsn", BSN))
+    assert "Inzageoverzicht" in human.stdout and "WIJ Groningen" in human.stdout
+    assert WIJ_PRO not in human.stdout  # institutions, never the professionals' names
+
+
+# -- transfer and absence -------------------------------------------------------------------------
+
+
+def test_transfer_requested_by_the_secretariat_and_executed_by_the_coordinator(
+    cli: Cli,
+) -> None:
+    ok(place(cli, GGD_PRO, "laag", "--birth-date", "01-05-2016"))
+    no_senior = cli("transfer", "--from", GGD_PRO, "--to", GGD_COLLEAGUE, "--by", GGD_SECRETARIAT)
+    assert no_senior.exit_code == 1 and "senior" in no_senior.stderr
+
+    requested = as_json(
+        cli(
+            "transfer",
+            "--from",
+            GGD_PRO,
+            "--to",
+            GGD_COLLEAGUE,
+            "--by",
+            GGD_SECRETARIAT,
+            "--senior",
+            GGD_SENIOR,
+            "--json",
+        )
+    )
+    assert requested["status"] == "requested" and requested["instructed_by"] == GGD_SENIOR
+    [listed] = as_json(cli("transfer", "list", "--json"))
+    assert listed["id"] == requested["id"] and listed["from"] == GGD_PRO
+
+    refused = cli("transfer", "execute", requested["id"], "--by", GGD_SECRETARIAT)
+    assert refused.exit_code == 1
+    done = ok(cli("transfer", "execute", requested["id"], "--by", GGD_ADMIN))
+    assert "1 signalen" in done.stdout
+    overview = as_json(cli("youth", "show", "--bsn", BSN, "--json"))
+    assert [s["professional"] for s in overview["signals"]] == [GGD_COLLEAGUE]
+    assert (
+        as_json(cli("transfer", "list", "--status", "executed", "--json"))[0]["executed_by"]
+        == GGD_ADMIN
+    )
+
+
+def test_transfer_in_one_step_by_the_institution_coordinator(cli: Cli) -> None:
+    ok(place(cli, GGD_PRO, "laag", "--birth-date", "01-05-2016"))
+    result = ok(
+        cli("transfer", "request", "--from", GGD_PRO, "--to", GGD_COLLEAGUE, "--by", GGD_ADMIN)
+    )
+    assert "is uitgevoerd" in result.stdout
+    assert "Geen overdrachten" not in ok(cli("transfer", "list")).stdout
+    usage = cli("transfer", "--from", GGD_PRO)
+    assert usage.exit_code == 2 and "--to" in usage.output
+
+
+def test_absence_declare_and_end(cli: Cli) -> None:
+    declared = ok(
+        cli(
+            "absence",
+            "declare",
+            "--by",
+            GGD_PRO,
+            "--from",
+            "01-01-2099",
+            "--to",
+            "2099-01-14",
+            "--stand-in",
+            GGD_COLLEAGUE,
+        )
+    )
+    assert "01-01-2099 t/m 14-01-2099" in declared.stdout
+    for_someone_else = cli("absence", "end", "--by", WIJ_PRO, "--for", GGD_PRO)
+    assert for_someone_else.exit_code == 1
+    ok(cli("absence", "end", "--by", GGD_ADMIN, "--for", GGD_PRO))
+    nothing_left = cli("absence", "end", "--by", GGD_PRO)
+    assert nothing_left.exit_code == 1 and "geen lopende" in nothing_left.stderr
+
+
+# -- operations -----------------------------------------------------------------------------------
+
+
+def test_db_upgrade_sweep_and_outbox_retry(cli: Cli, tmp_path: Path) -> None:
+    ok(cli("db", "upgrade"))
+    ok(cli("db", "upgrade"))  # idempotent
+    counts = as_json(cli("sweep", "--now", "2026-03-02T09:00", "--json"))
+    assert counts and all(isinstance(value, int) for value in counts.values())
+    assert "Sweep" in ok(cli("sweep")).stdout
+    bad_moment = cli("sweep", "--now", "gisteren")
+    assert bad_moment.exit_code == 2
+
+    register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
+    register(cli, tmp_path, "wij-groningen", f"{BSN};Testkind;01-05-2016;Groningen;WIJ-7")
+    [pending] = as_json(cli("outbox", "list", "--status", "pending", "--json"))
+    not_failed = cli("outbox", "retry", str(pending["id"]))
+    assert not_failed.exit_code == 1 and "alleen mislukte berichten" in not_failed.stderr
+    missing = cli("outbox", "retry", "999999")
+    assert missing.exit_code == 1 and "bestaat niet" in missing.stderr
+
+
+def test_database_url_option_overrides_the_setting(
+    cli: Cli, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VERWIJSINDEX_DATABASE_URL", "sqlite:////nonexistent/dir/x.db")
+    ok(cli("--database-url", database_url, "db", "upgrade"))
+    assert as_json(cli("--database-url", database_url, "outbox", "list", "--json")) == []
