@@ -1,0 +1,94 @@
+"""Where the sender's own text ends: the header a mail client writes above quoted history, ``>``
+quoting, a ``-- `` signature, or a "sent from my phone" line.
+
+The headers, in Dutch and English, of the clients our users have:
+
+* Gmail: "Op ma 23 nov. 2026 om 10:12 schreef Naam <a@b>:" / "On Mon, Nov 23, 2026 at 10:12 AM
+  Name <a@b> wrote:", often wrapped over two lines;
+* Thunderbird: "Op 23-11-2026 om 10:12 schreef Naam:" / "On 11/23/26 10:12, Name wrote:";
+* Apple Mail: "Op 23 nov 2026, om 10:12 heeft Naam <a@b> het volgende geschreven:" /
+  "On 23 Nov 2026, at 10:12, Name <a@b> wrote:";
+* Outlook: "-----Oorspronkelijk bericht-----" / "-----Original Message-----", a line of
+  underscores, or the header block itself: "Van: ... / Verzonden: ... / Aan: ... /
+  Onderwerp: ..." ("From: / Sent: / To: / Subject:"), also bold ("*Van:*") as Gmail renders it;
+* forwards: "---------- Doorgestuurd bericht ---------", "Begin doorgestuurd bericht:".
+
+Used by the reply reader (the answer is above this point) and by the key–value block reader
+(a registration sent as a reply must not read the quoted notification as fields).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+MAX_LINE = 1000  # longer lines are never a quote header; the patterns look at no more
+
+_HEADERS = [
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (
+        # Gmail, Thunderbird, Apple Mail (en): "Op|On <date and name> schreef|wrote ...:"
+        r"^\s*(op|on)\s.{0,160}\b(schreef|wrote)\b.{0,240}:\s*$",
+        # Apple Mail (nl): "Op <date>, om <time> heeft <name> het volgende geschreven:"
+        r"^\s*op\s.{0,240}\bhet volgende geschreven\s*:\s*$",
+        r"^\s*-{2,}\s*(oorspronkelijk bericht|original message|doorgestuurd bericht"
+        r"|forwarded message)\s*-{2,}\s*$",
+        r"^\s*(begin doorgestuurd bericht|begin forwarded message)\s*:\s*$",
+        r"^\s*_{10,}\s*$",  # Outlook's rule above the quoted header block
+    )
+]
+_OUTLOOK_FROM = re.compile(r"^\s*\*?(van|from)\s*:\s*\*?\s*\S", re.IGNORECASE)
+_OUTLOOK_FIELD = re.compile(
+    r"^\s*\*?(verzonden|sent|datum|date|aan|to|onderwerp|subject|cc)\s*:", re.IGNORECASE
+)
+_PHONE_SIGNATURE = re.compile(
+    r"^\s*((verstuurd|verzonden|gestuurd)\s+(vanaf|van|met|via|from)\s+\S"
+    r"|sent\s+(from|with|via)\s+\S|get outlook for\b|download outlook voor\b)",
+    re.IGNORECASE,
+)
+_SIGNATURE = re.compile(r"^--\s*$")  # RFC 3676 §4.3: "-- " (some clients drop the space)
+
+
+def _clean(line: str) -> str:
+    return line[:MAX_LINE].replace("\xa0", " ").replace("\u200b", "").replace("\ufeff", "")
+
+
+def is_quote_header(line: str, next_lines: Sequence[str] = ()) -> bool:
+    """Does ``line`` start quoted history? Outlook's "Van:" counts only when one of the next
+    three lines is another of its header fields, so a body line "Van: ..." is not cut."""
+    text = _clean(line)
+    if any(pattern.match(text) for pattern in _HEADERS):
+        return True
+    return bool(_OUTLOOK_FROM.match(text)) and any(
+        _OUTLOOK_FIELD.match(_clean(following)) for following in next_lines[:3]
+    )
+
+
+def is_signature_start(line: str) -> bool:
+    text = _clean(line)
+    if _SIGNATURE.match(text.rstrip()):
+        return True
+    return len(text) < 80 and bool(_PHONE_SIGNATURE.match(text))
+
+
+def is_quoted(line: str) -> bool:
+    return _clean(line).lstrip().startswith(">")
+
+
+def own_text_end(lines: Sequence[str]) -> int:
+    """The index of the first line that is no longer the sender's own text (``len(lines)``
+    when all of it is)."""
+    for index, line in enumerate(lines):
+        following = lines[index + 1 : index + 4]
+        if is_quoted(line) or is_signature_start(line) or is_quote_header(line, following):
+            return index
+        # A header wrapped over two lines ("... schreef Naam <" / "a@b>:"); the second line on
+        # its own would have matched at the next index.
+        if (
+            following
+            and len(line) < MAX_LINE
+            and not is_quote_header(following[0], lines[index + 2 : index + 5])
+            and is_quote_header(_clean(line).rstrip() + " " + _clean(following[0]).lstrip())
+        ):
+            return index
+    return len(lines)

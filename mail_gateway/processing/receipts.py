@@ -1,0 +1,106 @@
+"""The answer every inbound message gets (issue: receipts): ``ontvangstbevestiging`` listing
+what was accepted and what was refused with line, field and a Dutch reason, or ``foutmelding``
+when the message could not be understood at all. Written to the outbox in the transaction
+that processed the message, threaded onto it with In-Reply-To."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from core import outbox
+from core.config import CoreConfig
+from core.errors import DomainError
+from core.models import Channel
+from core.notifications.dispatch import common_context
+from core.notifications.recipients import Recipient
+
+RECEIPT = "ontvangstbevestiging"
+ERROR_REPORT = "foutmelding"
+MAX_LISTED = 500  # a 100,000-row CSV gets its totals and the first refusals, not a novel
+
+
+@dataclass
+class Outcome:
+    """What processing one message came to, for its answer."""
+
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why the message as a whole failed
+    summaries: list[dict[str, Any]] = field(default_factory=list)  # one per CSV attachment
+    confirmation: str = ""  # a reply's result, in Dutch
+    hint: str = ""
+
+    def refuse(self, line: int | None, error: DomainError | str, field_name: str = "") -> None:
+        if isinstance(error, DomainError):
+            self.refused.append(
+                {"line": line, "field": error.field or field_name, "reason": error.message}
+            )
+        else:
+            self.refused.append({"line": line, "field": field_name, "reason": error})
+
+    @property
+    def understood(self) -> bool:
+        return bool(self.accepted or self.refused or self.summaries or self.confirmation)
+
+
+@dataclass(frozen=True)
+class Addressee:
+    address: str
+    name: str
+    institution_id: str | None = None
+    professional_id: int | None = None
+
+
+def send_answer(
+    session: Session,
+    config: CoreConfig,
+    *,
+    inbound_id: int,
+    message_id: str,
+    addressee: Addressee,
+    outcome: Outcome,
+    subject: str,
+    now: datetime,
+) -> str:
+    """Enqueue the receipt (or error report) for one inbound message; returns its kind."""
+    kind = RECEIPT if outcome.understood and not outcome.problems else ERROR_REPORT
+    reference = f"B-{inbound_id}"
+    recipient = Recipient(
+        addressee.address,
+        "sender",
+        addressee.name,
+        addressee.professional_id,
+        addressee.institution_id,
+    )
+    context = {
+        **common_context(config, kind, reference, recipient, asks_reply=False),
+        "original_message_id": message_id,
+        "original_subject": " ".join(subject.split())[:200],
+        "accepted": outcome.accepted[:MAX_LISTED],
+        "accepted_total": len(outcome.accepted),
+        "refused": outcome.refused[:MAX_LISTED],
+        "refused_total": len(outcome.refused),
+        "summaries": outcome.summaries,
+        "confirmation": outcome.confirmation,
+        "problems": outcome.problems,
+        "hint": outcome.hint,
+    }
+    outbox.enqueue(
+        session,
+        kind=kind,
+        channel=Channel.EMAIL.value,
+        recipient=addressee.address,
+        recipient_role="sender",
+        reference=reference,
+        context=context,
+        idempotency_key=f"{kind}:inbound-{inbound_id}",
+        professional_id=addressee.professional_id,
+        institution_id=addressee.institution_id,
+        in_reply_to=message_id if message_id.startswith("<") else None,
+        now=now,
+    )
+    return kind

@@ -1,0 +1,64 @@
+"""``antwoord+TOKEN@`` (or a reply found by In-Reply-To): the keyword calls the core."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from core import audit
+from core.config import CoreConfig
+from core.errors import UserError
+from core.models import OutboxMessage
+from core.replies import answer
+from mail_gateway.parsing.mime import ParsedMail
+from mail_gateway.parsing.reply import extract_reply, parse_reply_command
+from mail_gateway.processing.receipts import Outcome
+
+KEYWORDS_HINT = (
+    "Antwoord met één woord op de eerste regel: AKKOORD, WEIGER <reden>, OVERDRAGEN "
+    "<instelling-id>, CONTACT GELEGD of VERLENG [maanden] — welke passen, staat in het bericht "
+    "waarop u antwoordt."
+)
+
+
+def token_from_thread(session: Session, mail: ParsedMail) -> str | None:
+    """The fallback when a reply reached another of our addresses: the notification it
+    answers, found by the Message-IDs it refers to."""
+    referenced = [mail.in_reply_to, *reversed(mail.references)]
+    ids = [m for m in referenced if m]
+    if not ids:
+        return None
+    row = session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.message_id).in_(ids), col(OutboxMessage.reply_token).is_not(None))
+        .order_by(col(OutboxMessage.id).desc())
+    ).first()
+    return row.reply_token if row else None
+
+
+def answer_reply(
+    session: Session,
+    config: CoreConfig,
+    mail: ParsedMail,
+    token: str,
+    sender: str,
+    channel: str,
+    outcome: Outcome,
+    now: datetime,
+) -> None:
+    try:
+        action = parse_reply_command(extract_reply(mail.text))
+        with audit.savepoint(session):
+            outcome.confirmation = answer(
+                token,
+                action,
+                sender=sender,
+                channel=channel,
+                session=session,
+                config=config,
+                now=now,
+            )
+    except UserError as error:
+        outcome.problems.append(error.message)
+        outcome.hint = KEYWORDS_HINT
