@@ -1,7 +1,10 @@
 """Lifetimes set by law (DOMAIN: Age, Lifetime): the expiry warning a week before a signal's end
 date, archiving the day after it, purging the archive after 5 years, and purging everything
-about a youth on the 23rd birthday. Every job is idempotent and safe to run on two machines at
-once: each youth is locked before it is changed, and a youth purged meanwhile is skipped."""
+about a youth on the 23rd birthday. Also: the content of inbound mail kept for an administrator
+(not understood, or automatic) is erased after the region's ``kept_mail_days``.
+
+Every job is idempotent and safe to run on two machines at once: each youth is locked before it
+is changed, and a youth purged meanwhile is skipped."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from core.events import SignalExpiringEvent
 from core.matching import reconcile_family_matches
 from core.models import (
     Coordination,
+    InboundMessage,
+    InboundStatus,
     Match,
     MatchMember,
     MatchStatus,
@@ -245,3 +250,32 @@ __all__ = [
     "purge_youth",
     "warn_expiring_signals",
 ]
+
+
+def erase_kept_mail(session: Session, config: CoreConfig, now: datetime) -> int:
+    """Mail that was kept rather than processed (``failed``/``ignored``) keeps its sealed bytes
+    only ``kept_mail_days``: long enough for an administrator, not a second archive of BSNs.
+    The row itself (sender, Message-ID, status) stays, so a resend is still recognised."""
+    cutoff = now - timedelta(days=config.covenant.region.kept_mail_days)
+    result = session.execute(
+        update(InboundMessage)
+        .where(
+            col(InboundMessage.status).in_(
+                [InboundStatus.FAILED.value, InboundStatus.IGNORED.value]
+            ),
+            col(InboundMessage.received_at) < cutoff,
+            col(InboundMessage.raw) != b"",
+        )
+        .values(raw=b"")
+    )
+    erased = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if erased:
+        audit.record(
+            session,
+            audit.SYSTEM,
+            "kept-mail-erased",
+            "inbound",
+            details={"messages": erased},
+            at=now,
+        )
+    return erased

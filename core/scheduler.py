@@ -21,6 +21,7 @@ from core.follow_up import sweep_match_follow_up
 from core.retention import (
     archive_ended_signals,
     end_lapsed_registrations,
+    erase_kept_mail,
     purge_adults,
     purge_old_archive,
     warn_expiring_signals,
@@ -38,6 +39,7 @@ JOBS: list[tuple[str, Job]] = [
     ("purged_archive", purge_old_archive),
     ("coordination", sweep_coordination),
     ("match_follow_up", sweep_match_follow_up),
+    ("erased_kept_mail", erase_kept_mail),
 ]
 
 

@@ -229,6 +229,9 @@ class Region(_Section):
     default_signal_term_months: Annotated[StrictInt, Field(ge=1, le=MAX_SIGNAL_TERM_MONTHS)] = 12
     archive_years: StrictInt = ARCHIVE_YEARS
     reminder_lead_days: Annotated[StrictInt, Field(ge=1, le=60)] = 7
+    # Mail that was not understood (or was automatic) is kept, sealed, this long for an
+    # administrator to look at; then its content is erased (it may carry BSNs).
+    kept_mail_days: Annotated[StrictInt, Field(ge=1, le=365)] = 30
     timezone: Annotated[StrictStr, AfterValidator(_check_timezone)] = "Europe/Amsterdam"
 
     @field_validator("archive_years")

@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.bsns import valid_bsns  # noqa: E402 (after the path is set)
+
 SECRET = b"benchmark-secret-key-that-is-long-enough-0123456789"
 INSTITUTION = "ggd-groningen"
 OTHER = "politie-noord-nederland"
@@ -78,25 +80,6 @@ HEADER = "bsn;naam;geboortedatum;gemeente;kenmerk;hulpverlener;bsn_ouder;einddat
 # --- data --------------------------------------------------------------------------------------
 
 
-def bsn_from_prefix(prefix: int) -> str | None:
-    """The valid BSN (elfproef) with these first 8 digits, if there is one."""
-    digits = f"{prefix:08d}"
-    total = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True))
-    check = total % 11
-    return None if check == 10 else digits + str(check)
-
-
-def valid_bsns(start_prefix: int, count: int) -> list[str]:
-    found: list[str] = []
-    prefix = start_prefix
-    while len(found) < count:
-        bsn = bsn_from_prefix(prefix)
-        if bsn is not None and bsn != "000000000":
-            found.append(bsn)
-        prefix += 1
-    return found
-
-
 def birth_date(rng: random.Random) -> date:
     # Under 23 on NOW, and not born today.
     return date(2026, 3, 1) - timedelta(days=rng.randrange(1, 22 * 365))
@@ -127,7 +110,7 @@ def build_database(
     engine.dispose()
 
     rng = random.Random(seed)
-    known = valid_bsns(10_000_000, youths)
+    known = valid_bsns(youths, start_prefix=10_000_000)
     sample: list[tuple[str, date, str]] = []
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -198,8 +181,8 @@ def write_csv(
 ) -> dict[str, int]:
     rng = random.Random(seed + 1)
     existing = min(int(rows * EXISTING_SHARE), len(sample))
-    fresh = valid_bsns(60_000_000, rows - existing - INVALID_ROWS + 50)
-    parents = valid_bsns(90_000_000, 2000)
+    fresh = valid_bsns(rows - existing - INVALID_ROWS + 50, start_prefix=60_000_000)
+    parents = valid_bsns(2000, start_prefix=90_000_000)
     chosen_existing = rng.sample(sample, existing)
     lines: list[list[str]] = []
     for bsn, born, municipality in chosen_existing:

@@ -21,6 +21,8 @@ from core.db import transaction
 from core.models import (
     AuditEvent,
     Coordination,
+    InboundMessage,
+    InboundStatus,
     Match,
     MatchKind,
     MatchMember,
@@ -582,3 +584,41 @@ def test_a_failing_job_does_not_hold_back_the_others(
     # The jobs after the broken one still ran, each in its own transaction.
     [stored] = rows(core, Signal)
     assert stored.status == SignalStatus.ARCHIVED
+
+
+def _inbound(core: CoreDriver, number: int, status: str, received_at: datetime) -> int:
+    row = InboundMessage(
+        dedupe_key=f"kept-{number}",
+        message_id=f"<kept-{number}@ggd-groningen.example>",
+        transport="smtp",
+        mail_from="koppeling@ggd-groningen.example",
+        rcpt_to="registratie@verwijsindex.localhost",
+        mailbox="registratie",
+        raw=b"sealed bytes",
+        received_at=received_at,
+        status=status,
+    )
+    return core.run(lambda session: (session.add(row), session.flush(), row.id)[2]) or 0
+
+
+def test_kept_mail_is_erased_after_kept_mail_days_and_nothing_else(core: CoreDriver) -> None:
+    days = core.config.covenant.region.kept_mail_days
+    old = MONDAY - timedelta(days=days, minutes=1)
+    young = MONDAY - timedelta(days=days - 1)
+    failed_old = _inbound(core, 1, InboundStatus.FAILED, old)
+    ignored_old = _inbound(core, 2, InboundStatus.IGNORED, old)
+    failed_young = _inbound(core, 3, InboundStatus.FAILED, young)
+    waiting_old = _inbound(core, 4, InboundStatus.RECEIVED, old)  # still to be processed
+
+    first = sweep(core.engine, core.config, now=MONDAY)
+    again = sweep(core.engine, core.config, now=MONDAY)
+
+    assert first["erased_kept_mail"] == 2 and again["erased_kept_mail"] == 0
+    with Session(core.engine) as session:
+        raw = {row.id: row.raw for row in session.exec(select(InboundMessage)).all()}
+        erased = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "kept-mail-erased")
+        ).all()
+    assert raw[failed_old] == b"" and raw[ignored_old] == b""
+    assert raw[failed_young] == b"sealed bytes" and raw[waiting_old] == b"sealed bytes"
+    assert len(erased) == 1
