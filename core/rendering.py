@@ -7,12 +7,22 @@ while subject and text parts are not HTML and are left alone. A subject is alway
 without control characters, so no context value can add a header (RFC 5322 §2.2). Templates
 receive references and contact details, never a youth's identity (STYLE 7).
 
+Slack messages are ``templates/slack/<kind>.blocks.j2``: Block Kit JSON written out in the
+template. Every value a Slack template prints is escaped twice over, automatically: for Slack's
+mrkdwn (``&``, ``<``, ``>``: no value can mention ``<!channel>`` or forge a link) and as the
+inside of a JSON string (quotes, backslashes, newlines). Shared macros return markup that is
+inserted as it is; nothing else can bypass the escaping. :meth:`TemplateRenderer.render_slack`
+parses the result and fits it to Slack's limits; the notification text (the push preview and
+the fallback for clients without blocks) is the e-mail's subject line.
+
 Errors: an unknown kind, channel or part is a ``ValueError``; a missing context key is
-``jinja2.UndefinedError`` (both propagate, the delivery worker dead-letters the row).
+``jinja2.UndefinedError``; a Slack template that renders invalid JSON is a ``ValueError`` (all
+propagate, the delivery worker dead-letters the row).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Callable
@@ -23,11 +33,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+from markupsafe import Markup
 
 from core.clock import as_utc
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 EMAIL_PARTS = ("subject", "text", "html")
+SLACK_PART = "blocks"
 DEFAULT_TIMEZONE = ZoneInfo("Europe/Amsterdam")
 
 # A kind, channel or part is a plain name: never a path into (or out of) the template folder.
@@ -77,6 +89,15 @@ class RenderedEmail:
     html: str
 
 
+@dataclass(frozen=True)
+class RenderedSlack:
+    """What ``chat.postMessage`` needs: ``text`` (notification preview, fallback) and
+    ``blocks``."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
 def _moment(value: date | datetime | str, tz: ZoneInfo) -> date | datetime:
     """A date stays a date; a moment (aware, or naive meaning UTC) becomes local time."""
     if isinstance(value, str):
@@ -117,6 +138,71 @@ def one_line(text: str) -> str:
     return " ".join(cleaned.split())
 
 
+def slack_escape(text: str) -> str:
+    """Slack mrkdwn escaping: only ``&``, ``<`` and ``>`` are control characters
+    (api.slack.com/reference/surfaces/formatting#escaping); a value escaped so cannot mention
+    ``<!channel>``, a user, or hide a link."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_value(value: Any) -> Any:
+    """``finalize`` of the Slack environment: every printed value becomes the escaped inside of
+    a JSON string. Markup (a shared macro's output, ``tojson``) is already safe."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(json.dumps(slack_escape(str(value)), ensure_ascii=False)[1:-1])
+
+
+# Block Kit limits (api.slack.com/reference/block-kit/blocks): past them Slack refuses the whole
+# message with invalid_blocks, so texts are shortened and surplus blocks dropped instead.
+SLACK_MAX_BLOCKS = 50
+SLACK_TEXT_LIMITS = {"header": 150, "section": 3000, "context": 2000, "button": 75}
+SLACK_FIELD_LIMIT = 2000
+SLACK_MAX_FIELDS = 10
+SLACK_MAX_TEXT = 3000  # the message's own ``text``: Slack truncates past 40,000; keep it short
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _fit_text_object(container: dict[str, Any], key: str, limit: int) -> None:
+    text_object = container.get(key)
+    if isinstance(text_object, dict) and isinstance(text_object.get("text"), str):
+        text_object["text"] = _shorten(text_object["text"], limit)
+
+
+def fit_slack_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Blocks within Slack's limits: long texts end in '…', at most 50 blocks (the last one
+    then says the message was shortened)."""
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("header", "section"):
+            _fit_text_object(block, "text", SLACK_TEXT_LIMITS[kind])
+        if kind == "section" and isinstance(block.get("fields"), list):
+            block["fields"] = block["fields"][:SLACK_MAX_FIELDS]
+            for field in block["fields"]:
+                if isinstance(field, dict) and isinstance(field.get("text"), str):
+                    field["text"] = _shorten(field["text"], SLACK_FIELD_LIMIT)
+        if kind == "context":
+            for element in block.get("elements", []):
+                if isinstance(element, dict) and isinstance(element.get("text"), str):
+                    element["text"] = _shorten(element["text"], SLACK_TEXT_LIMITS["context"])
+        if kind == "actions":
+            for element in block.get("elements", []):
+                if isinstance(element, dict):
+                    _fit_text_object(element, "text", SLACK_TEXT_LIMITS["button"])
+    if len(blocks) > SLACK_MAX_BLOCKS:
+        # The buttons stay: without them the message could not be answered from Slack.
+        actions = [b for b in blocks if b.get("type") == "actions"]
+        room = SLACK_MAX_BLOCKS - 1 - len(actions)
+        kept = [b for b in blocks if b.get("type") != "actions"][:room]
+        shortened = "Dit bericht is ingekort; de e-mail van de verwijsindex bevat alles."
+        notice = {"type": "context", "elements": [{"type": "mrkdwn", "text": shortened}]}
+        blocks = [*kept, notice, *actions]
+    return blocks
+
+
 class TemplateRenderer:
     """Renders ``<channel>/<kind>.<part>.j2`` from ``template_dir`` (default: the repository's
     ``templates/``). Dates are shown in ``timezone`` (the region's; default Europe/Amsterdam).
@@ -142,6 +228,17 @@ class TemplateRenderer:
         }
         self.environment.filters.update(filters)
         self.environment.globals["reply_keywords"] = reply_keywords
+        self.slack_environment = jinja2.Environment(
+            loader=self.environment.loader,
+            undefined=jinja2.StrictUndefined,
+            autoescape=True,  # macro output is Markup, so it is not escaped a second time
+            finalize=_slack_value,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.slack_environment.filters.update(filters)
+        self.slack_environment.globals["reply_keywords"] = reply_keywords
 
     def render_part(self, channel: str, kind: str, part: str, context: dict[str, Any]) -> str:
         """One part, e.g. ``render_part("slack", "match", "blocks", context)``."""
@@ -149,8 +246,9 @@ class TemplateRenderer:
             if not _NAME.fullmatch(name):
                 raise ValueError(f"no template for {channel!r}/{kind!r}/{part!r}: not a name")
         name = f"{channel}/{kind}.{part}.j2"
+        environment = self.slack_environment if channel == "slack" else self.environment
         try:
-            template = self.environment.get_template(name)
+            template = environment.get_template(name)
         except jinja2.TemplateNotFound as exc:
             raise ValueError(f"no template {name} for notification kind {kind!r}") from exc
         return template.render({**context, "kind": kind})
@@ -160,6 +258,33 @@ class TemplateRenderer:
             subject=one_line(self.render_part("email", kind, "subject", context)),
             text=self.render_part("email", kind, "text", context),
             html=self.render_part("email", kind, "html", context),
+        )
+
+    def render_slack(self, kind: str, context: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Block Kit blocks of ``slack/<kind>.blocks.j2``, within Slack's limits."""
+        rendered = self.render_part("slack", kind, SLACK_PART, context)
+        try:
+            blocks = json.loads(rendered)
+        except json.JSONDecodeError as exc:
+            # The message names the position only: the text around it may quote the context.
+            raise ValueError(
+                f"slack/{kind}.{SLACK_PART}.j2 is not valid JSON (line {exc.lineno}, "
+                f"column {exc.colno}: {exc.msg})"
+            ) from None
+        if not isinstance(blocks, list) or not all(
+            isinstance(block, dict) and isinstance(block.get("type"), str) for block in blocks
+        ):
+            raise ValueError(f"slack/{kind}.{SLACK_PART}.j2 must be a list of blocks")
+        return fit_slack_blocks(blocks)
+
+    def render_slack_text(self, kind: str, context: dict[str, Any]) -> str:
+        """The message's ``text``: the e-mail subject, one line, escaped for mrkdwn."""
+        subject = one_line(self.render_part("email", kind, "subject", context))
+        return _shorten(slack_escape(subject), SLACK_MAX_TEXT)
+
+    def render_slack_message(self, kind: str, context: dict[str, Any]) -> RenderedSlack:
+        return RenderedSlack(
+            text=self.render_slack_text(kind, context), blocks=self.render_slack(kind, context)
         )
 
     def kinds(self, channel: str = "email", parts: tuple[str, ...] = EMAIL_PARTS) -> list[str]:
