@@ -71,6 +71,7 @@ BACKOFF_JITTER = 0.2  # ±20 %: rows that failed together (a relay outage) come 
 LEASE_BUDGET = 0.5  # start no send once half the lease is gone: the rest of the batch goes back
 MAX_ERROR_LENGTH = 1000
 IDEMPOTENCY_KEY_LENGTH = 200  # OutboxMessage.idempotency_key; truncating would merge keys
+_NO_DELAY = timedelta(0)
 
 # Core statements on the table itself (SQLModel's type stubs leave ``__table__`` out).
 _outbox: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -103,7 +104,12 @@ class DeliveryError(Exception):
 
 
 class TemporaryDeliveryError(DeliveryError):
-    """Worth trying again later."""
+    """Worth trying again later: after ``retry_after`` when the other side said when (Slack's
+    HTTP 429 ``Retry-After``), else after the outbox's backoff."""
+
+    def __init__(self, message: str = "", *, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -386,12 +392,13 @@ def mark_failed(
     worker_id: str,
     error: str,
     permanent: bool,
+    retry_after: timedelta | None = None,
     now: datetime | None = None,
 ) -> str:
-    """Record a failed attempt and return the row's status: ``pending`` (retried after a
-    backoff) or ``failed``. A worker that no longer holds the claim changes nothing and gets
-    the row's current status."""
-    status = _fail(engine, notification_id, worker_id, error, permanent, _now(now))
+    """Record a failed attempt and return the row's status: ``pending`` (retried after
+    ``retry_after``, or else a backoff) or ``failed``. A worker that no longer holds the claim
+    changes nothing and gets the row's current status."""
+    status = _fail(engine, notification_id, worker_id, error, permanent, _now(now), retry_after)
     if status is not None:
         return status
     with transaction(engine) as session:
@@ -408,6 +415,7 @@ def _fail(
     error: str,
     permanent: bool,
     now: datetime,
+    retry_after: timedelta | None = None,
 ) -> str | None:
     """The new status, or None when ``worker_id`` no longer holds the claim."""
     with transaction(engine) as session:
@@ -420,7 +428,11 @@ def _fail(
             return None
         reason = _dead_letter_reason(row.attempts, permanent)
         if reason is None:
-            delay = backoff(row.attempts)
+            delay = (
+                backoff(row.attempts)
+                if retry_after is None
+                else min(max(retry_after, _NO_DELAY), BACKOFF_CAP)  # the other side's word
+            )
             status, retry_at = OutboxStatus.PENDING.value, {"next_attempt_at": now + delay}
             log.info("outbox:%s attempt %d failed; retry in %s", row.id, row.attempts, delay)
         else:
@@ -553,7 +565,9 @@ def _deliver_one(
     try:
         message_id = send(notification)
     except TemporaryDeliveryError as exc:
-        return _failure(engine, notification, worker_id, _describe(exc), False, now)
+        return _failure(
+            engine, notification, worker_id, _describe(exc), False, now, exc.retry_after
+        )
     except PermanentDeliveryError as exc:
         return _failure(engine, notification, worker_id, _describe(exc), True, now)
     except Exception as exc:
@@ -577,8 +591,9 @@ def _failure(
     error: str,
     permanent: bool,
     now: datetime | None,
+    retry_after: timedelta | None = None,
 ) -> str:
-    status = _fail(engine, notification.id, worker_id, error, permanent, _now(now))
+    status = _fail(engine, notification.id, worker_id, error, permanent, _now(now), retry_after)
     if status is None:
         return "lost"
     return "failed" if status == OutboxStatus.FAILED else "retried"
