@@ -42,6 +42,7 @@ class Call:
     status: int = 200
     response: dict[str, Any] = field(default_factory=dict)
     token: str | None = None
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
     @property
     def ok(self) -> bool:

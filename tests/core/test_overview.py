@@ -5,10 +5,12 @@ coordinations with deadlines, absences and stand-in duties — references only, 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from sqlmodel import Session, select
 
 from core.absence import declare_absence
+from core.audit import Actor
 from core.coordination import accept_coordination
 from core.models import AuditEvent, Coordination, Professional
 from core.overview import MyWork, my_work
@@ -27,21 +29,21 @@ def _scenario(core: CoreDriver) -> None:
     """GGD and WIJ register a child; Anna (GGD) and Sanne (WIJ) signal it: a match, and a
     coordination for WIJ Groningen (city of Groningen). Anna is away with Pieter standing in."""
     for institution, reference in (("ggd-groningen", "GGD-77"), ("wij-groningen", "WIJ-88")):
-        actor = core.institution(institution)
-        core.run(
-            lambda s, a=actor, r=reference: register_youth(
-                RegisterYouth(youth(), "Groningen", r), session=s, config=core.config, actor=a,
-                now=MONDAY,
-            )
-        )
-    for email, reference in ((ANNA, "dossier-a"), (SANNE, "")):
-        actor = core.professional(email)
-        core.run(
-            lambda s, a=actor, r=reference: place_signal(
-                PlaceSignal(youth(), "Groningen", "laag", "ja", reference=r or None),
-                session=s, config=core.config, actor=a, now=MONDAY,
-            )
-        )
+        registration = RegisterYouth(youth(), "Groningen", reference)
+        by = core.institution(institution)
+
+        def register(session: Session, r: RegisterYouth = registration, a: Actor = by) -> Any:
+            return register_youth(r, session=session, config=core.config, actor=a, now=MONDAY)
+
+        core.run(register)
+    for email, own in ((ANNA, "dossier-a"), (SANNE, None)):
+        placing = PlaceSignal(youth(), "Groningen", "laag", "ja", reference=own)
+        signaller = core.professional(email)
+
+        def signal(session: Session, p: PlaceSignal = placing, a: Actor = signaller) -> Any:
+            return place_signal(p, session=session, config=core.config, actor=a, now=MONDAY)
+
+        core.run(signal)
     anna = core.professional(ANNA)
     core.run(
         lambda s: declare_absence(

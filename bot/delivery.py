@@ -1,0 +1,442 @@
+"""The Slack delivery worker (ARCHITECTURE, step 4): claims due ``slack`` rows from the outbox,
+renders them from ``templates/slack/<kind>.blocks.j2`` and posts them with ``chat.postMessage``.
+
+* **Recipients.** A professional's row (also a stand-in's: the core addresses stand-ins itself,
+  ``core.notifications.recipients``) holds a Slack user id: posting to a user id lands in the
+  app's direct messages with that user. An institution's row holds the covenant's
+  ``slack_channel``; the bot must be a member of it.
+* **Outcomes** (``core.outbox``): HTTP 429 is a temporary failure retried after Slack's
+  ``Retry-After`` (and the worker sends nothing else until then: the limits are per
+  workspace); a refusal that no retry can change (``channel_not_found``, ``user_not_found``,
+  ``account_inactive``, ``not_in_channel``, ``is_archived``, ``invalid_blocks``, ...) is
+  permanent: a dead letter at once, listed by ``verwijsindex outbox list --status failed``.
+  Connection errors, timeouts, Slack's own 5xx and token problems are temporary: a revoked or
+  mistyped token is fixed by an administrator, and the messages should then still go out.
+* **Message reference.** The posted message's channel and ``ts`` are stored as the row's
+  ``message_id`` (``slack:<channel>:<ts>``), so the message can be found for ``chat.update``.
+* **At least once.** ``chat.postMessage`` takes no idempotency key; a worker that dies between
+  posting and recording the outcome posts the message again after its lease. slack_sdk's own
+  retries are switched off, so the outbox is the only place that decides to send again.
+* **Privacy.** Logs name the outbox id, kind, reference and recipient role, never the context
+  and never the Slack id (STYLE; ``core.outbox`` keeps the logboek the same way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import jinja2
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.engine import Engine
+
+from core import outbox
+from core.config import CoreConfig
+from core.db import create_db_engine
+from core.models import Channel, OutboxStatus
+from core.outbox import (
+    DEFAULT_LEASE,
+    LEASE_BUDGET,
+    DeliveryReport,
+    OutboundNotification,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from core.rendering import RenderedSlack, TemplateRenderer
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 20
+REQUEST_TIMEOUT = 15  # seconds; a lease is minutes, so one slow call never outlives it
+DEFAULT_RETRY_AFTER = timedelta(seconds=30)  # a 429 without a usable Retry-After header
+
+# Slack's answers that no retry will change: the address is wrong or gone, or the message
+# itself is refused. (docs.slack.dev/reference/methods/chat.postMessage, "Errors")
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "user_not_found",
+        "users_not_found",
+        "account_inactive",
+        "user_disabled",
+        "not_in_channel",
+        "is_archived",
+        "channel_is_archived",
+        "cannot_dm_bot",
+        "messages_tab_disabled",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "team_access_not_granted",
+        "ekm_access_denied",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_arguments",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "no_text",
+        "too_many_attachments",
+    }
+)
+# The bot's token is wrong, revoked or lacks a scope: an administrator must act, and the
+# notifications should still go out afterwards, so these stay temporary (and are logged loudly).
+CONFIGURATION_ERRORS = frozenset(
+    {
+        "not_authed",
+        "invalid_auth",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "not_allowed_token_type",
+        "no_permission",
+    }
+)
+
+# A Slack user (U..., W... on Enterprise Grid) or conversation (C..., G..., D...) id.
+_SLACK_ID = re.compile(r"[UWCGD][A-Z0-9]{2,39}")
+
+
+@dataclass(frozen=True)
+class SlackMessageRef:
+    """Where a notification was posted: enough for ``chat.update``."""
+
+    channel: str
+    ts: str
+
+    def __str__(self) -> str:
+        return f"slack:{self.channel}:{self.ts}"
+
+    @classmethod
+    def parse(cls, value: str | None) -> SlackMessageRef | None:
+        """The reference stored as an outbox row's ``message_id``, or None for another kind."""
+        if not value or not value.startswith("slack:"):
+            return None
+        channel, _, ts = value.removeprefix("slack:").partition(":")
+        return cls(channel, ts) if channel and ts else None
+
+
+class SlackRateLimited(TemporaryDeliveryError):
+    """HTTP 429: Slack said how long to wait (``retry_after``)."""
+
+
+def default_worker_id() -> str:
+    """Unique per worker: the outbox records outcomes only for the worker holding the claim."""
+    return f"slack@{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def recipient_kind(recipient: str) -> str:
+    """What the log may say about a recipient."""
+    return "user" if recipient[:1] in ("U", "W") else "channel"
+
+
+def slack_client(settings: Settings, *, timeout: int = REQUEST_TIMEOUT) -> AsyncWebClient:
+    """The Web API client: the bot token, and ``VERWIJSINDEX_SLACK_API_URL`` if set."""
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is not set: Slack delivery needs the bot's token")
+    base_url = settings.slack_api_url or AsyncWebClient.BASE_URL
+    if not base_url.endswith("/"):
+        base_url += "/"  # slack_sdk requests base_url + method
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=base_url,
+        timeout=timeout,
+        retry_handlers=[],  # the outbox decides about retries (see the module docstring)
+    )
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    if isinstance(headers, Mapping):
+        for key, value in headers.items():
+            if str(key).lower() == name.lower():
+                return str(value[0] if isinstance(value, list | tuple) and value else value)
+    return None
+
+
+def retry_after_of(error: SlackApiError) -> timedelta:
+    """Slack's ``Retry-After`` (seconds), or a default when it is missing or unreadable."""
+    raw = _header(getattr(error.response, "headers", None), "Retry-After")
+    try:
+        seconds = float(raw) if raw is not None else None
+    except ValueError:
+        seconds = None
+    if seconds is None or seconds < 0:
+        return DEFAULT_RETRY_AFTER
+    return timedelta(seconds=seconds)
+
+
+def classify(error: SlackApiError, method: str) -> TemporaryDeliveryError | PermanentDeliveryError:
+    """A Slack refusal as the outbox sees it. The description names the method, the HTTP status
+    and Slack's error code, nothing of the message."""
+    status = getattr(error.response, "status_code", None)
+    data = getattr(error.response, "data", None)
+    code = str(data.get("error", "")) if isinstance(data, dict) else ""
+    description = f"Slack {method}: HTTP {status}, {code or 'no error code'}"
+    if status == 429 or code == "ratelimited":
+        delay = retry_after_of(error)
+        return SlackRateLimited(
+            f"{description}; Retry-After {delay.total_seconds():g} s", retry_after=delay
+        )
+    if code in PERMANENT_ERRORS:
+        return PermanentDeliveryError(description)
+    if code in CONFIGURATION_ERRORS:
+        log.error("Slack refuses the bot's token (%s): check SLACK_BOT_TOKEN and its scopes", code)
+    return TemporaryDeliveryError(description)
+
+
+class SlackDelivery:
+    """Renders and posts one batch at a time. The database calls run in threads; the Slack
+    calls run on the caller's event loop."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: AsyncWebClient,
+        *,
+        renderer: TemplateRenderer | None = None,
+        worker_id: str | None = None,
+        batch_size: int = BATCH_SIZE,
+        lease: timedelta = DEFAULT_LEASE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.renderer = renderer or TemplateRenderer()
+        self.worker_id = worker_id or default_worker_id()
+        self.batch_size = batch_size
+        self.lease = lease
+        self.clock = clock
+        self.paused_until = 0.0  # clock() value before which Slack must not be called (429)
+
+    # -- one notification ----------------------------------------------------------------------
+
+    def render(self, notification: OutboundNotification) -> RenderedSlack:
+        context = dict(notification.context)
+        if notification.reply_token:
+            context["reply_token"] = notification.reply_token  # the buttons' value
+        try:
+            return self.renderer.render_slack_message(notification.kind, context)
+        except Exception as exc:
+            # jinja2's TemplateNotFound is an OSError too, but no retry will make it appear.
+            if isinstance(exc, OSError) and not isinstance(exc, jinja2.TemplateError):
+                raise  # an unreadable template folder may come back: retried as temporary
+            # Named by its type only: a template error's message may quote the context.
+            log.warning(
+                "outbox:%s %s %s cannot be rendered for Slack (%s): dead letter",
+                notification.id,
+                notification.kind,
+                notification.reference,
+                type(exc).__name__,
+            )
+            raise PermanentDeliveryError(f"rendering failed: {type(exc).__name__}") from None
+
+    async def send(self, notification: OutboundNotification) -> SlackMessageRef:
+        """Render and post one notification; raises the outbox's delivery errors."""
+        if not _SLACK_ID.fullmatch(notification.recipient):
+            raise PermanentDeliveryError("the recipient is not a Slack user or channel id")
+        message = self.render(notification)
+        try:
+            response = await self.client.chat_postMessage(
+                channel=notification.recipient,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            raise classify(exc, "chat.postMessage") from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TemporaryDeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
+        ref = SlackMessageRef(str(response["channel"]), str(response["ts"]))
+        log.info(
+            "sent outbox:%s %s %s to %s (Slack %s)",
+            notification.id,
+            notification.kind,
+            notification.reference,
+            notification.recipient_role,
+            recipient_kind(notification.recipient),
+        )
+        return ref
+
+    async def _deliver_one(
+        self, notification: OutboundNotification, now: datetime | None
+    ) -> str:
+        """Send and record the outcome: sent, retried, failed or lost."""
+        try:
+            ref = await self.send(notification)
+        except TemporaryDeliveryError as exc:
+            if isinstance(exc, SlackRateLimited) and exc.retry_after is not None:
+                self.paused_until = self.clock() + exc.retry_after.total_seconds()
+            return await self._failed(notification, str(exc), False, exc.retry_after, now)
+        except PermanentDeliveryError as exc:
+            return await self._failed(notification, str(exc), True, None, now)
+        except Exception as exc:
+            log.exception(
+                "unexpected error sending outbox:%s (%s %s) to Slack",
+                notification.id,
+                notification.kind,
+                notification.reference,
+            )
+            return await self._failed(notification, type(exc).__name__, False, None, now)
+        sent = await asyncio.to_thread(
+            outbox.mark_sent,
+            self.engine,
+            notification.id,
+            worker_id=self.worker_id,
+            message_id=str(ref),
+            now=now,
+        )
+        return "sent" if sent else "lost"
+
+    async def _failed(
+        self,
+        notification: OutboundNotification,
+        error: str,
+        permanent: bool,
+        retry_after: timedelta | None,
+        now: datetime | None,
+    ) -> str:
+        status = await asyncio.to_thread(
+            outbox.mark_failed,
+            self.engine,
+            notification.id,
+            worker_id=self.worker_id,
+            error=error,
+            permanent=permanent,
+            retry_after=retry_after,
+            now=now,
+        )
+        return "failed" if status == OutboxStatus.FAILED else "retried"
+
+    # -- a batch -------------------------------------------------------------------------------
+
+    def pause_remaining(self) -> float:
+        """Seconds until Slack may be called again after a 429 (0 when it may now)."""
+        return max(0.0, self.paused_until - self.clock())
+
+    async def deliver_batch(
+        self, *, now: datetime | None = None, stop: asyncio.Event | None = None
+    ) -> DeliveryReport:
+        """Claim up to ``batch_size`` due rows and post them one after another.
+
+        The unsent rest of the batch goes back to the queue (not counted as an attempt) when
+        Slack asked for a pause, when ``stop`` is set, or when half the lease has gone by.
+        """
+        if self.pause_remaining() > 0:
+            return DeliveryReport()
+        started = self.clock()
+        batch = await asyncio.to_thread(
+            outbox.claim_due,
+            self.engine,
+            channel=Channel.SLACK.value,
+            worker_id=self.worker_id,
+            limit=self.batch_size,
+            lease=self.lease,
+            now=now,
+        )
+        report = DeliveryReport(claimed=len(batch))
+        for position, notification in enumerate(batch):
+            out_of_time = self.clock() - started > self.lease.total_seconds() * LEASE_BUDGET
+            stopping = stop is not None and stop.is_set()
+            if out_of_time or stopping or self.pause_remaining() > 0:
+                unsent = [later.id for later in batch[position:]]
+                await asyncio.to_thread(
+                    outbox.release, self.engine, unsent, worker_id=self.worker_id
+                )
+                report.released = len(unsent)
+                break
+            outcome = await self._deliver_one(notification, now)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        return report
+
+
+async def run_slack_delivery(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    engine: Engine | None = None,
+    config: CoreConfig | None = None,
+    client: AsyncWebClient | None = None,
+    wake: asyncio.Event | None = None,
+    poll_interval: float = 1.0,
+    worker_id: str | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> None:
+    """Post Slack notifications until ``stop`` is set; the message in hand is finished first,
+    the rest of its batch goes back to the queue.
+
+    A round runs as soon as ``wake`` is set (a command just wrote to the outbox) or
+    ``poll_interval`` seconds have passed; while rounds come back full the next starts at once.
+    After a 429 the worker waits out Slack's ``Retry-After`` before calling Slack again.
+    Without ``engine`` it opens (and closes) one on ``settings.database_url``.
+    """
+    own_engine = engine is None
+    database = engine if engine is not None else create_db_engine(settings.database_url)
+    renderer = TemplateRenderer(settings.templates_dir, timezone=_timezone(settings, config))
+    delivery = SlackDelivery(
+        database,
+        client or slack_client(settings),
+        renderer=renderer,
+        worker_id=worker_id,
+        batch_size=batch_size,
+    )
+    wake = wake or asyncio.Event()
+    log.info("Slack delivery %s started", delivery.worker_id)
+    try:
+        while not stop.is_set():
+            wake.clear()  # set again while the batch runs: the loop goes round at once
+            try:
+                report = await delivery.deliver_batch(stop=stop)
+            except Exception:
+                # The database is away, say: claimed rows come back when their lease ends.
+                log.exception("Slack delivery round failed; trying again in %.1f s", poll_interval)
+                report = DeliveryReport()
+            pause = delivery.pause_remaining()
+            if pause > 0:
+                log.info("Slack asked to slow down: pausing %.1f s", pause)
+                await _until_set(None, stop, timeout=pause)
+                continue
+            if report.claimed >= delivery.batch_size and not report.released:
+                continue  # there may be more waiting
+            await _until_set(wake, stop, timeout=poll_interval)
+    finally:
+        if own_engine:
+            database.dispose()
+        log.info("Slack delivery %s stopped", delivery.worker_id)
+
+
+def _timezone(settings: Settings, config: CoreConfig | None) -> ZoneInfo:
+    """Dates in messages are the region's; without a config, the covenant's file says which."""
+    if config is not None:
+        return config.tz
+    from core.covenant import load_covenant
+
+    return ZoneInfo(load_covenant(settings.covenant_path).region.timezone)
+
+
+async def _until_set(
+    wake: asyncio.Event | None, stop: asyncio.Event, *, timeout: float
+) -> None:
+    waiters = {asyncio.ensure_future(stop.wait())}
+    if wake is not None:
+        waiters.add(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
