@@ -156,6 +156,7 @@ def _slack_value(value: Any) -> Any:
 # Block Kit limits (api.slack.com/reference/block-kit/blocks): past them Slack refuses the whole
 # message with invalid_blocks, so texts are shortened and surplus blocks dropped instead.
 SLACK_MAX_BLOCKS = 50
+SLACK_MAX_VIEW_BLOCKS = 100  # modals and the App Home
 SLACK_TEXT_LIMITS = {"header": 150, "section": 3000, "context": 2000, "button": 75}
 SLACK_FIELD_LIMIT = 2000
 SLACK_MAX_FIELDS = 10
@@ -172,9 +173,14 @@ def _fit_text_object(container: dict[str, Any], key: str, limit: int) -> None:
         text_object["text"] = _shorten(text_object["text"], limit)
 
 
-def fit_slack_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Blocks within Slack's limits: long texts end in '…', at most 50 blocks (the last one
-    then says the message was shortened)."""
+def fit_slack_blocks(
+    blocks: list[dict[str, Any]],
+    *,
+    max_blocks: int = SLACK_MAX_BLOCKS,
+    shortened: str = "Dit bericht is ingekort; de e-mail van de verwijsindex bevat alles.",
+) -> list[dict[str, Any]]:
+    """Blocks within Slack's limits: long texts end in '…', at most ``max_blocks`` (50 in a
+    message, 100 in a view; the last one then says the message was shortened)."""
     for block in blocks:
         kind = block.get("type")
         if kind in ("header", "section"):
@@ -192,12 +198,11 @@ def fit_slack_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for element in block.get("elements", []):
                 if isinstance(element, dict):
                     _fit_text_object(element, "text", SLACK_TEXT_LIMITS["button"])
-    if len(blocks) > SLACK_MAX_BLOCKS:
+    if len(blocks) > max_blocks:
         # The buttons stay: without them the message could not be answered from Slack.
         actions = [b for b in blocks if b.get("type") == "actions"]
-        room = SLACK_MAX_BLOCKS - 1 - len(actions)
+        room = max_blocks - 1 - len(actions)
         kept = [b for b in blocks if b.get("type") != "actions"][:room]
-        shortened = "Dit bericht is ingekort; de e-mail van de verwijsindex bevat alles."
         notice = {"type": "context", "elements": [{"type": "mrkdwn", "text": shortened}]}
         blocks = [*kept, notice, *actions]
     return blocks
