@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # died lets go of it after at most this long.
     processing_lease_seconds: float = 120.0
     trusted_authserv_id: str | None = None
+    # The Slack HTTP endpoint listens here; in production a TLS-terminating proxy in front of it
+    # forwards Slack's requests (Slack only calls https:// URLs).
+    slack_host: str = "127.0.0.1"
     slack_port: int = 3000
     slack_api_url: str | None = None
     slack_signing_secret: SecretStr | None = Field(

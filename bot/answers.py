@@ -1,0 +1,342 @@
+"""The buttons on notifications (CONTRACT §5): accept, decline (with a reason), hand over (to an
+involved institution) for coordination; "contact gelegd" for a match; "verlengen" for an
+expiring signal. Each button's ``value`` is the notification's reply token, the same token an
+e-mail reply (``antwoord+TOKEN@``) carries, so the core handles both alike (``core.replies``):
+the answer must come from the professional, or from someone of the institution, it was sent to.
+
+After the answer the message shows who did what and when, without its buttons.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import Session, select
+
+from bot.access import who_is, who_submits
+from bot.answered import MessagePlace, mark_answered, pack, unpack
+from bot.blocks import plain, section
+from bot.context import Bot
+from bot.dedupe import AlreadyDone, SlackRequest, once
+from bot.errors import error_text
+from bot.identity import Linked
+from bot.reply import ReplyTo
+from bot.submission import Submission
+from core.clock import utcnow
+from core.errors import Conflict, DomainError, NotAllowed, NotFound, UserError
+from core.involvement import involved_institution_ids
+from core.models import Coordination, Institution, ReplyPurpose, ReplyToken
+from core.replies import ReplyAction, answer
+
+log = logging.getLogger(__name__)
+
+DIRECT_ANSWERS = {
+    "antwoord_akkoord": "accept",
+    "antwoord_contact": "contacted",
+    "antwoord_verlengen": "extend",
+}
+DECLINE_VIEW = "antwoord_weiger_reden"
+HAND_OVER_VIEW = "antwoord_overdragen_keuze"
+INPUT_ACTION = "waarde"
+
+
+def answerer(bot: Bot, linked: Linked, token: str, action: ReplyAction) -> Callable[[Session], str]:
+    def run(session: Session) -> str:
+        return answer(
+            token, action, sender=linked.email, channel="slack", session=session, config=bot.config
+        )
+
+    return run
+
+
+def answered_line(
+    bot: Bot, linked: Linked, action: str, *, argument: str = "", detail: str = ""
+) -> str:
+    return bot.texts.render(
+        "antwoord-verwerkt",
+        name=linked.name,
+        action=action,
+        argument=argument,
+        detail=detail,
+        moment=utcnow(),
+    )
+
+
+def hand_over_choices(token: str, linked: Linked) -> Callable[[Session], list[tuple[str, str]]]:
+    """The involved institutions that may take over the coordination the token is about, for
+    the one it was sent to (anyone else learns nothing about the youth's involvements)."""
+
+    def choices(session: Session) -> list[tuple[str, str]]:
+        row = session.exec(
+            select(ReplyToken).where(ReplyToken.token == token.strip().lower())
+        ).first()
+        if row is None or row.purpose != ReplyPurpose.COORDINATION.value:
+            raise NotFound("dit bericht is onbekend bij de verwijsindex")
+        if row.used_at is not None:
+            raise Conflict("op dit bericht is al geantwoord; het antwoord is eerder verwerkt")
+        if row.professional_id != linked.professional_id and (
+            row.institution_id is None or row.institution_id != linked.institution_id
+        ):
+            raise NotAllowed("dit bericht is voor een andere instelling; alleen die kan overdragen")
+        coordination = session.get(Coordination, row.subject_id)
+        if coordination is None:
+            raise NotFound(f"coördinatie C-{row.subject_id} bestaat niet (meer)")
+        institutions = (
+            session.get(Institution, i)
+            for i in involved_institution_ids(session, coordination.youth_id)
+        )
+        return [
+            (i.id, i.name)
+            for i in institutions
+            if i is not None
+            and i.active
+            and i.may_coordinate
+            and i.id != coordination.institution_id
+        ]
+
+    return choices
+
+
+def _input_value(view: dict[str, Any], block_id: str) -> str:
+    element = (((view.get("state") or {}).get("values") or {}).get(block_id) or {}).get(
+        INPUT_ACTION
+    ) or {}
+    value = element.get("value")
+    if value is None:
+        value = (element.get("selected_option") or {}).get("value")
+    return str(value or "").strip()
+
+
+def _selected_label(view: dict[str, Any], block_id: str) -> str:
+    element = (((view.get("state") or {}).get("values") or {}).get(block_id) or {}).get(
+        INPUT_ACTION
+    ) or {}
+    return str(((element.get("selected_option") or {}).get("text") or {}).get("text") or "")
+
+
+def _reason_modal(metadata: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": DECLINE_VIEW,
+        "title": plain("Coördinatie weigeren"),
+        "submit": plain("Weigeren"),
+        "close": plain("Annuleren"),
+        "private_metadata": metadata,
+        "blocks": [
+            section(
+                "Waarom kan uw instelling de procescoördinatie niet op zich nemen? De reden "
+                "gaat mee naar de volgende instelling; noem geen inhoud over de jongere."
+            ),
+            {
+                "type": "input",
+                "block_id": "reden",
+                "label": plain("Reden"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": INPUT_ACTION,
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            },
+        ],
+    }
+
+
+def _hand_over_modal(metadata: str, choices: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": HAND_OVER_VIEW,
+        "title": plain("Coördinatie overdragen"),
+        "submit": plain("Overdragen"),
+        "close": plain("Annuleren"),
+        "private_metadata": metadata,
+        "blocks": [
+            section(
+                "Aan welke betrokken instelling draagt u de procescoördinatie over? Die "
+                "instelling moet de coördinatie daarna nog accepteren."
+            ),
+            {
+                "type": "input",
+                "block_id": "instelling",
+                "label": plain("Instelling"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": INPUT_ACTION,
+                    "placeholder": plain("Kies een instelling"),
+                    "options": [
+                        {"text": plain(name, 75), "value": institution_id}
+                        for institution_id, name in choices[:100]
+                    ],
+                },
+            },
+        ],
+    }
+
+
+def _field_errors(block_id: str) -> Callable[[DomainError], dict[str, str] | None]:
+    def errors(error: DomainError) -> dict[str, str] | None:
+        return {block_id: error.message[:150]} if error.field == block_id else None
+
+    return errors
+
+
+def register(app: AsyncApp, bot: Bot) -> None:
+    @app.action(re.compile(r"^antwoord_(akkoord|contact|verlengen)$"))
+    async def direct_answer(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
+        linked = await who_is(bot, client, user_id, reply)
+        if linked is None:
+            return
+        keyword = DIRECT_ANSWERS[action["action_id"]]
+        request = SlackRequest(
+            "action", f"{action.get('action_ts')}:{action['action_id']}", user_id
+        )
+        work = answerer(bot, linked, str(action.get("value") or ""), ReplyAction(keyword))
+        try:
+            outcome = await bot.run(once(request, work))
+        except Exception as error:
+            if not isinstance(error, UserError):
+                log.exception("a Slack answer (%s) failed", keyword)
+            await reply(error_text(error))
+            return
+        bot.outbox_waiting.set()
+        if isinstance(outcome, AlreadyDone):
+            return
+        place = MessagePlace.of_action(body)
+        if place is not None:
+            detail = outcome.value if keyword == "extend" else ""
+            await mark_answered(client, place, answered_line(bot, linked, keyword, detail=detail))
+
+    @app.action("antwoord_weiger")
+    async def ask_decline_reason(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
+        if await who_is(bot, client, user_id, reply) is None:
+            return
+        metadata = _metadata(body, action)
+        await _open(client, body, _reason_modal(metadata), reply)
+
+    @app.action("antwoord_overdragen")
+    async def ask_hand_over_target(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
+        linked = await who_is(bot, client, user_id, reply)
+        if linked is None:
+            return
+        try:
+            choices = await bot.run(hand_over_choices(str(action.get("value") or ""), linked))
+        except UserError as error:
+            await reply(error_text(error))
+            return
+        if not choices:
+            await reply(
+                "Er is geen andere betrokken instelling die de procescoördinatie mag overnemen. "
+                "U kunt accepteren of weigeren."
+            )
+            return
+        await _open(client, body, _hand_over_modal(_metadata(body, action), choices), reply)
+
+    @app.view(DECLINE_VIEW)
+    async def decline(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        reason = _input_value(view, "reden")
+        await _submit_answer(
+            bot,
+            ack,
+            body,
+            view,
+            client,
+            ReplyAction("decline", reason),
+            shown=reason,
+            title="Coördinatie weigeren",
+            block_id="reden",
+        )
+
+    @app.view(HAND_OVER_VIEW)
+    async def hand_over(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        target = _input_value(view, "instelling")
+        await _submit_answer(
+            bot,
+            ack,
+            body,
+            view,
+            client,
+            ReplyAction("hand-over", target),
+            shown=_selected_label(view, "instelling") or target,
+            title="Coördinatie overdragen",
+            block_id="instelling",
+        )
+
+
+def _metadata(body: dict[str, Any], action: dict[str, Any]) -> str:
+    place = MessagePlace.of_action(body) or MessagePlace("", "")
+    return pack(
+        place,
+        token=str(action.get("value") or ""),
+        response_url=str(body.get("response_url") or ""),
+    )
+
+
+async def _open(
+    client: AsyncWebClient, body: dict[str, Any], view: dict[str, Any], reply: ReplyTo
+) -> None:
+    try:
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as exc:
+        log.warning("views.open for an answer failed: %s", exc.response.get("error"))
+        await reply("Het venster kon niet worden geopend. Probeer de knop nog eens.")
+
+
+async def _submit_answer(
+    bot: Bot,
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    action: ReplyAction,
+    *,
+    shown: str,
+    title: str,
+    block_id: str,
+) -> None:
+    place, extra = unpack(view.get("private_metadata"))
+    user_id = body["user"]["id"]
+    reply = ReplyTo(client, user_id, response_url=extra.get("response_url") or None)
+    submission = Submission(ack, reply, title=title)
+    linked = await who_submits(bot, client, user_id, submission)
+    if linked is None:
+        return
+    request = SlackRequest("view", str(view["id"]), user_id)
+    work = answerer(bot, linked, extra.get("token", ""), action)
+    try:
+        outcome = await submission.outcome(bot.run(once(request, work)))
+    except Exception as error:
+        await submission.refuse(error, _field_errors(block_id))
+        return
+    await submission.close()
+    bot.outbox_waiting.set()
+    if isinstance(outcome, AlreadyDone):
+        return
+    if place is not None:
+        await mark_answered(
+            client, place, answered_line(bot, linked, action.keyword, argument=shown)
+        )

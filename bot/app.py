@@ -1,0 +1,62 @@
+"""The Bolt app (slack-bolt, asyncio): the listeners of every kind, registered per module with
+``register(app, bot)`` (bolt-python's starter layout).
+
+Built by :func:`create_app` from the settings and the core's engine and covenant; nothing is
+built at import time. The Web API client talks to ``VERWIJSINDEX_SLACK_API_URL`` when set
+(tests, proxies). Bolt verifies every HTTP request's signature and refuses a timestamp more
+than five minutes off with 401 (api.slack.com/authentication/verifying-requests-from-slack).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import answers, commands, direct_messages, home_tab, signals, transfers
+from bot.context import Bot
+from core.settings import Settings
+
+log = logging.getLogger("verwijsindex.slack")
+
+# Bolt and slack_sdk log request and response bodies at DEBUG; a signal's form holds a BSN.
+# Their debug output stays off whatever the root level is (DOMAIN: no BSN in any log line).
+QUIET_LOGGERS = ("slack_bolt", "slack_sdk", "verwijsindex.slack.bolt")
+
+
+def web_client(settings: Settings) -> AsyncWebClient:
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is not set: the Slack app needs the bot's token")
+    base_url = settings.slack_api_url or AsyncWebClient.BASE_URL
+    if not base_url.endswith("/"):
+        base_url += "/"  # slack_sdk requests base_url + method
+    return AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=base_url)
+
+
+def quiet_slack_debug_logs() -> None:
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+def create_app(bot: Bot) -> AsyncApp:
+    settings = bot.settings
+    quiet_slack_debug_logs()
+    signing_secret = settings.slack_signing_secret
+    app = AsyncApp(
+        name="verwijsindex",
+        logger=logging.getLogger("verwijsindex.slack.bolt"),
+        signing_secret=signing_secret.get_secret_value() if signing_secret else "",
+        client=web_client(settings),
+        # Answer Slack as soon as a listener acknowledges; the work goes on after.
+        process_before_response=False,
+    )
+    signals.register(app, bot)
+    direct_messages.register(app, bot)
+    commands.register(app, bot)
+    answers.register(app, bot)
+    transfers.register(app, bot)
+    home_tab.register(app, bot)
+    return app

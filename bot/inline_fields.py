@@ -1,0 +1,88 @@
+"""Signal fields on one line: ``/signaal bsn=111222333 code=laag gemeente=Groningen`` and the
+direct message ``signaal bsn=... code=...``.
+
+Labels are those of CONTRACT §4 (``core.fields.LABELS``), case-insensitive, with ``=`` or ``:``;
+two-word labels may be written with a space (``reden uitstel=...``, ``bsn ouder=...``). A value
+runs until the next label, so it may contain spaces; surrounding quotes are dropped. ``word=``
+always starts a field (an unknown one is reported, so a typo is never read as part of the
+previous value); ``word:`` only when the word is a known label, so a colon inside a value
+(``reden uitstel: dreiging: vader``) stays text.
+
+The fields themselves are checked by ``core.fields`` (shared with the mail gateway).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from core.fields import LABELS, canonical_label
+
+_LABEL_AT = re.compile(r"(?<![^\s,;])([^\W\d_][\w\-]*)\s*([=:])")
+_WORD_BEFORE = re.compile(r"([^\W\d_][\w\-]*)\s+$")
+_QUOTES = (('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("„", "”"))
+MAX_SHOWN = 40
+
+
+@dataclass
+class InlineFields:
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # Dutch, one per line the user can fix
+
+
+@dataclass(frozen=True)
+class _Start:
+    at: int  # where the label begins
+    value_at: int  # just after the separator
+    label: str
+    known: bool
+
+
+def _starts(text: str) -> list[_Start]:
+    starts: list[_Start] = []
+    for match in _LABEL_AT.finditer(text):
+        word, separator = match.group(1), match.group(2)
+        before = _WORD_BEFORE.search(text, 0, match.start(1))
+        if before is not None and canonical_label(f"{before.group(1)} {word}") in LABELS:
+            at = before.start(1)
+            if starts and at < starts[-1].value_at:
+                continue
+            starts.append(_Start(at, match.end(), f"{before.group(1)} {word}", True))
+        elif canonical_label(word) in LABELS:
+            starts.append(_Start(match.start(1), match.end(), word, True))
+        elif separator == "=":
+            starts.append(_Start(match.start(1), match.end(), word, False))
+    return starts
+
+
+def _unquote(value: str) -> str:
+    value = value.strip().rstrip(",;").strip()
+    for opening, closing in _QUOTES:
+        if len(value) >= 2 and value[0] == opening and value[-1] == closing:
+            return value[1:-1].strip()
+    return value
+
+
+def _shown(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def split_fields(text: str) -> InlineFields:
+    """(label, value) pairs in the order written, and what could not be read."""
+    result = InlineFields()
+    starts = _starts(text)
+    leading = text[: starts[0].at] if starts else text
+    if leading.strip():
+        result.problems.append(
+            f"'{_shown(leading)}' is geen veld; schrijf velden als veld=waarde, "
+            "bijvoorbeeld code=laag"
+        )
+    for index, start in enumerate(starts):
+        end = starts[index + 1].at if index + 1 < len(starts) else len(text)
+        value = _unquote(text[start.value_at : end])
+        if not start.known:
+            result.problems.append(f"'{_shown(start.label)}' is geen veld dat wij kennen")
+            continue
+        result.pairs.append((start.label, value))
+    return result

@@ -1,0 +1,56 @@
+"""How Slack reaches the app: HTTP (``POST /slack/events`` on ``VERWIJSINDEX_SLACK_PORT``) or
+Socket Mode (an outgoing WebSocket, when ``SLACK_APP_TOKEN`` is set: no public URL needed).
+
+Both run until ``stop`` is set. The HTTP endpoint is a small aiohttp application around Bolt's
+dispatch: events, slash commands and interactivity all arrive at the one path, and Bolt answers
+``/slack/events`` itself for Slack's URL verification and SSL checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+# Slack's payloads are small (a view submission is a few kB); anything much larger is not Slack.
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def http_application(app: AsyncApp) -> web.Application:
+    async def events(request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    web_app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    web_app.router.add_post(EVENTS_PATH, events)
+    return web_app
+
+
+async def serve_http(app: AsyncApp, host: str, port: int, stop: asyncio.Event) -> None:
+    runner = web.AppRunner(http_application(app), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("Slack endpoint on http://%s:%d%s", host, port, EVENTS_PATH)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event) -> None:
+    handler = AsyncSocketModeHandler(app, app_token)
+    await handler.connect_async()
+    log.info("Slack connected in Socket Mode")
+    try:
+        await stop.wait()
+    finally:
+        await handler.close_async()

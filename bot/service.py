@@ -1,0 +1,89 @@
+"""The ``slack`` role of ``verwijsindex serve``: the Bolt app's endpoint (HTTP, or Socket Mode
+when ``SLACK_APP_TOKEN`` is set) and the Slack delivery worker, until ``stop`` is set.
+
+Slack is off unless its secrets are set (CONTRACT §1): the bot token, and the signing secret
+(HTTP) or the app token (Socket Mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import StrEnum
+
+from sqlalchemy.engine import Engine
+
+from bot.app import create_app
+from bot.context import Bot, build_bot
+from bot.server import serve_http, serve_socket_mode
+from core.config import CoreConfig
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class SlackMode(StrEnum):
+    OFF = "off"
+    HTTP = "http"
+    SOCKET = "socket-mode"
+
+
+def slack_mode(settings: Settings) -> SlackMode:
+    if settings.slack_bot_token is None:
+        return SlackMode.OFF
+    if settings.slack_app_token is not None:
+        return SlackMode.SOCKET
+    if settings.slack_signing_secret is not None:
+        return SlackMode.HTTP
+    return SlackMode.OFF
+
+
+async def run_endpoint(bot: Bot, stop: asyncio.Event) -> None:
+    settings = bot.settings
+    app = create_app(bot)
+    if slack_mode(settings) == SlackMode.SOCKET:
+        assert settings.slack_app_token is not None
+        await serve_socket_mode(app, settings.slack_app_token.get_secret_value(), stop)
+    else:
+        await serve_http(app, settings.slack_host, settings.slack_port, stop)
+
+
+async def run_slack(
+    settings: Settings,
+    engine: Engine,
+    config: CoreConfig,
+    stop: asyncio.Event,
+    *,
+    bot: Bot | None = None,
+) -> None:
+    """The endpoint and the delivery worker; a crash of one stops the other (the supervisor
+    restarts the service; nothing accepted is lost)."""
+    mode = slack_mode(settings)
+    if mode == SlackMode.OFF:
+        log.info(
+            "Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) or "
+            "SLACK_APP_TOKEN (Socket Mode)"
+        )
+        return
+    from bot.delivery import run_slack_delivery
+
+    bot = bot or build_bot(settings, engine, config)
+    tasks = [
+        asyncio.create_task(run_endpoint(bot, stop), name="slack-endpoint"),
+        asyncio.create_task(
+            run_slack_delivery(
+                settings, stop, engine=engine, config=config, wake=bot.outbox_waiting
+            ),
+            name="slack-delivery",
+        ),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                log.error("%s failed", task.get_name(), exc_info=task.exception())
+                stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,139 @@
+"""Placing a signal from Slack: ``/signaal`` opens the form, its submission places the signal
+(CONTRACT §5). The direct-message form (``signaal bsn=...``) is in :mod:`bot.direct_messages`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import Session
+
+from bot.access import acting, who_is, who_submits
+from bot.context import Bot
+from bot.dedupe import AlreadyDone, Outcome, SlackRequest, once
+from bot.errors import describe
+from bot.identity import Linked
+from bot.inline_fields import split_fields
+from bot.reply import ReplyTo
+from bot.signal_form import (
+    CALLBACK_ID,
+    decode_metadata,
+    field_errors,
+    signal_modal,
+    submitted_pairs,
+    unusable_prefill,
+)
+from bot.submission import Submission
+from core.errors import InvalidInput
+from core.fields import canonical_label, collect_fields, parse_signal
+from core.signals import PlaceSignal, SignalOutcome, place_signal
+
+log = logging.getLogger(__name__)
+
+FORM_TITLE = "Signaal afgeven"
+
+
+def prefill_from(text: str) -> tuple[dict[str, str], list[str]]:
+    """The form's initial values from ``key=value`` text, and what could not be used."""
+    inline = split_fields(text)
+    notes = list(inline.problems)
+    try:
+        prefill = collect_fields(inline.pairs)
+    except InvalidInput as error:
+        notes.append(describe(error))
+        prefill = {}
+        for label, value in inline.pairs:  # the first value of a field given twice
+            if value.strip():
+                prefill.setdefault(canonical_label(label), value.strip())
+    return prefill, notes
+
+
+def placer(bot: Bot, linked: Linked, command: PlaceSignal) -> Callable[[Session], SignalOutcome]:
+    def place(session: Session) -> SignalOutcome:
+        return place_signal(
+            command, session=session, config=bot.config, actor=acting(session, linked)
+        )
+
+    return place
+
+
+def confirmation(bot: Bot, outcome: SignalOutcome, command: PlaceSignal) -> str:
+    return bot.texts.render(
+        "signaal-geplaatst",
+        number=outcome.number,
+        own_reference=command.reference or "",
+        code_label=bot.config.code_label(command.code),
+        ends_on=outcome.ends_on,
+        informed_party=outcome.informed_party,
+        match_number=outcome.match_number or "",
+        coordination_number=outcome.coordination_number or "",
+    )
+
+
+async def place_from_slack(
+    bot: Bot, linked: Linked, request: SlackRequest, command: PlaceSignal
+) -> Outcome[SignalOutcome]:
+    outcome = await bot.run(once(request, placer(bot, linked, command)))
+    bot.outbox_waiting.set()
+    return outcome
+
+
+def register(app: AsyncApp, bot: Bot) -> None:
+    @app.command("/signaal")
+    async def open_signal_form(
+        ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        user_id = command["user_id"]
+        reply = ReplyTo(client, user_id, response_url=command.get("response_url"))
+        if await who_is(bot, client, user_id, reply) is None:
+            return
+        prefill, notes = prefill_from(command.get("text") or "")
+        notes += unusable_prefill(bot.config, prefill)
+        view = signal_modal(
+            bot.config,
+            prefill,
+            today=bot.config.today(),
+            notes=notes,
+            metadata={
+                "response_url": command.get("response_url") or "",
+                "channel": command.get("channel_id") or "",
+            },
+        )
+        try:
+            await client.views_open(trigger_id=command["trigger_id"], view=view)
+        except SlackApiError as exc:
+            log.warning("views.open for /signaal failed: %s", exc.response.get("error"))
+            await reply("Het formulier kon niet worden geopend. Probeer `/signaal` nog eens.")
+
+    @app.view(CALLBACK_ID)
+    async def submit_signal(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user_id = body["user"]["id"]
+        metadata = decode_metadata(view.get("private_metadata"))
+        reply = ReplyTo(client, user_id, response_url=metadata.get("response_url") or None)
+        submission = Submission(ack, reply, title=FORM_TITLE)
+        linked = await who_submits(bot, client, user_id, submission)
+        if linked is None:
+            return
+        try:
+            command = parse_signal(collect_fields(submitted_pairs(view)))
+        except InvalidInput as error:
+            await submission.refuse(error, field_errors)
+            return
+        request = SlackRequest("view", str(view["id"]), user_id)
+        try:
+            outcome = await submission.outcome(place_from_slack(bot, linked, request, command))
+        except Exception as error:
+            await submission.refuse(error, field_errors)
+            return
+        await submission.close()
+        if isinstance(outcome, AlreadyDone):
+            return  # a retry: the first submission was confirmed already
+        await reply(confirmation(bot, outcome.value, command))

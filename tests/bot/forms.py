@@ -1,0 +1,42 @@
+"""Filling in a modal the way a user does: Slack's ``view.state.values`` for the inputs of a
+view as the app opened it (untouched inputs keep their initial values)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.bot.fake_slack_api import FakeSlackApi
+
+
+def opened_views(api: FakeSlackApi) -> list[dict[str, Any]]:
+    return [call.args["view"] for call in api.calls_to("views.open", succeeded=True)]
+
+
+def last_opened_view(api: FakeSlackApi, count: int = 1) -> dict[str, Any]:
+    api.wait_for("views.open", count)
+    return opened_views(api)[-1]
+
+
+def input_blocks(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {b["block_id"]: b for b in view["blocks"] if b.get("type") == "input"}
+
+
+def form_values(view: dict[str, Any], fields: dict[str, str | None]) -> dict[str, Any]:
+    """``fields`` maps block ids to the text typed or the option value chosen (``None``:
+    cleared); other inputs keep what the app put in them."""
+    values: dict[str, Any] = {}
+    for block_id, block in input_blocks(view).items():
+        element = block["element"]
+        kind, action_id = element["type"], element["action_id"]
+        if kind == "plain_text_input":
+            typed = fields[block_id] if block_id in fields else element.get("initial_value")
+            values[block_id] = {action_id: {"type": kind, "value": typed}}
+            continue
+        if block_id in fields:
+            wanted = fields[block_id]
+            chosen = next((o for o in element["options"] if o["value"] == wanted), None)
+            assert wanted is None or chosen is not None, f"no option {wanted!r} in {block_id}"
+        else:
+            chosen = element.get("initial_option")
+        values[block_id] = {action_id: {"type": kind, "selected_option": chosen}}
+    return values
