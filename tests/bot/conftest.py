@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.context import Bot, build_bot
-from bot.service import run_endpoint
+from bot.service import run_endpoint, run_slack
 from core.config import CoreConfig
 from core.models import Institution, Professional
 from core.settings import Settings
@@ -224,8 +224,9 @@ class SlackSender:
 class RunningSlack:
     """The Bolt endpoint in its own thread and event loop, as ``serve`` runs it."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, *, with_delivery: bool = False) -> None:
         self.bot = bot
+        self.with_delivery = with_delivery
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="slack", daemon=True)
@@ -242,7 +243,11 @@ class RunningSlack:
         async def main() -> None:
             self._stop = asyncio.Event()
             self._ready.set()
-            await run_endpoint(self.bot, self._stop)
+            if self.with_delivery:
+                bot = self.bot
+                await run_slack(bot.settings, bot.engine, bot.config, self._stop, bot=bot)
+            else:
+                await run_endpoint(self.bot, self._stop)
 
         try:
             self._loop.run_until_complete(main())
@@ -318,9 +323,10 @@ def make_slack(
 ) -> Iterator[Callable[..., RunningSlack]]:
     running: list[RunningSlack] = []
 
-    def start(**overrides: Any) -> RunningSlack:
+    def start(*, with_delivery: bool = False, **overrides: Any) -> RunningSlack:
         settings = slack_settings(tmp_path, database_url, slack_api.url, **overrides)
-        instance = RunningSlack(build_bot(settings, synced_engine, config)).start()
+        bot = build_bot(settings, synced_engine, config)
+        instance = RunningSlack(bot, with_delivery=with_delivery).start()
         running.append(instance)
         return instance
 

@@ -3,9 +3,13 @@ view as the app opened it (untouched inputs keep their initial values)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from tests.bot.conftest import SlackAnswer, SlackSender
 from tests.bot.fake_slack_api import FakeSlackApi
+
+View = dict[str, Any]
 
 
 def opened_views(api: FakeSlackApi) -> list[dict[str, Any]]:
@@ -40,3 +44,39 @@ def form_values(view: dict[str, Any], fields: dict[str, str | None]) -> dict[str
             chosen = element.get("initial_option")
         values[block_id] = {action_id: {"type": kind, "selected_option": chosen}}
     return values
+
+
+def open_signal_form(sender: SlackSender, api: FakeSlackApi, email: str, text: str = "") -> View:
+    before = len(api.calls_to("views.open"))
+    answer = sender.command("/signaal", text, email)
+    assert answer.status == 200
+    return last_opened_view(api, before + 1)
+
+
+def signal_fields(bsn: str | None, birth: date, **changes: str | None) -> dict[str, str | None]:
+    fields: dict[str, str | None] = {
+        "bsn": bsn,
+        "naam": "Fenna Testkind",
+        "geboortedatum": f"{birth:%d-%m-%Y}",
+        "gemeente": "Groningen",
+        "code": "laag",
+        "kenmerk": "DOSSIER-77",
+        "geinformeerd": "ja",
+        "folder": "ja",
+    }
+    fields.update(changes)
+    return fields
+
+
+def submit_signal(
+    sender: SlackSender,
+    api: FakeSlackApi,
+    email: str,
+    fields: dict[str, str | None],
+    *,
+    headers: dict[str, str] | None = None,
+) -> tuple[View, SlackAnswer]:
+    """Open ``/signaal``, fill in ``fields``, submit; the payload and the endpoint's answer."""
+    view = open_signal_form(sender, api, email)
+    payload = sender.view_submission(view, form_values(view, fields), email)
+    return payload, sender.interact(payload, headers=headers)

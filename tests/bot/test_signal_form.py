@@ -19,12 +19,20 @@ from tests.bot.conftest import (
     EVA,
     JOOST,
     STRANGER,
+    SlackAnswer,
     SlackSender,
     slack_user_of,
     user,
 )
 from tests.bot.fake_slack_api import FakeSlackApi
-from tests.bot.forms import form_values, input_blocks, last_opened_view
+from tests.bot.forms import (
+    form_values,
+    input_blocks,
+    last_opened_view,
+    open_signal_form,
+    signal_fields,
+    submit_signal,
+)
 from tests.bot.privacy import assert_no_identity, identity_needles
 from tests.bsns import valid_bsns
 
@@ -32,7 +40,7 @@ TODAY = date.today()
 BIRTH = date(TODAY.year - 10, 5, 1)  # ten years old: inform the parents
 BSN = valid_bsns(1, start_prefix=31_415_926)[0]
 OTHER_BSN = valid_bsns(1, start_prefix=27_182_818)[0]
-NAME = "Fenna Testkind"
+NAME = "Fenna Testkind"  # as signal_fields fills it in
 
 
 def _signals(engine: Engine) -> list[Signal]:
@@ -40,26 +48,8 @@ def _signals(engine: Engine) -> list[Signal]:
         return list(session.exec(select(Signal).order_by(Signal.id)).all())  # type: ignore[arg-type]
 
 
-def _open_form(sender: SlackSender, api: FakeSlackApi, email: str, text: str) -> dict[str, Any]:
-    before = len(api.calls_to("views.open"))
-    answer = sender.command("/signaal", text, email)
-    assert answer.status == 200
-    return last_opened_view(api, before + 1)
-
-
-def _fields(bsn: str = BSN, **changes: str | None) -> dict[str, str | None]:
-    fields: dict[str, str | None] = {
-        "bsn": bsn,
-        "naam": NAME,
-        "geboortedatum": f"{BIRTH:%d-%m-%Y}",
-        "gemeente": "Groningen",
-        "code": "laag",
-        "kenmerk": "DOSSIER-77",
-        "geinformeerd": "ja",
-        "folder": "ja",
-    }
-    fields.update(changes)
-    return fields
+def _fields(bsn: str | None = BSN, **changes: str | None) -> dict[str, str | None]:
+    return signal_fields(bsn, BIRTH, **changes)
 
 
 def submit(
@@ -69,10 +59,8 @@ def submit(
     fields: dict[str, str | None],
     *,
     headers: dict[str, str] | None = None,
-) -> tuple[dict[str, Any], Any]:
-    view = _open_form(sender, api, email, "")
-    payload = sender.view_submission(view, form_values(view, fields), email)
-    return payload, sender.interact(payload, headers=headers)
+) -> tuple[dict[str, Any], SlackAnswer]:
+    return submit_signal(sender, api, email, fields, headers=headers)
 
 
 def confirmations(api: FakeSlackApi) -> list[str]:
@@ -86,7 +74,7 @@ def test_signaal_opens_the_form_pre_filled_from_key_value_text(
         f"bsn={BSN} code=Urgent gemeente=groningen geboortedatum={BIRTH:%d-%m-%Y} "
         'kenmerk="DOSSIER 12" geinformeerd=uitgesteld reden uitstel=veiligheid thuis'
     )
-    view = _open_form(sender, slack_api, ANNA, text)
+    view = open_signal_form(sender, slack_api, ANNA, text)
     blocks = input_blocks(view)
     assert blocks["bsn"]["element"]["initial_value"] == BSN
     assert blocks["kenmerk"]["element"]["initial_value"] == "DOSSIER 12"
@@ -110,7 +98,7 @@ def test_signaal_opens_the_form_pre_filled_from_key_value_text(
 def test_what_cannot_be_used_is_named_in_the_form(
     sender: SlackSender, slack_api: FakeSlackApi
 ) -> None:
-    view = _open_form(sender, slack_api, ANNA, "hallo code=zeer-hoog geboortedatm=01-01-2015")
+    view = open_signal_form(sender, slack_api, ANNA, "hallo code=zeer-hoog geboortedatm=01-01-2015")
     notes = " ".join(
         e["text"] for b in view["blocks"] if b["type"] == "context" for e in b["elements"]
     )
@@ -246,7 +234,7 @@ def test_an_unknown_or_deactivated_slack_user_is_refused_politely(
 def test_a_submission_by_a_user_no_longer_linked_is_refused(
     sender: SlackSender, slack_api: FakeSlackApi, synced_engine: Engine
 ) -> None:
-    view = _open_form(sender, slack_api, ANNA, "")
+    view = open_signal_form(sender, slack_api, ANNA, "")
     payload = sender.view_submission(view, form_values(view, _fields()), ANNA)
     payload["user"]["id"] = STRANGER
     body = sender.interact(payload).json()
