@@ -18,7 +18,8 @@ from core.cli.runtime import configure_logging, open_core, say
 log = logging.getLogger("verwijsindex.serve")
 
 SWEEP_INTERVAL_SECONDS = 60.0
-ROLE_NAMES = ("smtp", "imap", "processing", "delivery", "scheduler")
+ROLE_NAMES = ("smtp", "imap", "processing", "delivery", "scheduler", "slack")
+NOT_GATEWAY_ROLES = ("scheduler", "slack")
 
 
 async def run_scheduler(engine: object, config: object, stop: asyncio.Event) -> None:
@@ -38,6 +39,7 @@ async def run_scheduler(engine: object, config: object, stop: asyncio.Event) -> 
 
 
 async def serve_async(roles: list[str]) -> None:
+    from bot.service import SlackMode, run_slack, slack_mode
     from mail_gateway.context import build_gateway
     from mail_gateway.service import run_roles
 
@@ -47,11 +49,22 @@ async def serve_async(roles: list[str]) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        gateway_roles = [r for r in roles if r != "scheduler"]
-        tasks = [asyncio.create_task(run_roles(gateway, gateway_roles, stop))]
+        gateway_roles = [r for r in roles if r not in NOT_GATEWAY_ROLES]
+        tasks = []
+        if gateway_roles:  # asyncio.wait refuses an empty set (serve --only slack)
+            tasks.append(asyncio.create_task(run_roles(gateway, gateway_roles, stop)))
         if "scheduler" in roles:
             tasks.append(asyncio.create_task(run_scheduler(core.engine, core.config, stop)))
         settings = core.settings
+        if "slack" in roles:
+            tasks.append(asyncio.create_task(run_slack(settings, core.engine, core.config, stop)))
+            mode = slack_mode(settings)
+            if mode == SlackMode.HTTP:
+                say(f"Slack op http://{settings.slack_host}:{settings.slack_port}/slack/events")
+            elif mode == SlackMode.SOCKET:
+                say("Slack via Socket Mode")
+            else:
+                say("Slack staat uit: SLACK_BOT_TOKEN en SLACK_SIGNING_SECRET zijn niet gezet.")
         if "smtp" in roles:
             say(
                 f"SMTP op {settings.smtp_host}:{settings.smtp_port}, "
@@ -73,8 +86,9 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the service: SMTP intake, IMAP polling (when configured), processing, delivery and
-    the scheduler, in one process. SIGTERM finishes work in progress and loses nothing."""
+    """Run the service: SMTP intake, IMAP polling (when configured), processing, delivery, the
+    scheduler and Slack (when its secrets are set), in one process. SIGTERM finishes work in
+    progress and loses nothing."""
     roles = list(only) if only else list(ROLE_NAMES)
     unknown = [r for r in roles if r not in ROLE_NAMES]
     if unknown:

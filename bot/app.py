@@ -41,13 +41,24 @@ def quiet_slack_debug_logs() -> None:
             logger.setLevel(logging.INFO)
 
 
+class _SameTokenFromEnvironment(logging.Filter):
+    """Bolt also reads ``SLACK_BOT_TOKEN`` from the environment and warns that the client's token
+    wins over it; they are the same token (both come from the settings), so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("As you gave `client` as well")
+
+
 def create_app(bot: Bot) -> AsyncApp:
     settings = bot.settings
     quiet_slack_debug_logs()
+    bolt_logger = logging.getLogger("verwijsindex.slack.bolt")
+    if not any(isinstance(f, _SameTokenFromEnvironment) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_SameTokenFromEnvironment())
     signing_secret = settings.slack_signing_secret
     app = AsyncApp(
         name="verwijsindex",
-        logger=logging.getLogger("verwijsindex.slack.bolt"),
+        logger=bolt_logger,
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
         client=web_client(settings),
         # Answer Slack as soon as a listener acknowledges; the work goes on after.

@@ -1,0 +1,88 @@
+"""``verwijsindex serve`` runs the Slack role when Slack's secrets are set (the endpoint and the
+delivery worker, in the one process), and leaves Slack off when they are not (CONTRACT §1)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.bot.conftest import ANNA, BOT_TOKEN, SIGNING_SECRET, SlackSender, user
+from tests.bot.fake_slack_api import FakeSlackApi
+from tests.conftest import TEST_SECRET
+from tests.mail_gateway.conftest import free_port, wait_for_port
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _environment(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SLACK_", "VERWIJSINDEX_"))
+    }
+    environment.update(
+        {
+            "PYTHONPATH": str(REPOSITORY),
+            "VERWIJSINDEX_DATABASE_URL": database_url,
+            "VERWIJSINDEX_SECRET_KEY": TEST_SECRET,
+            "VERWIJSINDEX_RELAY_URL": f"maildir:{tmp_path / 'verzonden'}",
+            **extra,
+        }
+    )
+    return environment
+
+
+def test_serve_runs_the_slack_role(
+    tmp_path: Path, database_url: str, slack_api: FakeSlackApi
+) -> None:
+    port = free_port()
+    environment = _environment(
+        tmp_path,
+        database_url,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        VERWIJSINDEX_SLACK_PORT=str(port),
+        VERWIJSINDEX_SLACK_API_URL=slack_api.url,
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--only", "slack"],
+            env=environment,
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, timeout=60)
+        sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", slack_api)
+        assert sender.command("/verwijsindex", "afwezig vandaag morgen", ANNA).status == 200
+        [answer] = slack_api.wait_for("response_url", timeout=20)
+        assert "Uw afwezigheid van" in str(answer.args["text"])
+        # The delivery worker runs too: the absence notice reaches Anna in Slack.
+        [notice] = slack_api.wait_for("chat.postMessage", timeout=20)
+        assert notice.args["channel"] == user(ANNA)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    output_text = log.read_text()
+    assert f"Slack op http://127.0.0.1:{port}/slack/events" in output_text
+
+
+def test_slack_is_off_without_its_secrets(tmp_path: Path, database_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "serve", "--only", "slack"],
+        env=_environment(tmp_path, database_url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Slack staat uit" in result.stdout + result.stderr
