@@ -1,4 +1,4 @@
-"""The console entry point: the core's commands plus ``serve`` (and later ``demo``), which wire
+"""The console entry point: the core's commands plus ``serve`` and ``demo``, which wire
 the core, the mail gateway and the Slack bot together. Only this module imports all three
 (ARCHITECTURE, layout)."""
 
@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -97,6 +98,25 @@ def serve(
             param_hint="--only",
         )
     asyncio.run(serve_async(roles))
+
+
+@app.command()
+def demo(
+    keep: Annotated[
+        Path | None,
+        typer.Option(
+            "--keep",
+            help="Keep the demo's database and sent mail in this directory (default: a "
+            "temporary one, removed afterwards).",
+        ),
+    ] = None,
+) -> None:
+    """Play the whole scenario through the real transports on a temporary database and free
+    loopback ports: registrations by SMTP, signals through signed Slack requests, a match, an
+    e-mail reply AKKOORD, an absence with a stand-in; print every notification."""
+    from demo.scenario import run_demo
+
+    run_demo(workdir=keep)
 
 
 def main() -> None:
