@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,7 +140,7 @@ class Service:
         self._thread.start()
         started.wait(STEP_TIMEOUT)
         for port in (self.settings.smtp_port, self.settings.slack_port):
-            wait_until(lambda port=port: _listening(port), f"a listener on port {port}")
+            wait_until(partial(_listening, port), f"a listener on port {port}")
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:
@@ -164,7 +165,7 @@ class Demo:
             self.slack_api.add_user(user_id, email, name=name)
         signing_secret = secrets.token_hex(16)
         self.settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             database_url=f"sqlite:///{workdir / 'demo.db'}",
             covenant=bundled_covenant_path(),
             secret_key=secrets.token_urlsafe(32),
@@ -196,7 +197,7 @@ class Demo:
 
     def _rows(self, model: type[T], *where: Any) -> list[T]:
         with Session(self.engine) as session:
-            return list(session.exec(select(model).where(*where)).all())  # type: ignore[call-overload]
+            return list(session.exec(select(model).where(*where)).all())
 
     def settled(self) -> bool:
         """Nothing left to process or to deliver."""

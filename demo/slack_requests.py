@@ -40,6 +40,7 @@ class SignedSlackRequests:
 
     def _post(self, body: str) -> SlackAnswer:
         timestamp = str(int(time.time()))
+        signature = self.signer.generate_signature(timestamp=timestamp, body=body) or ""
         request = urllib.request.Request(
             self.endpoint,
             data=body.encode(),
@@ -47,7 +48,7 @@ class SignedSlackRequests:
             headers={
                 "Content-Type": "application/x-www-form-urlencoded",
                 "X-Slack-Request-Timestamp": timestamp,
-                "X-Slack-Signature": self.signer.generate_signature(timestamp=timestamp, body=body),
+                "X-Slack-Signature": signature,
             },
         )
         try:
