@@ -188,6 +188,7 @@ def _field_errors(block_id: str) -> Callable[[DomainError], dict[str, str] | Non
 
 def register(app: AsyncApp, bot: Bot) -> None:
     @app.action(re.compile(r"^antwoord_(akkoord|contact|verlengen)$"))
+    @bot.listener
     async def direct_answer(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
@@ -218,6 +219,7 @@ def register(app: AsyncApp, bot: Bot) -> None:
             await mark_answered(client, place, answered_line(bot, linked, keyword, detail=detail))
 
     @app.action("antwoord_weiger")
+    @bot.listener
     async def ask_decline_reason(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
@@ -230,6 +232,7 @@ def register(app: AsyncApp, bot: Bot) -> None:
         await _open(client, body, _reason_modal(metadata), reply)
 
     @app.action("antwoord_overdragen")
+    @bot.listener
     async def ask_hand_over_target(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
@@ -253,6 +256,7 @@ def register(app: AsyncApp, bot: Bot) -> None:
         await _open(client, body, _hand_over_modal(_metadata(body, action), choices), reply)
 
     @app.view(DECLINE_VIEW)
+    @bot.listener
     async def decline(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
@@ -270,6 +274,7 @@ def register(app: AsyncApp, bot: Bot) -> None:
         )
 
     @app.view(HAND_OVER_VIEW)
+    @bot.listener
     async def hand_over(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:

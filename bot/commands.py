@@ -193,6 +193,7 @@ HELP_WORDS = ("", "help", "hulp", "?")
 
 def register(app: AsyncApp, bot: Bot) -> None:
     @app.command("/verwijsindex")
+    @bot.listener
     async def verwijsindex(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
         words = str(command.get("text") or "").split()
         name = words[0].lower() if words else ""

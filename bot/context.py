@@ -8,9 +8,11 @@ never blocked by the database (ARCHITECTURE, Processes).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -22,7 +24,47 @@ from core.db import run_in_transaction
 from core.rendering import TemplateRenderer
 from core.settings import Settings
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
+Listener = Callable[..., Awaitable[None]]
+
+
+class InFlight:
+    """Listener work that goes on after Slack got its answer (the signal is placed after the
+    modal closed). On a clean stop the endpoint waits for it: SIGTERM loses nothing that was
+    acknowledged (ARCHITECTURE, Processes)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def track(self, listener: Listener) -> Listener:
+        # functools.wraps: Bolt reads the listener's arguments through __wrapped__.
+        @functools.wraps(listener)
+        async def tracked(**kwargs: Any) -> None:
+            self.count += 1
+            self._idle.clear()
+            try:
+                await listener(**kwargs)
+            finally:
+                self.count -= 1
+                if self.count == 0:
+                    self._idle.set()
+
+        return tracked
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until no listener runs (at most ``timeout`` seconds); whether it got there."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning(
+                "%d Slack listeners still running after %.0f s; stopping", self.count, timeout
+            )
+            return False
+        return True
 
 
 @dataclass
@@ -36,6 +78,11 @@ class Bot:
     # Set when a command enqueued notifications, so a Slack delivery worker in this process can
     # start at once instead of at its next poll.
     outbox_waiting: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: InFlight = field(default_factory=InFlight)
+
+    def listener(self, function: Listener) -> Listener:
+        """Mark a listener whose work a clean stop waits for (see :class:`InFlight`)."""
+        return self.in_flight.track(function)
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """``work`` in one transaction, in a worker thread."""

@@ -41,6 +41,7 @@ def _is_direct_message(event: dict[str, Any]) -> bool:
 
 def register(app: AsyncApp, bot: Bot) -> None:
     @app.event("message")
+    @bot.listener
     async def direct_message(
         body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
     ) -> None:

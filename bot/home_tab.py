@@ -30,6 +30,7 @@ def _notice(text_md: str) -> dict[str, Any]:
 
 def register(app: AsyncApp, bot: Bot) -> None:
     @app.event("app_home_opened")
+    @bot.listener
     async def publish_home(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return  # the Messages tab

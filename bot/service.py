@@ -21,6 +21,9 @@ from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# On stop, listener work that Slack was already answered for may take this long to finish.
+DRAIN_SECONDS = 30.0
+
 
 class SlackMode(StrEnum):
     OFF = "off"
@@ -39,13 +42,17 @@ def slack_mode(settings: Settings) -> SlackMode:
 
 
 async def run_endpoint(bot: Bot, stop: asyncio.Event) -> None:
+    """Take Slack's requests until ``stop``; then finish the work already acknowledged."""
     settings = bot.settings
     app = create_app(bot)
-    if slack_mode(settings) == SlackMode.SOCKET:
-        assert settings.slack_app_token is not None
-        await serve_socket_mode(app, settings.slack_app_token.get_secret_value(), stop)
-    else:
-        await serve_http(app, settings.slack_host, settings.slack_port, stop)
+    try:
+        if slack_mode(settings) == SlackMode.SOCKET:
+            assert settings.slack_app_token is not None
+            await serve_socket_mode(app, settings.slack_app_token.get_secret_value(), stop)
+        else:
+            await serve_http(app, settings.slack_host, settings.slack_port, stop)
+    finally:
+        await bot.in_flight.drain(DRAIN_SECONDS)
 
 
 async def run_slack(

@@ -1,5 +1,11 @@
 """Placing a signal from Slack: ``/signaal`` opens the form, its submission places the signal
 (CONTRACT §5). The direct-message form (``signaal bsn=...``) is in :mod:`bot.direct_messages`.
+
+A submission is checked before it is acknowledged — the fields by ``core.fields``, the rest that
+needs no database by ``core.signals.check_signal`` — so mistakes show on the form's fields
+(``response_action: errors``). Then the modal closes and the signal is placed; the core decides
+who may signal, and its confirmation (the signal number) or refusal follows as an ephemeral
+message. A retried submission (the same view) places nothing and says nothing twice.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ from sqlmodel import Session
 
 from bot.access import acting, who_is, who_submits
 from bot.context import Bot
-from bot.dedupe import AlreadyDone, Outcome, SlackRequest, once
-from bot.errors import describe
+from bot.dedupe import AlreadyDone, Outcome, SlackRequest, once, remember_refused
+from bot.errors import describe, error_text
 from bot.identity import Linked
 from bot.inline_fields import split_fields
 from bot.reply import ReplyTo
@@ -29,9 +35,9 @@ from bot.signal_form import (
     unusable_prefill,
 )
 from bot.submission import Submission
-from core.errors import InvalidInput
+from core.errors import InvalidInput, UserError
 from core.fields import canonical_label, collect_fields, parse_signal
-from core.signals import PlaceSignal, SignalOutcome, place_signal
+from core.signals import PlaceSignal, SignalOutcome, check_signal, place_signal
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +91,7 @@ async def place_from_slack(
 
 def register(app: AsyncApp, bot: Bot) -> None:
     @app.command("/signaal")
+    @bot.listener
     async def open_signal_form(
         ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
@@ -112,6 +119,7 @@ def register(app: AsyncApp, bot: Bot) -> None:
             await reply("Het formulier kon niet worden geopend. Probeer `/signaal` nog eens.")
 
     @app.view(CALLBACK_ID)
+    @bot.listener
     async def submit_signal(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
@@ -124,16 +132,22 @@ def register(app: AsyncApp, bot: Bot) -> None:
             return
         try:
             command = parse_signal(collect_fields(submitted_pairs(view)))
+            check_signal(command, config=bot.config, today=bot.config.today())
         except InvalidInput as error:
             await submission.refuse(error, field_errors)
             return
+        # The form is right: it closes now. Placing waits its turn for the database, which under
+        # load can take longer than Slack waits for this answer; the outcome follows as a message.
+        await submission.close()
         request = SlackRequest("view", str(view["id"]), user_id)
         try:
-            outcome = await submission.outcome(place_from_slack(bot, linked, request, command))
+            outcome = await place_from_slack(bot, linked, request, command)
         except Exception as error:
-            await submission.refuse(error, field_errors)
+            if not isinstance(error, UserError):
+                log.exception("placing a signal from Slack failed")
+            if await bot.run(remember_refused(request)):
+                await reply(f"Het signaal is niet geplaatst. {error_text(error)}")
             return
-        await submission.close()
         if isinstance(outcome, AlreadyDone):
             return  # a retry: the first submission was confirmed already
         await reply(confirmation(bot, outcome.value, command))

@@ -149,6 +149,7 @@ async def ask_for_senior(
 
 def register(app: AsyncApp, bot: Bot) -> None:
     @app.view(SENIOR_VIEW)
+    @bot.listener
     async def submit_transfer(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
@@ -180,6 +181,7 @@ def register(app: AsyncApp, bot: Bot) -> None:
             await reply(bot.texts.render("overdracht-aangevraagd", **outcome.value))
 
     @app.action(EXECUTE_ACTION)
+    @bot.listener
     async def execute(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:

@@ -14,7 +14,7 @@ from core.clock import local_date, utcnow
 from core.config import CoreConfig
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.events import ArchivedSignalRecalledEvent, SignalEndedEvent, SignalPlacedEvent
-from core.identity import YouthIdentity, age_on
+from core.identity import YouthIdentity, age_on, check_youth_age
 from core.involvement import involved_institution_ids
 from core.models import (
     ArchiveReason,
@@ -31,7 +31,7 @@ from core.models import (
 from core.notifications import publish
 from core.notifications.recipients import current_stand_in
 from core.reconcile import reconcile_youth
-from core.youths import get_or_create_youth, lock_youth
+from core.youths import get_or_create_youth, lock_youth, resolve_municipality
 
 MAX_SIGNAL_YEARS = 2  # Jeugdwet: a signal lives at most 2 years after placing
 WITHDRAW_REASONS = {"onterecht": "unjustified", "risico-weg": ArchiveReason.RISK_GONE.value}
@@ -104,6 +104,24 @@ def check_informing(informed: str, postpone_reason: str | None) -> tuple[str, st
             field="Reden uitstel",
         )
     return value, reason if value == Informed.POSTPONED else None
+
+
+def check_signal(request: PlaceSignal, *, config: CoreConfig, today: date) -> None:
+    """The checks of :func:`place_signal` that need no database, in its order: for a form that
+    must show its errors before anything is stored (a Slack modal is answered within 3 seconds,
+    and placing waits its turn for the database). Who may signal is decided when placing."""
+    _covenant_code(config, request.code)
+    check_informing(request.informed, request.postpone_reason)
+    signal_end_date(
+        today,
+        ends_on=request.ends_on,
+        term_months=request.term_months,
+        default_months=config.covenant.region.default_signal_term_months,
+    )
+    check_youth_age(request.identity.birth_date, today)
+    # The covenant's municipalities are the active ones (the sync mirrors the file).
+    covenant_names = {m.name for m in config.covenant.municipalities}
+    resolve_municipality(config, request.municipality, active_names=covenant_names)
 
 
 def place_signal(

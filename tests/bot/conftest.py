@@ -177,13 +177,13 @@ class SlackSender:
 
     def view_submission(
         self, view: dict[str, Any], values: dict[str, Any], email: str, *,
-        view_id: str | None = None,
+        view_id: str | None = None, user_id: str | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         """The payload Slack sends when ``view`` (as the app opened it) is submitted."""
         return {
             "type": "view_submission",
             "team": {"id": TEAM_ID, "domain": "verwijsindex-test"},
-            "user": {"id": user(email), "team_id": TEAM_ID},
+            "user": {"id": user_id or user(email), "team_id": TEAM_ID},
             "api_app_id": "A0VERWIJS",
             "trigger_id": self.next_id("trigger."),
             "view": {

@@ -76,7 +76,25 @@ def submit_signal(
     *,
     headers: dict[str, str] | None = None,
 ) -> tuple[View, SlackAnswer]:
-    """Open ``/signaal``, fill in ``fields``, submit; the payload and the endpoint's answer."""
+    """Open ``/signaal``, fill in ``fields``, submit; the payload and the endpoint's answer.
+
+    When the form was accepted (the modal closes), this returns once the outcome has arrived:
+    the signal is placed after the answer, and confirmed or refused by a message."""
     view = open_signal_form(sender, api, email)
     payload = sender.view_submission(view, form_values(view, fields), email)
-    return payload, sender.interact(payload, headers=headers)
+    return payload, submit_view(sender, api, payload, headers=headers)
+
+
+def submit_view(
+    sender: SlackSender,
+    api: FakeSlackApi,
+    payload: dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+) -> SlackAnswer:
+    """Submit a ``/signaal`` form; an accepted one returns once its outcome message arrived."""
+    before = len(api.calls_to("response_url"))
+    answer = sender.interact(payload, headers=headers)
+    if answer.status == 200 and answer.body == "":
+        api.wait_for("response_url", before + 1)
+    return answer

@@ -5,13 +5,18 @@ submission places nothing twice, and the confirmation carries the signal number 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from core.audit import AUDIT_LOCK_ID
 from core.models import InboundMessage, Match, MatchStatus, OutboxMessage, Signal
 from tests.bot.conftest import (
     ANNA,
@@ -19,6 +24,7 @@ from tests.bot.conftest import (
     EVA,
     JOOST,
     STRANGER,
+    RunningSlack,
     SlackAnswer,
     SlackSender,
     slack_user_of,
@@ -32,6 +38,7 @@ from tests.bot.forms import (
     open_signal_form,
     signal_fields,
     submit_signal,
+    submit_view,
 )
 from tests.bot.privacy import assert_no_identity, identity_needles
 from tests.bsns import valid_bsns
@@ -170,20 +177,28 @@ def test_field_errors_from_the_core_appear_on_the_fields(
     # The user corrects the form and submits the same view again: now it is placed.
     view = last_opened_view(slack_api, 4)
     payload = sender.view_submission(view, form_values(view, _fields()), ANNA)
-    assert sender.interact(payload).body == ""
+    assert submit_view(sender, slack_api, payload).body == ""
     assert len(_signals(synced_engine)) == 1
 
 
 def test_a_cat_member_is_refused_with_the_cores_message(
     sender: SlackSender, slack_api: FakeSlackApi, synced_engine: Engine
 ) -> None:
-    _, answer = submit(sender, slack_api, JOOST, _fields())
+    payload, answer = submit(sender, slack_api, JOOST, _fields())
     assert answer.status == 200
-    body = answer.json()
-    assert body["response_action"] == "update"
-    shown = body["view"]["blocks"][0]["text"]["text"]
-    assert "leden van team 'CAT' mogen geen signalen afgeven" in shown
+    assert answer.body == ""  # the form was right; who may signal is the core's decision
+    [refusal] = slack_api.wait_for("response_url")
+    assert refusal.args["text"] == (
+        "Het signaal is niet geplaatst. "
+        "Dat mag niet: leden van team 'CAT' mogen geen signalen afgeven."
+    )
+    assert refusal.args["response_type"] == "ephemeral"
     assert _signals(synced_engine) == []
+    # A retry of the refused submission is refused quietly: one message is enough.
+    assert sender.interact(payload, headers={"X-Slack-Retry-Num": "1"}).body == ""
+    sender.command("/verwijsindex", "help", ANNA)
+    time.sleep(0.5)
+    assert len(slack_api.calls_to("response_url")) == 1
 
 
 def test_a_second_signal_of_the_same_professional_is_a_conflict(
@@ -191,8 +206,9 @@ def test_a_second_signal_of_the_same_professional_is_a_conflict(
 ) -> None:
     submit(sender, slack_api, ANNA, _fields())
     _, answer = submit(sender, slack_api, ANNA, _fields(code="urgent"))
-    shown = answer.json()["view"]["blocks"][0]["text"]["text"]
-    assert "u heeft al een actief signaal" in shown.lower()
+    assert answer.body == ""
+    texts = [str(c.args["text"]) for c in slack_api.wait_for("response_url", 2)]
+    assert any("Dat kan nu niet: u heeft al een actief signaal (S-1)" in t for t in texts)
     assert len(_signals(synced_engine)) == 1
 
 
@@ -257,3 +273,27 @@ def test_another_youth_without_bsn_by_surname_and_sex(
         "bsn": "ontbreekt (of geef Achternaam en Geslacht als er geen BSN is)"
     }
     assert OTHER_BSN != BSN
+
+
+def test_a_clean_stop_finishes_the_signals_already_acknowledged(
+    make_slack: Callable[..., RunningSlack], slack_api: FakeSlackApi, synced_engine: Engine
+) -> None:
+    running = make_slack()
+    sender = SlackSender(running.url, slack_api)
+    view = open_signal_form(sender, slack_api, ANNA)  # Anna is linked: nothing left before ack
+    payload = sender.view_submission(view, form_values(view, _fields()), ANNA)
+    # Hold the database's write lock (the audit chain's lock on PostgreSQL): placing waits.
+    with synced_engine.connect() as blocker, blocker.begin():
+        if synced_engine.dialect.name == "postgresql":
+            blocker.execute(text(f"SELECT pg_advisory_xact_lock({AUDIT_LOCK_ID})"))
+        else:  # the engine begins every SQLite transaction IMMEDIATE: the lock is held now
+            blocker.exec_driver_sql("SELECT 1")
+        assert sender.interact(payload).body == ""  # answered while placing waits
+        stopping = threading.Thread(target=running.stop)
+        stopping.start()
+        time.sleep(0.5)
+        assert stopping.is_alive()  # the stop waits for the acknowledged signal
+    stopping.join(30)
+    assert not stopping.is_alive()
+    assert len(_signals(synced_engine)) == 1
+    assert "is geplaatst" in str(slack_api.wait_for("response_url")[0].args["text"])
