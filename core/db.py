@@ -27,15 +27,20 @@ RETRYABLE_PG_CODES = {"40001", "40P01"}  # serialization_failure, deadlock_detec
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     parsed = make_url(url)
+    # hide_parameters: a database error's text (logged with its traceback) would otherwise quote
+    # the statement's values, among them a youth's birth date (DOMAIN: no identity in any log).
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             url,
             echo=echo,
+            hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": 60},
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20
+    )
 
 
 def is_sqlite(engine: Engine) -> bool:
