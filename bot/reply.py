@@ -2,8 +2,9 @@
 
 A slash command (and a modal opened from one) carries a ``response_url``: an answer posted there
 is ephemeral in the channel where the user typed. Without one (a direct message, the App Home)
-the answer is a direct message from the bot. Failing to answer is logged, never raised: the
-work it reports on is committed already.
+the answer is a direct message from the bot, as it is when the ``response_url`` fails (it lasts
+30 minutes). Failing to answer is logged, never raised: the work it reports on is committed
+already.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger(__name__)
 
+TIMEOUT = 10  # seconds for Slack to take an answer posted to a response_url
+
 
 @dataclass(frozen=True)
 class ReplyTo:
@@ -27,14 +30,23 @@ class ReplyTo:
     channel: str | None = None  # a direct-message channel to answer in
 
     async def __call__(self, text: str) -> None:
+        if self.response_url and await self._by_response_url(text):
+            return
         try:
-            if self.response_url:
-                response = await AsyncWebhookClient(self.response_url).send(
-                    text=text, response_type="ephemeral", replace_original=False
-                )
-                if response.status_code == 200:
-                    return
-                log.warning("response_url answered %s; answering by DM", response.status_code)
             await self.client.chat_postMessage(channel=self.channel or self.user_id, text=text)
         except (SlackApiError, ClientError, TimeoutError) as exc:
             log.warning("could not answer Slack user %s: %s", self.user_id, type(exc).__name__)
+
+    async def _by_response_url(self, text: str) -> bool:
+        assert self.response_url is not None
+        try:
+            response = await AsyncWebhookClient(self.response_url, timeout=TIMEOUT).send(
+                text=text, response_type="ephemeral", replace_original=False
+            )
+        except (ClientError, TimeoutError) as exc:
+            log.warning("response_url failed (%s); answering by DM", type(exc).__name__)
+            return False
+        if response.status_code != 200:
+            log.warning("response_url answered %s; answering by DM", response.status_code)
+            return False
+        return True

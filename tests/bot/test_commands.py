@@ -30,6 +30,7 @@ from tests.bot.fake_slack_api import FakeSlackApi
 from tests.bot.forms import form_values, last_opened_view, signal_fields, submit_signal
 from tests.bot.privacy import assert_no_identity, identity_needles
 from tests.bsns import valid_bsns
+from tests.mail_gateway.conftest import free_port
 
 TODAY = date.today()
 BIRTH = date(TODAY.year - 14, 8, 20)
@@ -334,3 +335,13 @@ def test_app_home_shows_the_overview_or_a_refusal(
     sender.command("/verwijsindex", "help", ANNA)
     assert len(slack_api.calls_to("views.publish")) == 2
     assert_no_identity(slack_api, identity_needles([BSN_ONE], [BIRTH], ["Fenna Testkind"]))
+
+
+def test_when_the_response_url_fails_the_answer_comes_by_direct_message(
+    sender: SlackSender, slack_api: FakeSlackApi
+) -> None:
+    gone = f"http://127.0.0.1:{free_port()}/verlopen"  # nothing listens there
+    assert sender.command("/verwijsindex", "mijn", ANNA, response_url=gone).status == 200
+    [direct] = slack_api.wait_for("chat.postMessage")
+    assert direct.args["channel"] == user(ANNA)
+    assert str(direct.args["text"]).startswith("*Uw werk in de verwijsindex*")
