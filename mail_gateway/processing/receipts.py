@@ -43,6 +43,15 @@ class Outcome:
             self.refused.append({"line": line, "field": field_name, "reason": error})
 
     @property
+    def accepted_total(self) -> int:
+        """Everything processed: the listed body blocks and the rows of CSV attachments (which
+        are counted in their summaries, not listed one by one)."""
+        imported = sum(
+            int(s.get("accepted", 0)) + int(s.get("deregistered", 0)) for s in self.summaries
+        )
+        return len(self.accepted) + imported
+
+    @property
     def understood(self) -> bool:
         return bool(self.accepted or self.refused or self.summaries or self.confirmation)
 
@@ -81,7 +90,7 @@ def send_answer(
         "original_message_id": message_id,
         "original_subject": " ".join(subject.split())[:200],
         "accepted": outcome.accepted[:MAX_LISTED],
-        "accepted_total": len(outcome.accepted),
+        "accepted_total": outcome.accepted_total,
         "refused": outcome.refused[:MAX_LISTED],
         "refused_total": len(outcome.refused),
         "summaries": outcome.summaries,
