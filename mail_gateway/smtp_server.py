@@ -10,7 +10,10 @@ Answers (CONTRACT §4), named like Mailman's LMTP runner:
   retries, and the retry is recognised by its Message-ID. No exception text reaches the peer.
 
 Processing happens after acceptance, in :mod:`mail_gateway.processing`, so a slow step never
-holds an SMTP session.
+holds an SMTP session. Only when more work waits (messages to process, receipts to send) than
+takes about a second is the ``250`` for a stored message held back a little, a second at most
+(:mod:`mail_gateway.flow`): a fast sender is slowed to the gateway's pace instead of queueing
+up receipts that arrive minutes late.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlmodel import Session as DbSession
 
 from core.passwords import verify_password
 from mail_gateway.context import Gateway
+from mail_gateway.flow import Backlog
 from mail_gateway.intake import Envelope as IntakeEnvelope
 from mail_gateway.intake import Intake, accept_message
 from mail_gateway.mailboxes import Destination, Mailbox, route
@@ -54,8 +58,9 @@ _DECISIONS = "verwijsindex_decision"
 class IntakeHandler:
     """aiosmtpd handler: async ``handle_<VERB>`` hooks that return the SMTP answer."""
 
-    def __init__(self, gateway: Gateway):
+    def __init__(self, gateway: Gateway, backlog: Backlog | None = None):
         self.gateway = gateway
+        self.backlog = backlog or Backlog(gateway.engine)
 
     async def handle_RCPT(
         self,
@@ -129,6 +134,7 @@ class IntakeHandler:
             return ERR_451_TEMPORARY
         if outcome is Intake.STORED:
             self.gateway.inbound_waiting.set()
+            await self.backlog.wait_for_room()  # committed already: only the answer waits
         return OK_250_ACCEPTED
 
     async def handle_exception(self, error: Exception) -> str:

@@ -138,10 +138,18 @@ class MailDelivery:
         )
         return str(message["Message-ID"])
 
-    def deliver_batch(self, *, now: datetime | None = None) -> DeliveryReport:
-        """Claim up to ``batch_size`` rows due at ``now``, send them, record each outcome."""
+    def deliver_batch(
+        self, *, now: datetime | None = None, keep_connection: bool = False
+    ) -> DeliveryReport:
+        """Claim up to ``batch_size`` rows due at ``now``, send them, record each outcome.
+
+        The relay connection is closed afterwards, unless ``keep_connection`` and every row
+        went out: then the next batch uses it too (a busy worker does not open a connection,
+        with STARTTLS and a login, for every few rows). After any failure the next batch
+        starts afresh, so a relay that proved unreachable is tried again."""
+        clean = False
         try:
-            return outbox.deliver_due(
+            report = outbox.deliver_due(
                 self.engine,
                 channel=Channel.EMAIL.value,
                 worker_id=self.worker_id,
@@ -149,8 +157,15 @@ class MailDelivery:
                 limit=self.batch_size,
                 now=now,
             )
+            clean = report.sent == report.claimed
+            return report
         finally:
-            self.relay.close()
+            if not (keep_connection and clean):
+                self.relay.close()
+
+    def close(self) -> None:
+        """Let go of the relay connection (idle, or stopping)."""
+        self.relay.close()
 
 
 async def run_mail_delivery(
@@ -168,7 +183,9 @@ async def run_mail_delivery(
 
     A batch runs as soon as ``wake`` is set (a command just wrote to the outbox) or
     ``poll_interval`` seconds have passed (retries coming due, other processes' rows); while
-    batches come back full the next one starts at once.
+    batches come back full the next one starts at once. The relay connection is kept from one
+    batch to the next while wake-ups keep coming, and closed once a ``poll_interval`` passed
+    without one.
     """
     if delivery_factory is not None:
         delivery = delivery_factory()
@@ -176,28 +193,37 @@ async def run_mail_delivery(
         delivery = MailDelivery(engine, settings, region_name=region_name, worker_id=worker_id)
     wake = wake or asyncio.Event()
     log.info("mail delivery %s started", delivery.worker_id)
-    while not stop.is_set():
-        wake.clear()  # set again while the batch runs: the loop goes round at once
-        try:
-            report = await asyncio.to_thread(delivery.deliver_batch)
-        except Exception:
-            # The database is away, say: the claimed rows come back when their lease ends.
-            log.exception("mail delivery round failed; trying again in %.1f s", poll_interval)
-            report = DeliveryReport()
-        if report.claimed:
-            log.debug(
-                "batch: %d sent, %d retried, %d failed", report.sent, report.retried, report.failed
-            )
-            if report.claimed >= delivery.batch_size:
-                continue  # there may be more waiting
-        await _until_set(wake, stop, timeout=poll_interval)
+    try:
+        while not stop.is_set():
+            wake.clear()  # set again while the batch runs: the loop goes round at once
+            try:
+                report = await asyncio.to_thread(delivery.deliver_batch, keep_connection=True)
+            except Exception:
+                # The database is away, say: the claimed rows come back when their lease ends.
+                log.exception("mail delivery round failed; trying again in %.1f s", poll_interval)
+                report = DeliveryReport()
+            if report.claimed:
+                log.debug(
+                    "batch: %d sent, %d retried, %d failed",
+                    report.sent,
+                    report.retried,
+                    report.failed,
+                )
+                if report.claimed >= delivery.batch_size:
+                    continue  # there may be more waiting
+            if not await _until_set(wake, stop, timeout=poll_interval):
+                await asyncio.to_thread(delivery.close)  # idle: no connection held open
+    finally:
+        await asyncio.to_thread(delivery.close)
     log.info("mail delivery %s stopped", delivery.worker_id)
 
 
-async def _until_set(wake: asyncio.Event, stop: asyncio.Event, *, timeout: float) -> None:
+async def _until_set(wake: asyncio.Event, stop: asyncio.Event, *, timeout: float) -> bool:
+    """Wait for ``wake`` or ``stop``, ``timeout`` at most; returns whether either was set."""
     waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
     try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
+    return bool(done)

@@ -36,7 +36,11 @@ def claim_next(
     """Claim up to ``limit`` waiting messages, oldest first; returns their ids. One at a time by
     default: a message claimed but not yet begun would wait out its lease if the worker died."""
     now = now or utcnow()
-    with engine.connect() as connection:
+    claimed = []
+    # One short transaction: the oldest waiting rows, then a conditional update per row:
+    # whoever changes it first has it (works the same on SQLite and PostgreSQL, without SKIP
+    # LOCKED; on SQLite the immediate transaction holds off other claimers anyway).
+    with engine.begin() as connection:
         candidates = (
             connection.execute(
                 select(_c.id).where(_claimable(now)).order_by(_c.received_at, _c.id).limit(limit)
@@ -44,18 +48,14 @@ def claim_next(
             .scalars()
             .all()
         )
-    claimed = []
-    for inbound_id in candidates:
-        # A conditional update per row: whoever changes it first has it (works the same on
-        # SQLite and PostgreSQL, without SKIP LOCKED).
-        with engine.begin() as connection:
+        for inbound_id in candidates:
             result = connection.execute(
                 update(_inbound)
                 .where(_c.id == inbound_id, _claimable(now))
                 .values(claimed_until=now + lease, attempts=_c.attempts + 1)
             )
-        if result.rowcount == 1:
-            claimed.append(inbound_id)
+            if result.rowcount == 1:
+                claimed.append(inbound_id)
     return claimed
 
 

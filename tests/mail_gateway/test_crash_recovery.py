@@ -149,7 +149,9 @@ def test_every_message_answered_250_is_processed_exactly_once_after_a_restart(
         answered = result["answered"]
         if signum == signal.SIGTERM:
             assert status == 0, service.log.read_text()
-        assert MESSAGES // 3 <= len(answered) < MESSAGES
+        # Stored is not yet answered: flow control (mail_gateway.flow) may be holding back the
+        # 250 of one stored message per connection when the kill comes.
+        assert MESSAGES // 3 - CONNECTIONS <= len(answered) < MESSAGES
 
         service.start()
 

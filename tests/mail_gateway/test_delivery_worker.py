@@ -139,3 +139,35 @@ async def test_a_failing_round_is_logged_and_the_worker_carries_on(
     await asyncio.wait_for(worker, timeout=5)
     assert "mail delivery round failed" in caplog.text
     assert [row.status for row in outbox_rows(engine)] == [OutboxStatus.SENT]
+
+
+async def test_a_busy_worker_keeps_its_relay_connection_and_lets_go_when_idle(
+    engine: Engine, sink: RelaySink, tmp_path: Path
+) -> None:
+    settings = delivery_settings(tmp_path, sink.url)
+    delivery = MailDelivery(engine, settings, region_name=REGION, batch_size=2)
+    stop, wake = asyncio.Event(), asyncio.Event()
+    worker = start(
+        engine,
+        tmp_path,
+        sink,
+        stop,
+        wake=wake,
+        poll_interval=1.0,
+        delivery_factory=lambda: delivery,
+    )
+    for number in range(60, 65):  # three batches, one after the other
+        enqueue_notification(engine, number)
+    wake.set()
+    await eventually(lambda: len(sink.messages()) == 5)
+    enqueue_notification(engine, 65)
+    wake.set()  # woken again before it went idle
+    await eventually(lambda: len(sink.messages()) == 6)
+    assert sink.connections() == 1, "one connection for everything while busy"
+    await asyncio.sleep(1.8)  # idle for longer than poll_interval: the connection is closed
+    enqueue_notification(engine, 66)
+    wake.set()
+    await eventually(lambda: len(sink.messages()) == 7)
+    stop.set()
+    await asyncio.wait_for(worker, timeout=5)
+    assert sink.connections() == 2
