@@ -47,10 +47,13 @@ async def serve_http(app: AsyncApp, host: str, port: int, stop: asyncio.Event) -
 
 
 async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event) -> None:
+    """Connect out to Slack; slack_sdk keeps trying (every 10 s) while Slack cannot be reached,
+    and reconnects a dropped connection, until ``stop``."""
     handler = AsyncSocketModeHandler(app, app_token)
-    await handler.connect_async()
-    log.info("Slack connected in Socket Mode")
+    connecting = asyncio.create_task(handler.connect_async(), name="slack-socket-mode")
+    log.info("Slack Socket Mode: connecting")
     try:
         await stop.wait()
     finally:
+        connecting.cancel()
         await handler.close_async()
