@@ -286,3 +286,39 @@ def test_a_stand_in_receives_the_dms_of_an_absent_professional(
     assert "Anna de Vries" in _texts(to_pieter.args["blocks"])  # on behalf of Anna
     wait_for_message(slack_api, user(ANNA), "antwoord_contact")
     wait_for_message(slack_api, user(EVA), "antwoord_contact")
+
+
+def test_an_expiring_signal_is_extended_by_button(
+    matched: SlackSender, slack_api: FakeSlackApi, synced_engine: Engine
+) -> None:
+    """The "verlengen" button of a signaal-verloopt message (its token as the sweep issues it)."""
+    from core.reply_tokens import issue_token
+
+    with Session(synced_engine, expire_on_commit=False) as session:
+        signal = session.exec(select(Signal).order_by(Signal.id)).first()  # type: ignore[arg-type]
+        assert signal is not None
+        token = issue_token(
+            session,
+            purpose="signal-expiry",
+            subject_id=signal.id or 0,
+            professional_id=signal.professional_id,
+        )
+        session.commit()
+    payload = matched.block_action(
+        ANNA, "antwoord_verlengen", token, channel="DUANNA0001", ts="1700000003.000001"
+    )
+    assert matched.interact(payload).status == 200
+    [update] = wait_until(lambda: _updates(slack_api, "1700000003.000001"), what="update")
+    with Session(synced_engine) as session:
+        extended = session.get(Signal, signal.id)
+    assert extended is not None and extended.ends_on > signal.ends_on
+    text = _texts(update.args["blocks"])
+    assert "*Anna de Vries* heeft het signaal verlengd" in text
+    assert f"Signaal {signal.number} is verlengd tot {extended.ends_on:%d-%m-%Y}." in text
+    # Eva may not answer Anna's message: the token is personal.
+    payload = matched.block_action(
+        EVA, "antwoord_verlengen", token, channel="DUANNA0001", ts="1700000003.000001"
+    )
+    matched.interact(payload)
+    wait_until(lambda: _ephemeral_texts(slack_api), what="refusal")
+    assert _ephemeral_texts(slack_api)[-1].startswith("Dat ")
