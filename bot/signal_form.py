@@ -127,7 +127,7 @@ def _guidance(prefill: Mapping[str, str], today: date) -> str:
     raw = prefill.get("geboortedatum", "")
     if raw:
         try:
-            birth = parse_date(raw, "Geboortedatum")
+            birth = parse_date(raw, "Geboortedatum", echo=False)
         except DomainError:
             return AGE_GUIDANCE
         if birth <= today:

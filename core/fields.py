@@ -106,21 +106,22 @@ def _label(key: str) -> str:
     return LABELS.get(key, key)
 
 
-def parse_date(value: str, field: str) -> date:
+def parse_date(value: str, field: str, *, echo: bool = True) -> date:
+    """``DD-MM-JJJJ`` or ``JJJJ-MM-DD``. ``echo=False`` for a youth's birth date: the refusal
+    goes into a receipt or a Slack message, and even a mistyped birth date is identifying."""
     text = value.strip()
+    shown = f"'{_short(text)}' " if echo else ""
     parts: tuple[str, str, str] | None = None
     if match := _DMY.match(text):
         parts = (match.group(4), match.group(3), match.group(1))
     elif match := _YMD.match(text):
         parts = (match.group(1), match.group(3), match.group(4))
     if parts is None:
-        raise InvalidInput(
-            f"'{_short(text)}' is geen datum; gebruik DD-MM-JJJJ of JJJJ-MM-DD", field=field
-        )
+        raise InvalidInput(f"{shown}is geen datum; gebruik DD-MM-JJJJ of JJJJ-MM-DD", field=field)
     try:
         return date(int(parts[0]), int(parts[1]), int(parts[2]))
     except ValueError:
-        raise InvalidInput(f"'{_short(text)}' is geen bestaande datum", field=field) from None
+        raise InvalidInput(f"{shown}is geen bestaande datum", field=field) from None
 
 
 def _short(text: str) -> str:
@@ -140,7 +141,7 @@ def _identity(fields: Mapping[str, str]) -> YouthIdentity:
     raw_birth = _get(fields, "geboortedatum")
     if not raw_birth:
         raise InvalidInput("ontbreekt", field="Geboortedatum")
-    birth = parse_date(raw_birth, "Geboortedatum")
+    birth = parse_date(raw_birth, "Geboortedatum", echo=False)
     raw_bsn = _get(fields, "bsn")
     name = _get(fields, "naam") or None
     if raw_bsn:

@@ -207,11 +207,11 @@ def _os_user() -> str:
 # -- parsing at the edge ------------------------------------------------------------------------
 
 
-def parse_cli_date(value: str | None, field: str) -> date | None:
+def parse_cli_date(value: str | None, field: str, *, echo: bool = True) -> date | None:
     """``DD-MM-JJJJ`` or ``JJJJ-MM-DD``, like every other channel (CONTRACT §4)."""
     if value is None or not value.strip():
         return None
-    return parse_date(value, field)
+    return parse_date(value, field, echo=echo)
 
 
 def parse_moment(value: str | None, tz: ZoneInfo) -> datetime | None:

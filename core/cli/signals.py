@@ -89,7 +89,7 @@ def youth_identity(
     With a BSN and no birth date, a youth already in the index is found by BSN alone and keeps
     its known birth date (when ``session`` is given); a new youth needs the birth date.
     """
-    born = parse_cli_date(birth_date, "Geboortedatum")
+    born = parse_cli_date(birth_date, "Geboortedatum", echo=False)
     if bsn:
         number = normalize_bsn(bsn)
         if born is None and session is not None and config is not None:

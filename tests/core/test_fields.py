@@ -74,9 +74,17 @@ def test_29_february_of_a_leap_year_is_a_date() -> None:
 )
 def test_impossible_dates_are_refused(text: str) -> None:
     with pytest.raises(InvalidInput) as caught:
-        parse_date(text, "Geboortedatum")
-    assert caught.value.field == "Geboortedatum"
+        parse_date(text, "Einddatum")
+    assert caught.value.field == "Einddatum"
     assert caught.value.message == f"'{text}' is geen bestaande datum"
+
+
+@pytest.mark.parametrize("text", ["31-02-2016", "1-5-20016", "mei 2016"])
+def test_a_refused_birth_date_is_not_repeated_in_the_answer(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_registration({"BSN": BSN_A, "Geboortedatum": text, "Gemeente": "Groningen"})
+    assert caught.value.field == "Geboortedatum"
+    assert text not in caught.value.message and "datum" in caught.value.message
 
 
 @pytest.mark.parametrize(
