@@ -9,6 +9,7 @@ indexes settle the remaining races and :func:`run_in_transaction` retries the lo
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RETRYABLE_PG_CODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+SQLITE_WAL_SWITCH_SECONDS = 30.0
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
@@ -54,7 +56,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=60000")
@@ -63,6 +65,21 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """WAL is kept in the file, so only the first connection to a new database switches it;
+    when several processes do that at once, SQLite answers "database is locked" at once,
+    without waiting (the busy timeout does not cover it). Try again for a while."""
+    deadline = time.monotonic() + SQLITE_WAL_SWITCH_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 @contextmanager
