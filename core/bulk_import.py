@@ -16,10 +16,10 @@ from __future__ import annotations
 import csv
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from sqlalchemy import Table, bindparam, func, insert, update
 from sqlalchemy import select as sa_select
@@ -51,7 +51,13 @@ from core.notifications.dispatch import channels, common_context, idempotency_ke
 from core.notifications.recipients import institution_card, institution_recipient
 from core.notifications.subscribers import involvement_occasion, new_involvement_context
 from core.reconcile import reconcile_youth
-from core.registration import DeregisterYouth, RegisterYouth, check_reference, not_a_professional_of
+from core.registration import (
+    DeregisterYouth,
+    InvolvedInstitution,
+    RegisterYouth,
+    check_reference,
+    not_a_professional_of,
+)
 from core.youths import active_municipality_names, resolve_municipality
 
 # Rows per transaction. Each commit of a batch costs a WAL write and checkpoint of the pages it
@@ -80,6 +86,8 @@ REGISTRATION_COLUMNS = (
 REPEATABLE_COLUMNS = ("bsn_ouder",)
 EXPECTED_HEADER = "bsn;naam;geboortedatum;gemeente;kenmerk;hulpverlener;bsn_ouder;einddatum;actie"
 
+T = TypeVar("T")
+
 _youth: Table = Youth.__table__  # type: ignore[attr-defined]
 _registration: Table = Registration.__table__  # type: ignore[attr-defined]
 _outbox: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -101,6 +109,16 @@ class ImportRow:
     refusal: RefusedRow | None = None
 
 
+@dataclass(frozen=True)
+class RowResult:
+    """What one accepted row came to, as :func:`core.registration.register_youth` tells it."""
+
+    line: int
+    action: str  # register | deregister
+    registration_number: str
+    others_involved: tuple[InvolvedInstitution, ...] = ()
+
+
 @dataclass
 class ImportReport:
     accepted: int = 0
@@ -108,6 +126,7 @@ class ImportReport:
     refused: list[RefusedRow] = field(default_factory=list)
     new_involvements: int = 0
     notifications: int = 0
+    results: list[RowResult] = field(default_factory=list)  # per accepted row, in file order
 
     def add(self, other: ImportReport) -> None:
         self.accepted += other.accepted
@@ -329,19 +348,60 @@ def import_registrations(
     return report
 
 
+def apply_requests(
+    session: Session,
+    config: CoreConfig,
+    requests: Sequence[tuple[int, RegisterYouth | DeregisterYouth]],
+    *,
+    actor: audit.Actor,
+    now: datetime | None = None,
+) -> ImportReport:
+    """Requests already read (``(line, request)``, in order) for the actor's institution,
+    set-wise, in the caller's transaction: the mail gateway's registration mails, many at once
+    when a client system sends a burst. The report lists each accepted row's registration
+    number and the other institutions involved (as ``register_youth`` returns them); the line
+    numbers are the caller's own."""
+    institution = acting_institution(session, actor)
+    context = _Context(session, config, institution)
+    moment = as_utc(now) if now is not None else utcnow()
+    keys = config.keys
+    today = local_date(moment, config.tz)
+
+    prepared = _segments(
+        requests,
+        lambda line, request: _prepare_request(line, request, context, keys, today),
+        moment,
+    )
+    report = ImportReport(refused=prepared.refused)
+    for segment in prepared.segments:
+        _apply(session, context, segment, actor, moment, report, keep_results=True)
+    report.refused.sort(key=lambda refused: refused.line)
+    report.results.sort(key=lambda result: result.line)
+    return report
+
+
 def _prepare(batch: list[ImportRow], ctx: _Context, now: datetime) -> _PreparedBatch:
     """Check every row (the same checks as the single-row path) and cut the batch into
     segments in which each youth occurs at most once. Touches no database."""
     keys = ctx.config.keys
     today = local_date(now, ctx.config.tz)
+    rows = ((row.line, row) for row in batch)
+    return _segments(rows, lambda _line, row: _prepare_row(row, ctx, keys, today), now)
+
+
+def _segments(
+    items: Iterable[tuple[int, T]], prepare: Callable[[int, T], _Prepared], now: datetime
+) -> _PreparedBatch:
+    """Each ``(line, item)`` checked by ``prepare`` (a refusal is a :class:`DomainError`
+    naming the field); the rest cut into segments in which each youth occurs at most once."""
     segments: list[list[_Prepared]] = []
     refused: list[RefusedRow] = []
     current: dict[str, _Prepared] = {}
-    for row in batch:
+    for line, row in items:
         try:
-            item = _prepare_row(row, ctx, keys, today)
+            item = prepare(line, row)
         except DomainError as error:
-            refused.append(RefusedRow(row.line, error.field or "", error.message))
+            refused.append(RefusedRow(line, error.field or "", error.message))
             continue
         if item.key in current:
             segments.append(list(current.values()))
@@ -357,12 +417,21 @@ def _prepare_row(row: ImportRow, ctx: _Context, keys: IdentityKeys, today: date)
         raise InvalidInput(row.refusal.reason, field=row.refusal.field)
     # Empty is the same as absent for every field; leaving them out saves work per row.
     request = parse_registration({label: value for label, value in row.fields.items() if value})
+    return _prepare_request(row.line, request, ctx, keys, today)
+
+
+def _prepare_request(
+    line: int,
+    request: RegisterYouth | DeregisterYouth,
+    ctx: _Context,
+    keys: IdentityKeys,
+    today: date,
+) -> _Prepared:
     identity = request.identity
     check_youth_age(identity.birth_date, today)
     key = keys.identity_key(identity)
     if isinstance(request, DeregisterYouth):
-        return _Prepared(row.line, "deregister", key)
-    assert isinstance(request, RegisterYouth)
+        return _Prepared(line, "deregister", key)
     municipality = ctx.municipality(request.municipality)
     professional_id = None
     if request.professional_email:
@@ -371,7 +440,7 @@ def _prepare_row(row: ImportRow, ctx: _Context, keys: IdentityKeys, today: date)
             raise not_a_professional_of(request.professional_email, ctx.institution)
     reference = check_reference(request.reference)
     return _Prepared(
-        line=row.line,
+        line=line,
         action="register",
         key=key,
         bsn=identity.bsn,
@@ -410,6 +479,8 @@ def _apply(
     actor: audit.Actor,
     now: datetime,
     report: ImportReport,
+    *,
+    keep_results: bool = False,
 ) -> None:
     youth_ids, created_youths = _ensure_youths(session, ctx, prepared, now, report)
     # A youth created just now has no registrations or signals yet: nothing to look up.
@@ -481,6 +552,8 @@ def _apply(
                 at=now,
             )
     _write_registrations(session, ctx, new_regs, updates, reactivations, ended, now)
+    if keep_results:
+        report.results += _results(ctx, prepared, youth_ids, state, new_regs, ended)
     created = [(r["youth_id"], r["id"]) for r in new_regs]
     created += [(r["youth_id"], r["b_id"]) for r in reactivations]
     for youth_id, reg_id in created:
@@ -502,6 +575,38 @@ def _apply(
         session.expire_all()  # rows were changed underneath the ORM
         for youth_id in to_reconcile:
             reconcile_youth(session, ctx.config, youth_id, now)
+
+
+def _results(
+    ctx: _Context,
+    prepared: list[_Prepared],
+    youth_ids: dict[str, int],
+    state: _Involvement,
+    new_regs: list[dict[str, Any]],
+    ended: list[dict[str, Any]],
+) -> list[RowResult]:
+    """Per accepted row: its registration and, for an aanmelding, the other institutions
+    involved before it (a youth is in a segment once, so ``state`` is the state before)."""
+    registration_of = {youth_id: reg_id for youth_id, (reg_id, _status) in state.own.items()}
+    registration_of.update((r["youth_id"], r["id"]) for r in new_regs)
+    ended_ids = {r["b_id"] for r in ended}
+    results = []
+    for item in prepared:
+        youth_id = youth_ids.get(item.key)
+        reg_id = registration_of.get(youth_id) if youth_id is not None else None
+        if youth_id is None or reg_id is None:
+            continue  # refused
+        if item.action == "deregister":
+            if reg_id in ended_ids:
+                results.append(RowResult(item.line, item.action, f"R-{reg_id}"))
+            continue
+        others = tuple(
+            InvolvedInstitution(other.id, other.name, other.notification_email)
+            for other_id in sorted(state.others.get(youth_id, {}))
+            if (other := ctx.institutions.get(other_id)) is not None
+        )
+        results.append(RowResult(item.line, item.action, f"R-{reg_id}", others))
+    return results
 
 
 def _ensure_youths(

@@ -22,7 +22,7 @@ from core.involvement import involved_institution_ids
 from core.models import Institution, Registration, RegistrationStatus
 from core.notifications import publish
 from core.reconcile import reconcile_youth
-from core.youths import get_or_create_youth, lock_youth, require_youth
+from core.youths import find_youth, get_or_create_youth, lock_youth
 
 MAX_REFERENCE_LENGTH = 100
 
@@ -145,7 +145,10 @@ def deregister_youth(
     """End the institution's registration; returns its number."""
     now = now or utcnow()
     institution = acting_institution(session, actor)
-    youth = lock_youth(session, require_youth(session, config, request.identity).id or 0)
+    known = find_youth(session, config, request.identity)
+    if known is None:  # named as the set-wise import names it: the field to look at
+        raise NotFound("deze jongere staat niet in de verwijsindex", field="BSN")
+    youth = lock_youth(session, known.id or 0)
     registration = session.exec(
         select(Registration).where(
             Registration.youth_id == youth.id,
@@ -154,7 +157,9 @@ def deregister_youth(
         )
     ).first()
     if registration is None:
-        raise NotFound("uw instelling heeft geen actieve registratie voor deze jongere")
+        raise NotFound(
+            "uw instelling heeft geen actieve registratie voor deze jongere", field="Actie"
+        )
     registration.status = RegistrationStatus.ENDED
     registration.ended_at = now
     session.add(registration)

@@ -59,12 +59,12 @@ def claim_next(
     return claimed
 
 
-def renew_claim(engine: Engine, inbound_id: int, lease: timedelta) -> None:
-    """Keep holding a message that takes long (a large CSV attachment)."""
+def renew_claims(engine: Engine, inbound_ids: list[int], lease: timedelta) -> None:
+    """Keep holding messages that take long (a large CSV attachment, a long batch)."""
     with engine.begin() as connection:
         connection.execute(
             update(_inbound)
-            .where(_c.id == inbound_id, _c.status == InboundStatus.RECEIVED.value)
+            .where(_c.id.in_(inbound_ids), _c.status == InboundStatus.RECEIVED.value)
             .values(claimed_until=utcnow() + lease)
         )
 

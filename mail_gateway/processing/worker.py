@@ -12,27 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, update
-from sqlmodel import Session, select
+from sqlalchemy import Table
+from sqlmodel import Session
 
 from core.actors import institution_actor, professional_actor, require_professional
 from core.clock import utcnow
 from core.db import run_in_transaction
 from core.errors import UserError
-from core.models import InboundMessage, InboundStatus, Institution, Professional
+from core.models import InboundMessage, InboundStatus
 from mail_gateway.context import Gateway
 from mail_gateway.mailboxes import Mailbox, route
 from mail_gateway.parsing.automatic import automatic_reason, is_out_of_office
 from mail_gateway.parsing.mime import ParsedMail, read_mail
-from mail_gateway.processing.claims import MAX_ATTEMPTS, claim_next, renew_claim
-from mail_gateway.processing.receipts import Addressee, Outcome, send_answer
+from mail_gateway.processing.batch import Opened, is_plain_registration, process_registrations
+from mail_gateway.processing.claims import MAX_ATTEMPTS, claim_next, renew_claims
+from mail_gateway.processing.inbound import AlreadyDone, Stored, answer, finish, load_waiting
+from mail_gateway.processing.receipts import Outcome
 from mail_gateway.processing.registrations import import_csv_attachments, register_body_blocks
 from mail_gateway.processing.replies import answer_reply, token_from_thread
 from mail_gateway.processing.signals import place_body_signals
@@ -41,63 +43,20 @@ log = logging.getLogger(__name__)
 
 _inbound: Table = InboundMessage.__table__  # type: ignore[attr-defined]
 
-
-@dataclass(frozen=True)
-class Stored:
-    """An inbound row's envelope, read once; the message itself is opened from the vault."""
-
-    id: int
-    message_id: str
-    transport: str
-    mail_from: str
-    rcpt_to: str
-    mailbox: Mailbox
-    institution_id: str | None
-    attempts: int
-
-
-class AlreadyDone(Exception):
-    """Another worker finished this message first."""
-
-
-def _finish(
-    session: Session, stored: Stored, status: InboundStatus, now: datetime, note: str | None = None
-) -> None:
-    """Claim the outcome for this transaction: the first statement, so the row is locked and
-    a second worker's transaction finds it no longer ``received``."""
-    values: dict[str, object] = {
-        "status": status.value,
-        "processed_at": now,
-        "claimed_until": None,
-        "error": note,
-    }
-    result = session.execute(
-        update(_inbound)
-        .where(_inbound.c.id == stored.id, _inbound.c.status == InboundStatus.RECEIVED.value)
-        .values(**values)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise AlreadyDone
+# Messages a worker takes at once. Plain registration mails among them are processed together
+# (``batch``); a larger batch saves little more and holds SQLite's writer longer.
+BATCH_SIZE = 50
 
 
 def process_inbound(gateway: Gateway, inbound_id: int, *, now: datetime | None = None) -> str:
     """Process one claimed message; returns its new status."""
     now = now or utcnow()
     with Session(gateway.engine) as session:
-        row = session.get(InboundMessage, inbound_id)
-        if row is None or row.status != InboundStatus.RECEIVED:
+        waiting = load_waiting(session, [inbound_id])
+        if not waiting:
+            row = session.get(InboundMessage, inbound_id)
             return row.status if row else "missing"
-        stored = Stored(
-            row.id or 0,
-            row.message_id,
-            row.transport,
-            row.mail_from,
-            row.rcpt_to,
-            Mailbox(row.mailbox),
-            row.institution_id,
-            row.attempts,
-        )
-        sealed = row.raw
+    stored, sealed = waiting[0]
     mail = read_mail(gateway.vault.open(sealed))
     try:
         return _process(gateway, stored, mail, now)
@@ -113,7 +72,7 @@ def _process(gateway: Gateway, stored: Stored, mail: ParsedMail, now: datetime) 
     if reason is not None or stored.mailbox is Mailbox.POSTMASTER:
         note = reason or "postmaster"
         run_in_transaction(
-            gateway.engine, lambda s: _finish(s, stored, InboundStatus.IGNORED, now, note)
+            gateway.engine, lambda s: finish(s, [stored], InboundStatus.IGNORED, now, note)
         )
         log.info("inbound message %s kept without answer: %s", stored.id, note)
         return InboundStatus.IGNORED.value
@@ -125,7 +84,7 @@ def _process(gateway: Gateway, stored: Stored, mail: ParsedMail, now: datetime) 
 
         def work(session: Session) -> str:
             attempt = copy.deepcopy(outcome)  # a retried transaction starts from the CSV part
-            _finish(session, stored, InboundStatus.PROCESSED, now)
+            finish(session, [stored], InboundStatus.PROCESSED, now)
             reply_token = None if has_csv else _reply_fallback(session, mail)
             if reply_token is not None:
                 answer_reply(
@@ -140,13 +99,13 @@ def _process(gateway: Gateway, stored: Stored, mail: ParsedMail, now: datetime) 
                 )
             elif not has_csv:
                 register_body_blocks(session, gateway.config, mail, actor, attempt, now)
-            return _answer(session, gateway, stored, mail, attempt, now)
+            return answer(session, gateway, stored, mail, attempt, now)
 
         return run_in_transaction(gateway.engine, work)
 
     def work_single(session: Session) -> str:
         attempt = Outcome()
-        _finish(session, stored, InboundStatus.PROCESSED, now)
+        finish(session, [stored], InboundStatus.PROCESSED, now)
         if stored.mailbox is Mailbox.SIGNAL:
             reply_token = _reply_fallback(session, mail)
             if reply_token is not None:
@@ -168,7 +127,7 @@ def _process(gateway: Gateway, stored: Stored, mail: ParsedMail, now: datetime) 
             answer_reply(
                 session, gateway.config, mail, token or "", stored.mail_from, "email", attempt, now
             )
-        return _answer(session, gateway, stored, mail, attempt, now)
+        return answer(session, gateway, stored, mail, attempt, now)
 
     return run_in_transaction(gateway.engine, work_single)
 
@@ -198,71 +157,18 @@ def _place_signals(
     place_body_signals(session, gateway.config, mail, actor, outcome, now)
 
 
-def _answer(
-    session: Session,
-    gateway: Gateway,
-    stored: Stored,
-    mail: ParsedMail,
-    outcome: Outcome,
-    now: datetime,
-) -> str:
-    addressee = _addressee(session, stored)
-    if addressee is None:
-        return InboundStatus.PROCESSED.value
-    kind = send_answer(
-        session,
-        gateway.config,
-        inbound_id=stored.id,
-        message_id=stored.message_id,
-        addressee=addressee,
-        outcome=outcome,
-        subject=mail.subject or "",
-        now=now,
-    )
-    if kind == "foutmelding":
-        # Not understood: keep the message (sealed) for an administrator.
-        session.execute(
-            update(_inbound)
-            .where(_inbound.c.id == stored.id)
-            .values(status=InboundStatus.FAILED.value, error="not understood")
-        )
-        return InboundStatus.FAILED.value
-    # Its content lives on as core state: no BSN is kept in the mail store.
-    session.execute(update(_inbound).where(_inbound.c.id == stored.id).values(raw=b""))
-    return InboundStatus.PROCESSED.value
-
-
-def _addressee(session: Session, stored: Stored) -> Addressee | None:
-    if not stored.mail_from:
-        return None
-    professional = session.exec(
-        select(Professional).where(Professional.email == stored.mail_from)
-    ).first()
-    if professional is not None:
-        return Addressee(
-            stored.mail_from, professional.name, professional.institution_id, professional.id
-        )
-    institution = session.get(Institution, stored.institution_id) if stored.institution_id else None
-    return Addressee(
-        stored.mail_from,
-        institution.name if institution else stored.mail_from,
-        stored.institution_id,
-    )
-
-
 async def run_processing(
     gateway: Gateway, *, stop: asyncio.Event, poll_interval: float = 2.0
 ) -> None:
     """Process waiting messages until ``stop``; a stored message wakes the loop at once. The
-    message in hand is finished first: a clean stop leaves nothing half done."""
+    batch in hand is finished first: a clean stop leaves nothing half done."""
     lease = timedelta(seconds=gateway.settings.processing_lease_seconds)
     while not stop.is_set():
         gateway.inbound_waiting.clear()
-        claimed = await asyncio.to_thread(claim_next, gateway.engine, lease=lease)
-        for inbound_id in claimed:
-            await asyncio.to_thread(_process_safely, gateway, inbound_id, lease)
-            gateway.outbox_waiting.set()
+        claimed = await asyncio.to_thread(claim_next, gateway.engine, lease=lease, limit=BATCH_SIZE)
         if claimed:
+            await asyncio.to_thread(_process_claimed, gateway, claimed, lease)
+            gateway.outbox_waiting.set()
             continue
         waiter = asyncio.ensure_future(gateway.inbound_waiting.wait())
         stopper = asyncio.ensure_future(stop.wait())
@@ -273,19 +179,59 @@ async def run_processing(
         stopper.cancel()
 
 
+def _process_claimed(gateway: Gateway, claimed: list[int], lease: timedelta) -> None:
+    """The claimed messages in arrival order: runs of plain registration mails together, the
+    rest one by one. A run that fails as a whole is done again one by one, so that a message
+    that cannot be processed fails alone."""
+    with _holding(gateway, claimed, lease):
+        try:
+            opened = _open(gateway, claimed)
+        except Exception:
+            log.exception("could not read claimed inbound messages; processing one by one")
+            opened = []
+        done: set[int] = set()
+        now = utcnow()
+        for plain, run in itertools.groupby(opened, key=is_plain_registration):
+            items = list(run)
+            if not plain:
+                continue
+            try:
+                statuses = process_registrations(gateway, items, now)
+            except AlreadyDone:
+                continue  # another worker was first with one of them: one by one
+            except Exception:
+                log.exception(
+                    "processing %d registration mails together failed; one by one", len(items)
+                )
+                continue
+            for item, status in zip(items, statuses, strict=True):
+                log.info("inbound message %s: %s", item.stored.id, status)
+                done.add(item.stored.id)
+        for inbound_id in claimed:
+            if inbound_id not in done:
+                _process_safely(gateway, inbound_id)
+
+
+def _open(gateway: Gateway, claimed: list[int]) -> list[Opened]:
+    """The claimed messages still waiting, read from the vault and parsed, in claim order."""
+    with Session(gateway.engine) as session:
+        waiting = load_waiting(session, claimed)
+    return [Opened(stored, read_mail(gateway.vault.open(sealed))) for stored, sealed in waiting]
+
+
 @contextmanager
-def _holding(gateway: Gateway, inbound_id: int, lease: timedelta) -> Iterator[None]:
-    """Renew the claim every third of the lease while the message is being processed."""
+def _holding(gateway: Gateway, claimed: list[int], lease: timedelta) -> Iterator[None]:
+    """Renew the claims every third of the lease while the messages are being processed."""
     done = threading.Event()
 
     def renew() -> None:
         while not done.wait(lease.total_seconds() / 3):
             try:
-                renew_claim(gateway.engine, inbound_id, lease)
+                renew_claims(gateway.engine, claimed, lease)
             except Exception:
-                log.warning("could not renew the claim on inbound message %s", inbound_id)
+                log.warning("could not renew the claims on inbound messages %s", claimed)
 
-    renewer = threading.Thread(target=renew, name=f"lease-{inbound_id}", daemon=True)
+    renewer = threading.Thread(target=renew, name=f"lease-{claimed[0]}", daemon=True)
     renewer.start()
     try:
         yield
@@ -294,10 +240,9 @@ def _holding(gateway: Gateway, inbound_id: int, lease: timedelta) -> Iterator[No
         renewer.join()
 
 
-def _process_safely(gateway: Gateway, inbound_id: int, lease: timedelta) -> None:
+def _process_safely(gateway: Gateway, inbound_id: int) -> None:
     try:
-        with _holding(gateway, inbound_id, lease):
-            status = process_inbound(gateway, inbound_id)
+        status = process_inbound(gateway, inbound_id)
         log.info("inbound message %s: %s", inbound_id, status)
     except Exception:
         log.exception("processing inbound message %s failed", inbound_id)

@@ -1,0 +1,156 @@
+"""Registration mails processed together (``mail_gateway.processing.batch``) come to exactly
+what processing them one by one comes to: the same receipts, line by line, the same
+registrations and chain notifications; and a batch that cannot be finished writes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from core.clock import utcnow
+from core.models import InboundMessage, InboundStatus, OutboxMessage, Registration
+from core.models.care import RegistrationStatus
+from mail_gateway.context import Gateway
+from mail_gateway.processing.batch import process_registrations
+from mail_gateway.processing.inbound import AlreadyDone
+from mail_gateway.processing.worker import _open, _process_claimed, process_inbound
+from tests.core.conftest import BSN_A, BSN_B, BSN_C
+from tests.mail_gateway.conftest import MAIL_DOMAIN, RunningGateway
+from tests.mail_gateway.test_processing import GGD, WIJ, block, mail, send
+
+REGISTRATIE = f"registratie@{MAIL_DOMAIN}"
+LEASE = timedelta(minutes=2)
+
+# (sender, body) in the order they arrive; what each receipt must say is in EXPECTED.
+SCENARIO = [
+    (GGD, block(BSN_A, "GGD-1")),
+    (WIJ, block(BSN_A, "WIJ-7")),
+    (GGD, block(BSN_B, "GGD-2") + "---\n" + block("123456789", "GGD-3")),
+    (GGD, block(BSN_B, "GGD-2") + "Actie: afmelden\n"),  # the youth of the mail before
+    (GGD, block(BSN_C, "GGD-4") + "Actie: afmelden\n"),  # never registered
+    (GGD, "Zie bijlage.\n"),
+    (GGD, block(BSN_C, "GGD-5").replace("Gemeente: Groningen", "Gemeente: Atlantis")),
+    (WIJ, block(BSN_A, "WIJ-8")),  # WIJ again: an update, GGD still the other one
+    (WIJ, block(BSN_B, "WIJ-9") + "Actie: afmelden\n"),  # known, but WIJ never registered it
+]
+# Per mail: status, answer kind, accepted (action, own reference, others involved), refused
+# (line, field).
+EXPECTED = [
+    ("processed", "ontvangstbevestiging", [("aanmelden", "GGD-1", [])], []),
+    ("processed", "ontvangstbevestiging", [("aanmelden", "WIJ-7", ["GGD Groningen"])], []),
+    ("processed", "ontvangstbevestiging", [("aanmelden", "GGD-2", [])], [(6, "BSN")]),
+    ("processed", "ontvangstbevestiging", [("afmelden", "", [])], []),
+    ("processed", "ontvangstbevestiging", [], [(1, "BSN")]),
+    ("failed", "foutmelding", [], []),
+    ("processed", "ontvangstbevestiging", [], [(1, "Gemeente")]),
+    ("processed", "ontvangstbevestiging", [("aanmelden", "WIJ-8", ["GGD Groningen"])], []),
+    ("processed", "ontvangstbevestiging", [], [(1, "Actie")]),
+]
+
+
+@pytest.fixture
+def intake(
+    make_gateway: Callable[..., Gateway], run_gateway: Callable[..., RunningGateway]
+) -> RunningGateway:
+    """Only the listener: the messages wait, stored, for the test to process them."""
+    return run_gateway(make_gateway(), ["smtp"])
+
+
+def stored_ids(gateway: Gateway, message_ids: list[str]) -> list[int]:
+    with Session(gateway.engine) as session:
+        rows = session.exec(
+            select(InboundMessage).where(col(InboundMessage.message_id).in_(message_ids))
+        ).all()
+        by_message_id = {row.message_id: row.id or 0 for row in rows}
+    return [by_message_id[message_id] for message_id in message_ids]
+
+
+def receipt_lines(gateway: Gateway, ids: list[int]) -> list[tuple[object, ...]]:
+    with Session(gateway.engine) as session:
+        lines = []
+        for inbound_id in ids:
+            row = session.get(InboundMessage, inbound_id)
+            assert row is not None
+            [answer] = session.exec(
+                select(OutboxMessage).where(OutboxMessage.reference == f"B-{inbound_id}")
+            ).all()
+            context = answer.context
+            accepted = [
+                (a["action"], a["own_reference"], [o["name"] for o in a["others_involved"]])
+                for a in context["accepted"]
+            ]
+            refused = [(r["line"], r["field"]) for r in context["refused"]]
+            lines.append((str(row.status), answer.kind, accepted, refused))
+        return lines
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["together", "one-by-one"])
+def test_a_burst_of_registration_mails_comes_to_the_same_receipts_either_way(
+    intake: RunningGateway, together: bool
+) -> None:
+    gateway = intake.gateway
+    ids = stored_ids(gateway, [send(intake, mail(s, REGISTRATIE, b)) for s, b in SCENARIO])
+    if together:
+        _process_claimed(gateway, ids, LEASE)
+    else:
+        for inbound_id in ids:
+            process_inbound(gateway, inbound_id)
+
+    assert receipt_lines(gateway, ids) == EXPECTED
+    with Session(gateway.engine) as session:
+        registrations = session.exec(select(Registration).order_by(col(Registration.id))).all()
+        assert [(r.institution_id, r.reference, r.status) for r in registrations] == [
+            ("ggd-groningen", "GGD-1", RegistrationStatus.ACTIVE),
+            ("wij-groningen", "WIJ-8", RegistrationStatus.ACTIVE),
+            ("ggd-groningen", "GGD-2", RegistrationStatus.ENDED),
+        ]
+        [notice] = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "nieuwe-betrokkenheid")
+        ).all()
+        assert notice.recipient == GGD and notice.context["own_reference"] == "GGD-1"
+        # The receipt of the deregistration names the registration the aanmelding made.
+        receipts = {
+            m.reference: m.context
+            for m in session.exec(
+                select(OutboxMessage).where(OutboxMessage.kind != "nieuwe-betrokkenheid")
+            )
+        }
+        registered = receipts[f"B-{ids[2]}"]["accepted"][0]["reference"]
+        assert receipts[f"B-{ids[3]}"]["accepted"][0]["reference"] == registered
+        # Processed mail keeps no BSN; the mail not understood is kept for an administrator.
+        raws = [session.get(InboundMessage, i).raw for i in ids]  # type: ignore[union-attr]
+        assert [raw != b"" for raw in raws] == [i == 5 for i in range(len(ids))]
+
+
+def test_a_batch_one_of_whose_mails_another_worker_finished_writes_nothing(
+    intake: RunningGateway,
+) -> None:
+    gateway = intake.gateway
+    ids = stored_ids(
+        gateway,
+        [
+            send(intake, mail(GGD, REGISTRATIE, block(bsn, f"GGD-{n}")))
+            for n, bsn in enumerate((BSN_A, BSN_B, BSN_C))
+        ],
+    )
+    opened = _open(gateway, ids)
+    with gateway.engine.begin() as connection:  # another worker, between opening and finishing
+        connection.execute(
+            update(InboundMessage.__table__)  # type: ignore[arg-type]
+            .where(InboundMessage.__table__.c.id == ids[1])  # type: ignore[attr-defined]
+            .values(status=InboundStatus.PROCESSED.value)
+        )
+    with pytest.raises(AlreadyDone):
+        process_registrations(gateway, opened, utcnow())
+    with Session(gateway.engine) as session:
+        assert session.exec(select(Registration)).all() == []
+        assert session.exec(select(OutboxMessage)).all() == []
+    # The worker then takes them one by one: the two still waiting are processed, once.
+    _process_claimed(gateway, ids, LEASE)
+    with Session(gateway.engine) as session:
+        assert sorted(r.reference for r in session.exec(select(Registration))) == ["GGD-0", "GGD-2"]
+        assert len(session.exec(select(OutboxMessage)).all()) == 2
