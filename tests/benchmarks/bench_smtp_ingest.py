@@ -9,7 +9,9 @@ pointed in one run at:
 
 a. a bare aiosmtpd sink on 127.0.0.1 (a handler that answers ``250`` and keeps nothing): the
    most an SMTP server in Python can take from this client on this machine (median of three
-   runs);
+   runs); and, on a fresh SQLite file, the gateway's own listener alone (sender check,
+   authentication, the message committed before ``250``; no processing, and so no flow
+   control): what accepting a message costs before any work is done, the ceiling of b/a;
 b. the full gateway as ``serve`` runs it (schema by the migrations, the example covenant
    synced, a secret key; SMTP intake, processing worker and delivery worker in one event loop,
    as ``tests/mail_gateway/conftest.py``'s ``RunningGateway`` runs them), a fresh SQLite file,
@@ -278,17 +280,17 @@ def wait_receipts(
     return {message_id: found[message_id] for message_id in wanted}
 
 
-def start_gateway(workdir: Path, relay_url: str) -> Any:
-    """The gateway as ``serve`` builds it (migrations, covenant sync, settings) and as the
-    tests run it (``RunningGateway``: the roles in a background event loop)."""
+def build_gateway(workdir: Path, relay_url: str) -> Any:
+    """The gateway as ``serve`` builds it: migrations, covenant sync, settings."""
     from core.cli.runtime import sync_covenant_if_changed, upgrade_schema
     from core.config import build_config
     from core.covenant import bundled_covenant_path
     from core.db import create_db_engine
     from core.settings import Settings
-    from mail_gateway.context import build_gateway
-    from tests.mail_gateway.conftest import RunningGateway, free_port
+    from mail_gateway.context import build_gateway as build
+    from tests.mail_gateway.conftest import free_port
 
+    workdir.mkdir(parents=True, exist_ok=True)
     settings = Settings(
         database_url=f"sqlite:///{workdir / 'verwijsindex.db'}",
         covenant=bundled_covenant_path(),
@@ -303,10 +305,43 @@ def start_gateway(workdir: Path, relay_url: str) -> Any:
     upgrade_schema(settings.database_url)
     engine = create_db_engine(settings.database_url)
     sync_covenant_if_changed(engine, config)
-    running = RunningGateway(
-        build_gateway(settings, engine, config), ["smtp", "processing", "delivery"]
-    )
+    return build(settings, engine, config)
+
+
+def start_gateway(workdir: Path, relay_url: str) -> Any:
+    """The gateway's roles in a background event loop, as the tests run them
+    (``RunningGateway``)."""
+    from tests.mail_gateway.conftest import RunningGateway
+
+    running = RunningGateway(build_gateway(workdir, relay_url), ["smtp", "processing", "delivery"])
     return running.start()
+
+
+def measure_intake_alone(workdir: Path, mails: Sequence[Mail], connections: int) -> Sent:
+    """The listener alone on a fresh database: sender check, authentication and the message
+    committed before each ``250``, nothing processed (and so no flow control, which would hold
+    the answers back while the unprocessed mail piles up). What accepting costs, before any
+    processing: the most the whole gateway could take in."""
+    from aiosmtpd.controller import Controller
+
+    from mail_gateway.flow import Backlog
+    from mail_gateway.smtp_server import IntakeHandler, smtp_factory
+
+    gateway = build_gateway(workdir, "maildir:" + str(workdir / "unused-maildir"))
+    handler = IntakeHandler(gateway, Backlog(gateway.engine, max_delay=0))
+    make_session = smtp_factory(gateway, handler)
+
+    class IntakeController(Controller):
+        def factory(self) -> Any:
+            return make_session()
+
+    controller = IntakeController(handler, hostname="127.0.0.1", port=gateway.settings.smtp_port)
+    controller.start()
+    try:
+        return send_all(controller.port, mails, connections)
+    finally:
+        controller.stop()
+        gateway.engine.dispose()
 
 
 def measure_gateway(
@@ -433,6 +468,7 @@ def main() -> None:
             f"Work in {workdir}"
         )
         bare = measure_bare_sink(burst, args.connections)
+        intake = measure_intake_alone(workdir / "intake-alone", burst, args.connections)
 
         def gateway() -> GatewayRun:
             return measure_gateway(
@@ -455,6 +491,7 @@ def main() -> None:
     ratio = gateway_rate / bare_rate
     rows = [
         ("a. bare aiosmtpd sink (250, nothing kept)", bare.seconds),
+        ("   gateway's listener alone (stored, no work)", intake.seconds),
         ("b. gateway: accepted (stored before 250)", run.sent.seconds),
         ("   gateway: processed, receipts in outbox", run.processed_seconds),
         ("   gateway: receipts at the relay sink", run.delivered_seconds),
@@ -466,6 +503,10 @@ def main() -> None:
     print(
         f"{'ratio b/a (processed / bare sink)':44} {ratio:9.2f}   "
         f"(aim >= {RATIO_AIM}: {'yes' if ratio >= RATIO_AIM else 'NO'})"
+    )
+    print(
+        f"{'   ratio listener alone / bare sink':44} {count / intake.seconds / bare_rate:9.2f}   "
+        "(the ceiling of b/a: what accepting alone costs)"
     )
     print(latency_line("c. latency to its receipt, in the burst", run.latencies))
     if run.paced_latencies:
