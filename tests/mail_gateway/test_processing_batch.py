@@ -6,23 +6,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
 
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from core.audit import verify_chain
 from core.clock import utcnow
 from core.models import InboundMessage, InboundStatus, OutboxMessage, Registration
 from core.models.care import RegistrationStatus
 from mail_gateway.context import Gateway
+from mail_gateway.intake import Envelope as IntakeEnvelope
+from mail_gateway.intake import Intake, accept_message
+from mail_gateway.mailboxes import Destination, Mailbox
 from mail_gateway.processing.batch import process_registrations
 from mail_gateway.processing.inbound import AlreadyDone
 from mail_gateway.processing.worker import _open, _process_claimed, process_inbound
+from tests.bsns import valid_bsns
 from tests.core.conftest import BSN_A, BSN_B, BSN_C
-from tests.mail_gateway.conftest import MAIL_DOMAIN, RunningGateway
+from tests.mail_gateway.conftest import MAIL_DOMAIN, RunningGateway, wait_until
 from tests.mail_gateway.test_processing import GGD, WIJ, block, mail, send
 
 REGISTRATIE = f"registratie@{MAIL_DOMAIN}"
+INSTITUTIONS = {GGD: "ggd-groningen", WIJ: "wij-groningen"}
 LEASE = timedelta(minutes=2)
 
 # (sender, body) in the order they arrive; what each receipt must say is in EXPECTED.
@@ -86,6 +94,20 @@ def receipt_lines(gateway: Gateway, ids: list[int]) -> list[tuple[object, ...]]:
             refused = [(r["line"], r["field"]) for r in context["refused"]]
             lines.append((str(row.status), answer.kind, accepted, refused))
         return lines
+
+
+def store(gateway: Gateway, message: EmailMessage) -> str:
+    sender = str(message["From"])
+    envelope = IntakeEnvelope(
+        transport="smtp",
+        mail_from=sender,
+        rcpt_to=REGISTRATIE,
+        destination=Destination(Mailbox.REGISTRATION),
+        institution_id=INSTITUTIONS[sender],
+    )
+    raw = message.as_bytes(policy=SMTP)
+    assert accept_message(gateway.engine, gateway.vault, raw, envelope) is Intake.STORED
+    return str(message["Message-ID"])
 
 
 @pytest.mark.parametrize("together", [True, False], ids=["together", "one-by-one"])
@@ -154,3 +176,54 @@ def test_a_batch_one_of_whose_mails_another_worker_finished_writes_nothing(
     with Session(gateway.engine) as session:
         assert sorted(r.reference for r in session.exec(select(Registration))) == ["GGD-0", "GGD-2"]
         assert len(session.exec(select(OutboxMessage)).all()) == 2
+
+
+def test_two_workers_taking_batches_at_once_process_every_mail_once(
+    intake: RunningGateway,
+    make_gateway: Callable[..., Gateway],
+    run_gateway: Callable[..., RunningGateway],
+) -> None:
+    """Two processing workers (as two ``serve --only processing`` on one database): the GGD's
+    registrations of 30 youths, then the WIJ's of the same youths, taken in batches by both at
+    once (on PostgreSQL their transactions run side by side). Each youth ends with two
+    registrations and exactly one chain notification, each mail with one receipt."""
+    youths = valid_bsns(30, start_prefix=40_000_000)
+    mails = [mail(GGD, REGISTRATIE, block(bsn, f"GGD-{n}")) for n, bsn in enumerate(youths)]
+    mails += [mail(WIJ, REGISTRATIE, block(bsn, f"WIJ-{n}")) for n, bsn in enumerate(youths)]
+    # Stored as the listener stores them (its flow control would hold each answer a second
+    # while no worker runs).
+    ids = stored_ids(intake.gateway, [store(intake.gateway, message) for message in mails])
+    workers = [run_gateway(make_gateway(), ["processing"]) for _ in range(2)]
+    for worker in workers:
+        worker.wake()
+
+    engine = intake.gateway.engine
+
+    def all_processed() -> bool:
+        with Session(engine) as session:
+            waiting = session.exec(
+                select(InboundMessage).where(InboundMessage.status == InboundStatus.RECEIVED)
+            ).all()
+            return not waiting
+
+    wait_until(all_processed, timeout=60, what="both workers to process every mail")
+    with Session(engine) as session:
+        statuses = {session.get(InboundMessage, i).status for i in ids}  # type: ignore[union-attr]
+        assert statuses == {InboundStatus.PROCESSED}
+        receipts = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "ontvangstbevestiging")
+        ).all()
+        assert sorted(r.reference for r in receipts) == sorted(f"B-{i}" for i in ids)
+        assert all(len(r.context["accepted"]) == 1 for r in receipts)
+        registrations = session.exec(select(Registration)).all()
+        assert len(registrations) == 60
+        assert len({(r.youth_id, r.institution_id) for r in registrations}) == 60
+        notices = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "nieuwe-betrokkenheid")
+        ).all()
+        assert len(notices) == 30  # one per youth, to whichever institution was first
+        # Whoever came second heard who was first.
+        seconds = [r for r in receipts if r.context["accepted"][0]["others_involved"]]
+        assert len(seconds) == 30
+        events, broken = verify_chain(session)
+        assert broken is None and events > 60
