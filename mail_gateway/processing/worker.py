@@ -1,5 +1,8 @@
 """The processing worker: takes stored messages, turns each into core commands and one answer.
 
+It takes the messages waiting (up to ``BATCH_SIZE``) in arrival order: plain registration mails
+among them are processed together (``batch``), everything else one by one (here).
+
 Exactly once: the message's status moves from ``received`` to its outcome in the *same*
 transaction as the core commands and the answer, with a guarded update that only one worker can
 win; a worker that dies halfway leaves nothing and the message is taken up again after its
