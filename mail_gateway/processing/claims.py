@@ -33,30 +33,21 @@ def claim_next(
     now: datetime | None = None,
     limit: int = 1,
 ) -> list[int]:
-    """Claim up to ``limit`` waiting messages, oldest first; returns their ids. One at a time by
-    default: a message claimed but not yet begun would wait out its lease if the worker died."""
+    """Claim up to ``limit`` waiting messages, oldest first; returns their ids in that order.
+    Claimed messages the worker does not begin at once go back with :func:`release_claims`."""
     now = now or utcnow()
-    claimed = []
-    # One short transaction: the oldest waiting rows, then a conditional update per row:
-    # whoever changes it first has it (works the same on SQLite and PostgreSQL, without SKIP
-    # LOCKED; on SQLite the immediate transaction holds off other claimers anyway).
+    oldest = select(_c.id).where(_claimable(now)).order_by(_c.received_at, _c.id).limit(limit)
+    # One statement: whoever changes a row first has it. The condition is checked again on the
+    # row itself (PostgreSQL re-reads a row another transaction has just changed; SQLite's
+    # immediate transaction holds off other claimers anyway), so no row is claimed twice.
     with engine.begin() as connection:
-        candidates = (
-            connection.execute(
-                select(_c.id).where(_claimable(now)).order_by(_c.received_at, _c.id).limit(limit)
-            )
-            .scalars()
-            .all()
-        )
-        for inbound_id in candidates:
-            result = connection.execute(
-                update(_inbound)
-                .where(_c.id == inbound_id, _claimable(now))
-                .values(claimed_until=now + lease, attempts=_c.attempts + 1)
-            )
-            if result.rowcount == 1:
-                claimed.append(inbound_id)
-    return claimed
+        rows = connection.execute(
+            update(_inbound)
+            .where(_c.id.in_(oldest.scalar_subquery()), _claimable(now))
+            .values(claimed_until=now + lease, attempts=_c.attempts + 1)
+            .returning(_c.id, _c.received_at)
+        ).all()
+    return [inbound_id for inbound_id, _ in sorted(rows, key=lambda row: (row[1], row[0]))]
 
 
 def renew_claims(engine: Engine, inbound_ids: list[int], lease: timedelta) -> None:
@@ -69,11 +60,14 @@ def renew_claims(engine: Engine, inbound_ids: list[int], lease: timedelta) -> No
         )
 
 
-def release_claim(engine: Engine, inbound_id: int) -> None:
-    """Hand a message back at once (a clean stop before it was begun)."""
+def release_claims(engine: Engine, inbound_ids: list[int]) -> None:
+    """Hand messages back at once, not begun: for any worker to take (and not counted as an
+    attempt)."""
+    if not inbound_ids:
+        return
     with engine.begin() as connection:
         connection.execute(
             update(_inbound)
-            .where(_c.id == inbound_id, _c.status == InboundStatus.RECEIVED.value)
-            .values(claimed_until=None)
+            .where(_c.id.in_(inbound_ids), _c.status == InboundStatus.RECEIVED.value)
+            .values(claimed_until=None, attempts=_c.attempts - 1)
         )

@@ -1,7 +1,7 @@
 """The processing worker: takes stored messages, turns each into core commands and one answer.
 
-It takes the messages waiting (up to ``BATCH_SIZE``) in arrival order: plain registration mails
-among them are processed together (``batch``), everything else one by one (here).
+It takes the oldest messages waiting (up to ``BATCH_SIZE``): a run of plain registration mails
+is processed together (``batch``), any other message alone (here).
 
 Exactly once: the message's status moves from ``received`` to its outcome in the *same*
 transaction as the core commands and the answer, with a guarded update that only one worker can
@@ -35,7 +35,12 @@ from mail_gateway.mailboxes import Mailbox, route
 from mail_gateway.parsing.automatic import automatic_reason, is_out_of_office
 from mail_gateway.parsing.mime import ParsedMail, read_mail
 from mail_gateway.processing.batch import Opened, is_plain_registration, process_registrations
-from mail_gateway.processing.claims import MAX_ATTEMPTS, claim_next, renew_claims
+from mail_gateway.processing.claims import (
+    MAX_ATTEMPTS,
+    claim_next,
+    release_claims,
+    renew_claims,
+)
 from mail_gateway.processing.inbound import AlreadyDone, Stored, answer, finish, load_waiting
 from mail_gateway.processing.receipts import Outcome
 from mail_gateway.processing.registrations import import_csv_attachments, register_body_blocks
@@ -183,36 +188,37 @@ async def run_processing(
 
 
 def _process_claimed(gateway: Gateway, claimed: list[int], lease: timedelta) -> None:
-    """The claimed messages in arrival order: runs of plain registration mails together, the
-    rest one by one. A run that fails as a whole is done again one by one, so that a message
-    that cannot be processed fails alone."""
+    """The oldest claimed messages: a run of plain registration mails together, or else the
+    oldest message alone; the rest go back at once, for whichever worker is free (a large CSV
+    in hand must not keep them waiting). A run that fails as a whole is done again one by one,
+    so a message that cannot be processed fails alone."""
     with _holding(gateway, claimed, lease):
         try:
             opened = _open(gateway, claimed)
         except Exception:
             log.exception("could not read claimed inbound messages; processing one by one")
             opened = []
-        done: set[int] = set()
-        now = utcnow()
-        for plain, run in itertools.groupby(opened, key=is_plain_registration):
-            items = list(run)
-            if not plain:
-                continue
-            try:
-                statuses = process_registrations(gateway, items, now)
-            except AlreadyDone:
-                continue  # another worker was first with one of them: one by one
-            except Exception:
-                log.exception(
-                    "processing %d registration mails together failed; one by one", len(items)
-                )
-                continue
-            for item, status in zip(items, statuses, strict=True):
-                log.info("inbound message %s: %s", item.stored.id, status)
-                done.add(item.stored.id)
-        for inbound_id in claimed:
-            if inbound_id not in done:
-                _process_safely(gateway, inbound_id)
+        run = list(itertools.takewhile(is_plain_registration, opened))
+        begun = [item.stored.id for item in run] or claimed[:1]
+        release_claims(gateway.engine, [i for i in claimed if i not in begun])
+        if run and _process_together(gateway, run):
+            return
+        for inbound_id in begun:
+            _process_safely(gateway, inbound_id)
+
+
+def _process_together(gateway: Gateway, run: list[Opened]) -> bool:
+    """Whether the run was processed (else nothing of it was written)."""
+    try:
+        statuses = process_registrations(gateway, run, utcnow())
+    except AlreadyDone:
+        return False  # another worker was first with one of them
+    except Exception:
+        log.exception("processing %d registration mails together failed; one by one", len(run))
+        return False
+    for item, status in zip(run, statuses, strict=True):
+        log.info("inbound message %s: %s", item.stored.id, status)
+    return True
 
 
 def _open(gateway: Gateway, claimed: list[int]) -> list[Opened]:

@@ -22,6 +22,7 @@ from mail_gateway.intake import Envelope as IntakeEnvelope
 from mail_gateway.intake import Intake, accept_message
 from mail_gateway.mailboxes import Destination, Mailbox
 from mail_gateway.processing.batch import process_registrations
+from mail_gateway.processing.claims import claim_next
 from mail_gateway.processing.inbound import AlreadyDone
 from mail_gateway.processing.worker import _open, _process_claimed, process_inbound
 from tests.bsns import valid_bsns
@@ -227,3 +228,44 @@ def test_two_workers_taking_batches_at_once_process_every_mail_once(
         assert len(seconds) == 30
         events, broken = verify_chain(session)
         assert broken is None and events > 60
+
+
+def test_a_worker_takes_a_run_of_registration_mails_or_one_other_and_hands_the_rest_back(
+    intake: RunningGateway,
+) -> None:
+    """Claimed: two plain registration mails, one with a CSV attachment, one plain again. The
+    first two are processed together; the rest go back unclaimed, not counted as attempts, so
+    a free worker can take them while this one is busy (a large CSV takes minutes)."""
+    gateway = intake.gateway
+    with_csv = mail(GGD, REGISTRATIE, "Bijgaand.\n")
+    rows = f"bsn;geboortedatum;gemeente;kenmerk\r\n{BSN_C};01-05-2016;Groningen;GGD-C\r\n"
+    with_csv.add_attachment(rows.encode(), maintype="text", subtype="csv", filename="a.csv")
+    messages = [
+        mail(GGD, REGISTRATIE, block(BSN_A, "GGD-A")),
+        mail(GGD, REGISTRATIE, block(BSN_B, "GGD-B")),
+        with_csv,
+        mail(WIJ, REGISTRATIE, block(BSN_A, "WIJ-A")),
+    ]
+    ids = stored_ids(gateway, [store(gateway, message) for message in messages])
+
+    def states() -> list[tuple[str, bool, int]]:
+        with Session(gateway.engine) as session:
+            rows = [session.get(InboundMessage, i) for i in ids]
+            return [(str(r.status), r.claimed_until is not None, r.attempts) for r in rows if r]
+
+    claimed = claim_next(gateway.engine, lease=LEASE, limit=50)
+    assert claimed == ids
+    _process_claimed(gateway, claimed, LEASE)
+    assert states() == [
+        ("processed", False, 1),
+        ("processed", False, 1),
+        ("received", False, 0),
+        ("received", False, 0),
+    ]
+    # Next round: the CSV mail alone; then the last one.
+    _process_claimed(gateway, claim_next(gateway.engine, lease=LEASE, limit=50), LEASE)
+    assert [s[0] for s in states()] == ["processed", "processed", "processed", "received"]
+    _process_claimed(gateway, claim_next(gateway.engine, lease=LEASE, limit=50), LEASE)
+    assert [s[0] for s in states()] == ["processed"] * 4
+    with Session(gateway.engine) as session:
+        assert len(session.exec(select(Registration)).all()) == 4
