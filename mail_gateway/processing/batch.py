@@ -41,7 +41,7 @@ from mail_gateway.parsing.blocks import BlockResult, parse_registration_blocks
 from mail_gateway.parsing.mime import ParsedMail
 from mail_gateway.processing.inbound import Addressees, Stored, answer, finish
 from mail_gateway.processing.receipts import Outcome
-from mail_gateway.processing.registrations import FIELDS_HINT
+from mail_gateway.processing.registrations import accepted_line, explain_if_not_understood
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,15 @@ def process_registrations(gateway: Gateway, batch: Sequence[Opened], now: dateti
     :class:`~mail_gateway.processing.inbound.AlreadyDone` (nothing written) when another
     worker finished one of them first."""
 
+    # Read before the transaction: SQLite's writer lock is held for the writing only.
+    parsed = [parse_registration_blocks(opened.mail.text) for opened in batch]
+
     def work(session: Session) -> list[str]:
         finish(session, [opened.stored for opened in batch], InboundStatus.PROCESSED, now)
         outcomes = [Outcome() for _ in batch]
         requests = []
-        for index, opened in enumerate(batch):
-            for block in parse_registration_blocks(opened.mail.text):
+        for index, blocks in enumerate(parsed):
+            for block in blocks:
                 if block.refusal is not None:
                     outcomes[index].refuse(block.line, block.refusal.reason, block.refusal.field)
                 else:
@@ -106,9 +109,7 @@ def process_registrations(gateway: Gateway, batch: Sequence[Opened], now: dateti
         statuses = []
         for opened, outcome in zip(batch, outcomes, strict=True):
             outcome.refused.sort(key=lambda refused: refused["line"] or 0)
-            if not outcome.understood:
-                outcome.problems.append("het bericht bevat geen registratie die wij kunnen lezen")
-                outcome.hint = FIELDS_HINT
+            explain_if_not_understood(outcome)
             statuses.append(
                 answer(session, gateway, opened.stored, opened.mail, outcome, now, addressees)
             )
@@ -148,15 +149,9 @@ def _register_run(
 
 
 def _accepted(block: BlockResult, result: RowResult) -> dict[str, Any]:
-    """The receipt's line for an accepted block (as ``register_body_blocks`` writes it)."""
-    registering = result.action == "register"
-    command = block.command
-    return {
-        "line": block.line,
-        "action": "aanmelden" if registering else "afmelden",
-        "reference": result.registration_number,
-        "own_reference": command.reference
-        if registering and isinstance(command, RegisterYouth)
-        else "",
-        "others_involved": [{"name": o.name, "email": o.email} for o in result.others_involved],
-    }
+    if result.action == "deregister":
+        return accepted_line(block.line, result.registration_number)
+    assert isinstance(block.command, RegisterYouth)
+    return accepted_line(
+        block.line, result.registration_number, block.command.reference, result.others_involved
+    )

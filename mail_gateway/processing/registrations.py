@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -13,7 +15,13 @@ from core.audit import Actor
 from core.bulk_import import import_registrations
 from core.config import CoreConfig
 from core.errors import UserError
-from core.registration import DeregisterYouth, RegisterYouth, deregister_youth, register_youth
+from core.registration import (
+    DeregisterYouth,
+    InvolvedInstitution,
+    RegisterYouth,
+    deregister_youth,
+    register_youth,
+)
 from mail_gateway.parsing.blocks import parse_registration_blocks
 from mail_gateway.parsing.csv_attachment import registration_rows
 from mail_gateway.parsing.mime import ParsedMail
@@ -82,31 +90,41 @@ def register_body_blocks(
                         command, session=session, config=config, actor=actor, now=now
                     )
                     outcome.accepted.append(
-                        {
-                            "line": block.line,
-                            "action": "aanmelden",
-                            "reference": result.registration_number,
-                            "own_reference": command.reference,
-                            "others_involved": [
-                                {"name": o.name, "email": o.email} for o in result.others_involved
-                            ],
-                        }
+                        accepted_line(
+                            block.line,
+                            result.registration_number,
+                            command.reference,
+                            result.others_involved,
+                        )
                     )
                 elif isinstance(command, DeregisterYouth):
                     number = deregister_youth(
                         command, session=session, config=config, actor=actor, now=now
                     )
-                    outcome.accepted.append(
-                        {
-                            "line": block.line,
-                            "action": "afmelden",
-                            "reference": number,
-                            "own_reference": "",
-                            "others_involved": [],
-                        }
-                    )
+                    outcome.accepted.append(accepted_line(block.line, number))
         except UserError as error:
             outcome.refuse(block.line, error)
+    explain_if_not_understood(outcome)
+
+
+def accepted_line(
+    line: int,
+    registration_number: str,
+    own_reference: str | None = None,
+    others_involved: Iterable[InvolvedInstitution] = (),
+) -> dict[str, Any]:
+    """A block in the receipt's list of what was accepted: an aanmelding (with the sender's own
+    reference and who else is involved), or without ``own_reference`` an afmelding."""
+    return {
+        "line": line,
+        "action": "afmelden" if own_reference is None else "aanmelden",
+        "reference": registration_number,
+        "own_reference": own_reference or "",
+        "others_involved": [{"name": o.name, "email": o.email} for o in others_involved],
+    }
+
+
+def explain_if_not_understood(outcome: Outcome) -> None:
     if not outcome.understood:
         outcome.problems.append("het bericht bevat geen registratie die wij kunnen lezen")
         outcome.hint = FIELDS_HINT

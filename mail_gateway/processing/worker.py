@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import itertools
 import logging
 import threading
 from collections.abc import Iterator
@@ -192,19 +191,33 @@ def _process_claimed(gateway: Gateway, claimed: list[int], lease: timedelta) -> 
     oldest message alone; the rest go back at once, for whichever worker is free (a large CSV
     in hand must not keep them waiting). A run that fails as a whole is done again one by one,
     so a message that cannot be processed fails alone."""
-    with _holding(gateway, claimed, lease):
-        try:
-            opened = _open(gateway, claimed)
-        except Exception:
-            log.exception("could not read claimed inbound messages; processing one by one")
-            opened = []
-        run = list(itertools.takewhile(is_plain_registration, opened))
-        begun = [item.stored.id for item in run] or claimed[:1]
-        release_claims(gateway.engine, [i for i in claimed if i not in begun])
+    run = _plain_run(gateway, claimed)
+    begun = [item.stored.id for item in run] or claimed[:1]
+    release_claims(gateway.engine, [i for i in claimed if i not in begun])
+    with _holding(gateway, begun, lease):
         if run and _process_together(gateway, run):
             return
         for inbound_id in begun:
             _process_safely(gateway, inbound_id)
+
+
+def _plain_run(gateway: Gateway, claimed: list[int]) -> list[Opened]:
+    """The plain registration mails at the head of ``claimed`` (those still waiting), read
+    from the vault and parsed; reading stops at the first other message, so mail handed back
+    is not read for nothing."""
+    run: list[Opened] = []
+    try:
+        with Session(gateway.engine) as session:
+            for inbound_id in claimed:
+                for stored, sealed in load_waiting(session, [inbound_id]):
+                    opened = Opened(stored, read_mail(gateway.vault.open(sealed)))
+                    if not is_plain_registration(opened):
+                        return run
+                    run.append(opened)
+    except Exception:
+        log.exception("could not read claimed inbound message; processing one by one")
+        return []
+    return run
 
 
 def _process_together(gateway: Gateway, run: list[Opened]) -> bool:
@@ -221,16 +234,10 @@ def _process_together(gateway: Gateway, run: list[Opened]) -> bool:
     return True
 
 
-def _open(gateway: Gateway, claimed: list[int]) -> list[Opened]:
-    """The claimed messages still waiting, read from the vault and parsed, in claim order."""
-    with Session(gateway.engine) as session:
-        waiting = load_waiting(session, claimed)
-    return [Opened(stored, read_mail(gateway.vault.open(sealed))) for stored, sealed in waiting]
-
-
 @contextmanager
 def _holding(gateway: Gateway, claimed: list[int], lease: timedelta) -> Iterator[None]:
-    """Renew the claims every third of the lease while the messages are being processed."""
+    """Renew the claims on ``claimed`` every third of the lease while they are processed (only
+    on those: mail handed back must stay free for other workers)."""
     done = threading.Event()
 
     def renew() -> None:

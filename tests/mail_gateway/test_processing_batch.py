@@ -24,7 +24,11 @@ from mail_gateway.mailboxes import Destination, Mailbox
 from mail_gateway.processing.batch import process_registrations
 from mail_gateway.processing.claims import claim_next
 from mail_gateway.processing.inbound import AlreadyDone
-from mail_gateway.processing.worker import _open, _process_claimed, process_inbound
+from mail_gateway.processing.worker import (
+    _plain_run,
+    _process_claimed,
+    process_inbound,
+)
 from tests.bsns import valid_bsns
 from tests.core.conftest import BSN_A, BSN_B, BSN_C
 from tests.mail_gateway.conftest import MAIL_DOMAIN, RunningGateway, wait_until
@@ -160,7 +164,7 @@ def test_a_batch_one_of_whose_mails_another_worker_finished_writes_nothing(
             for n, bsn in enumerate((BSN_A, BSN_B, BSN_C))
         ],
     )
-    opened = _open(gateway, ids)
+    opened = _plain_run(gateway, ids)
     with gateway.engine.begin() as connection:  # another worker, between opening and finishing
         connection.execute(
             update(InboundMessage.__table__)  # type: ignore[arg-type]
@@ -269,3 +273,30 @@ def test_a_worker_takes_a_run_of_registration_mails_or_one_other_and_hands_the_r
     assert [s[0] for s in states()] == ["processed"] * 4
     with Session(gateway.engine) as session:
         assert len(session.exec(select(Registration)).all()) == 4
+
+
+def test_while_a_worker_works_on_a_large_csv_the_mail_it_handed_back_stays_free(
+    intake: RunningGateway,
+) -> None:
+    """The claim on the CSV mail in hand is renewed (every third of the lease) while it is
+    imported; the plain mails claimed with it were handed back and are never claimed again by
+    that renewal."""
+    gateway = intake.gateway
+    large = mail(GGD, REGISTRATIE, "Bijgaand.\n")
+    rows = ["bsn;geboortedatum;gemeente;kenmerk"]
+    rows += [f"{bsn};01-05-2016;Groningen;K-{n}" for n, bsn in enumerate(valid_bsns(3000))]
+    large.add_attachment(
+        "\r\n".join(rows).encode(), maintype="text", subtype="csv", filename="a.csv"
+    )
+    messages = [large] + [mail(GGD, REGISTRATIE, block(bsn)) for bsn in (BSN_A, BSN_B)]
+    ids = stored_ids(gateway, [store(gateway, message) for message in messages])
+    lease = timedelta(seconds=0.15)  # renewed every 0.05 s; the import takes far longer
+    claimed = claim_next(gateway.engine, lease=lease, limit=50)
+    assert claimed == ids
+
+    _process_claimed(gateway, claimed, lease)
+    with Session(gateway.engine) as session:
+        rows_now = [session.get(InboundMessage, i) for i in ids]
+        states = [(str(r.status), r.claimed_until, r.attempts) for r in rows_now if r]
+    assert states[0][0] == "processed"
+    assert states[1:] == [("received", None, 0), ("received", None, 0)]
