@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table
 from sqlmodel import Session
 
 from core.actors import institution_actor, professional_actor, require_professional
@@ -47,8 +46,6 @@ from mail_gateway.processing.replies import answer_reply, token_from_thread
 from mail_gateway.processing.signals import place_body_signals
 
 log = logging.getLogger(__name__)
-
-_inbound: Table = InboundMessage.__table__  # type: ignore[attr-defined]
 
 # Messages a worker takes at once. Plain registration mails among them are processed together
 # (``batch``); a larger batch saves little more and holds SQLite's writer longer.
