@@ -10,9 +10,12 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.keyring import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///verwijsindex.db"
     covenant: Path | None = None
     secret_key: SecretStr | None = None
+    # Keys replaced by ``secret_key``, comma-separated: still read (never written) until
+    # ``verwijsindex keys rotate`` has moved everything to the current key.
+    previous_secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     mail_domain: str = "verwijsindex.localhost"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
@@ -67,6 +73,13 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
         return value
 
+    @field_validator("previous_secret_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @property
     def covenant_path(self) -> Path:
         from core.covenant import bundled_covenant_path
@@ -83,6 +96,13 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
         return _generated_secret(self.secret_file).encode()
+
+    def keyring(self) -> KeyRing:
+        """The current key and the previous ones (core.keyring)."""
+        return KeyRing.of(
+            self.resolved_secret_key(),
+            [key.get_secret_value().encode() for key in self.previous_secret_keys],
+        )
 
 
 def _generated_secret(path: Path) -> str:
