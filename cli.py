@@ -15,6 +15,7 @@ import typer
 
 from core.cli import app
 from core.cli.runtime import configure_logging, open_core, say
+from core.settings import Settings
 
 log = logging.getLogger("verwijsindex.serve")
 
@@ -39,12 +40,23 @@ async def run_scheduler(engine: object, config: object, stop: asyncio.Event) -> 
             await asyncio.wait_for(stop.wait(), SWEEP_INTERVAL_SECONDS)
 
 
+def warn_about_exposed_files(settings: Settings) -> None:
+    """Issue 9: name every private file (database, secret, maildir, ...) that others can read;
+    the files ``serve`` creates itself are private already (core.file_privacy)."""
+    from core.file_privacy import private_paths, warn_if_readable_by_others
+    from mail_gateway.delivery.relay import maildir_path
+
+    maildir = maildir_path(settings.relay_url)
+    warn_if_readable_by_others(private_paths(settings, extra=[maildir] if maildir else []))
+
+
 async def serve_async(roles: list[str]) -> None:
     from bot.service import SlackMode, run_slack, slack_mode
     from mail_gateway.context import build_gateway
     from mail_gateway.service import run_roles
 
     with open_core() as core:
+        warn_about_exposed_files(core.settings)
         gateway = build_gateway(core.settings, core.engine, core.config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.identity import SlackIdentity
 from core.errors import InvalidInput
 from core.fields import parse_date
+from core.free_text import quote
 from core.rendering import slack_escape
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -42,7 +43,7 @@ async def person_email(
     if _ADDRESS.match(address):
         return address.strip().lower()
     raise InvalidInput(
-        f"'{slack_escape(word[:40])}' herken ik niet als collega; "
+        f"{slack_escape(quote(word))} herken ik niet als collega; "
         "gebruik een @-vermelding of een e-mailadres",
         field=field,
     )
@@ -74,6 +75,7 @@ def reference(word: str, letter: str, *, field: str) -> str:
     if _REFERENCE.match(text) and text[0].upper() == letter:
         return f"{letter}-{text.lstrip(text[0]).lstrip('-')}"
     raise InvalidInput(
-        f"'{slack_escape(text[:20])}' is geen {letter}-nummer (bijvoorbeeld {letter}-12)",
+        f"{slack_escape(quote(text, limit=20))} is geen {letter}-nummer "
+        f"(bijvoorbeeld {letter}-12)",
         field=field,
     )

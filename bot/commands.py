@@ -26,6 +26,7 @@ from bot.reply import ReplyTo
 from bot.transfers import ask_for_senior, request_transfer_for
 from core.absence import declare_absence, end_absence
 from core.errors import InvalidInput, UserError
+from core.free_text import quote
 from core.models import Professional
 from core.overview import my_work
 from core.rendering import slack_escape
@@ -209,7 +210,7 @@ def register(app: AsyncApp, bot: Bot) -> None:
             return
         handler = SUBCOMMANDS.get(name)
         if handler is None:
-            await reply(f"'{slack_escape(name[:30])}' ken ik niet.\n{bot.help_text()}")
+            await reply(f"{slack_escape(quote(name, limit=30))} ken ik niet.\n{bot.help_text()}")
             return
         invocation = Invocation(bot, client, linked, reply, words[1:], command)
         try:

@@ -43,12 +43,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 
 from core import outbox
+from core.audit import use_keyring
 from core.config import CoreConfig
 from core.db import create_db_engine
 from core.models import Channel, OutboxStatus
 from core.outbox import (
     DEFAULT_LEASE,
-    LEASE_BUDGET,
     DeliveryReport,
     OutboundNotification,
     PermanentDeliveryError,
@@ -60,7 +60,7 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 20
-REQUEST_TIMEOUT = 15  # seconds; a lease is minutes, so one slow call never outlives it
+REQUEST_TIMEOUT = 15  # seconds; the batch's lease is renewed while a call takes its time
 DEFAULT_RETRY_AFTER = timedelta(seconds=30)  # a 429 without a usable Retry-After header
 
 # Slack's answers that no retry will change: the address is wrong or gone, or the message
@@ -332,10 +332,12 @@ class SlackDelivery:
     async def deliver_batch(
         self, *, now: datetime | None = None, stop: asyncio.Event | None = None
     ) -> DeliveryReport:
-        """Claim up to ``batch_size`` due rows and post them one after another.
+        """Claim up to ``batch_size`` due rows and post them one after another, renewing the
+        claim meanwhile (``core.outbox.keep_claimed``).
 
         The unsent rest of the batch goes back to the queue (not counted as an attempt) when
-        Slack asked for a pause, when ``stop`` is set, or when half the lease has gone by.
+        Slack asked for a pause, when ``stop`` is set, or when the claim could not be renewed
+        for half a lease.
         """
         if self.pause_remaining() > 0:
             return DeliveryReport()
@@ -350,18 +352,33 @@ class SlackDelivery:
             now=now,
         )
         report = DeliveryReport(claimed=len(batch))
-        for position, notification in enumerate(batch):
-            out_of_time = self.clock() - started > self.lease.total_seconds() * LEASE_BUDGET
-            stopping = stop is not None and stop.is_set()
-            if out_of_time or stopping or self.pause_remaining() > 0:
-                unsent = [later.id for later in batch[position:]]
-                await asyncio.to_thread(
-                    outbox.release, self.engine, unsent, worker_id=self.worker_id
-                )
-                report.released = len(unsent)
-                break
-            outcome = await self._deliver_one(notification, now)
-            setattr(report, outcome, getattr(report, outcome) + 1)
+        if not batch:
+            return report
+        keeper = outbox.keep_claimed(
+            self.engine,
+            batch,
+            worker_id=self.worker_id,
+            lease=self.lease,
+            since=started,
+            now=now,
+            clock=self.clock,
+        ).start()
+        try:
+            for position, notification in enumerate(batch):
+                out_of_time = outbox.lease_running_out(keeper)
+                stopping = stop is not None and stop.is_set()
+                if out_of_time or stopping or self.pause_remaining() > 0:
+                    unsent = [later.id for later in batch[position:]]
+                    await asyncio.to_thread(
+                        outbox.release, self.engine, unsent, worker_id=self.worker_id
+                    )
+                    report.released = len(unsent)
+                    break
+                outcome = await self._deliver_one(notification, now)
+                setattr(report, outcome, getattr(report, outcome) + 1)
+        finally:
+            # In a thread: a renewal in progress may wait for the database, the loop must not.
+            await asyncio.to_thread(keeper.stop)
         return report
 
 
@@ -387,6 +404,8 @@ async def run_slack_delivery(
     """
     own_engine = engine is None
     database = engine if engine is not None else create_db_engine(settings.database_url)
+    if own_engine:
+        use_keyring(database, settings.keyring())  # it logs what it delivers (core.audit)
     renderer = TemplateRenderer(settings.templates_dir, timezone=_timezone(settings, config))
     delivery = SlackDelivery(
         database,
@@ -394,6 +413,7 @@ async def run_slack_delivery(
         renderer=renderer,
         worker_id=worker_id,
         batch_size=batch_size,
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
     wake = wake or asyncio.Event()
     log.info("Slack delivery %s started", delivery.worker_id)

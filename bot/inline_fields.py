@@ -1,5 +1,5 @@
-"""Signal fields on one line: ``/signaal bsn=111222333 code=laag gemeente=Groningen`` and the
-direct message ``signaal bsn=... code=...``.
+"""Signal fields on one line: ``/signaal code=laag gemeente=Groningen``, and a direct message
+that looks like a signal (whose identity fields :mod:`bot.typed_signal` then leaves out).
 
 Labels are those of CONTRACT §4 (``core.fields.LABELS``), case-insensitive, with ``=`` or ``:``;
 two-word labels may be written with a space (``reden uitstel=...``, ``bsn ouder=...``). A value
@@ -16,18 +16,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from core.fields import LABELS, canonical_label
+from core.fields import LABELS, canonical_label, quote_label
 
 _LABEL_AT = re.compile(r"(?<![^\s,;])([^\W\d_][\w\-]*)\s*([=:])")
 _WORD_BEFORE = re.compile(r"([^\W\d_][\w\-]*)\s+$")
 _QUOTES = (('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("„", "”"))
-MAX_SHOWN = 40
 
 
 @dataclass
 class InlineFields:
     pairs: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # Dutch, one per line the user can fix
+    unknown_labels: list[str] = field(default_factory=list)  # ``word=`` that is no field of ours
 
 
 @dataclass(frozen=True)
@@ -63,26 +63,24 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _shown(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
-
-
 def split_fields(text: str) -> InlineFields:
     """(label, value) pairs in the order written, and what could not be read."""
     result = InlineFields()
     starts = _starts(text)
     leading = text[: starts[0].at] if starts else text
     if leading.strip():
+        # Never repeated: text that is no field may be anything, a BSN or a name included.
         result.problems.append(
-            f"'{_shown(leading)}' is geen veld; schrijf velden als veld=waarde, "
+            "de tekst vóór het eerste veld is geen veld; schrijf velden als veld=waarde, "
             "bijvoorbeeld code=laag"
         )
     for index, start in enumerate(starts):
         end = starts[index + 1].at if index + 1 < len(starts) else len(text)
         value = _unquote(text[start.value_at : end])
         if not start.known:
-            result.problems.append(f"'{_shown(start.label)}' is geen veld dat wij kennen")
+            shown = quote_label(start.label) or "een van de velden"
+            result.problems.append(f"{shown} is geen veld dat wij kennen")
+            result.unknown_labels.append(start.label)
             continue
         result.pairs.append((start.label, value))
     return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
@@ -29,19 +30,22 @@ class ReplyTo:
     response_url: str | None = None
     channel: str | None = None  # a direct-message channel to answer in
 
-    async def __call__(self, text: str) -> None:
-        if self.response_url and await self._by_response_url(text):
+    async def __call__(self, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
+        """Answer ``text``; with ``blocks`` (buttons) the text is the notification's fallback."""
+        if self.response_url and await self._by_response_url(text, blocks):
             return
         try:
-            await self.client.chat_postMessage(channel=self.channel or self.user_id, text=text)
+            await self.client.chat_postMessage(
+                channel=self.channel or self.user_id, text=text, blocks=blocks
+            )
         except (SlackApiError, ClientError, TimeoutError) as exc:
             log.warning("could not answer Slack user %s: %s", self.user_id, type(exc).__name__)
 
-    async def _by_response_url(self, text: str) -> bool:
+    async def _by_response_url(self, text: str, blocks: list[dict[str, Any]] | None) -> bool:
         assert self.response_url is not None
         try:
             response = await AsyncWebhookClient(self.response_url, timeout=TIMEOUT).send(
-                text=text, response_type="ephemeral", replace_original=False
+                text=text, blocks=blocks, response_type="ephemeral", replace_original=False
             )
         except (ClientError, TimeoutError) as exc:
             log.warning("response_url failed (%s); answering by DM", type(exc).__name__)

@@ -1,5 +1,6 @@
 """The ``/signaal`` modal: the signal fields of CONTRACT §4 as Block Kit inputs, pre-filled from
-``key=value`` text, read back into the labels ``core.fields`` parses.
+typed ``key=value`` text without its identity fields (:mod:`bot.typed_signal`), read back into
+the labels ``core.fields`` parses.
 
 Each input's ``block_id`` is the field's canonical key (``core.fields.canonical_label``), so an
 :class:`~core.errors.InvalidInput` naming a field (``Geboortedatum``, ``Reden uitstel``) is shown
@@ -14,16 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 from bot.blocks import context, plain, section
 from core.config import CoreConfig
 from core.errors import DomainError
-from core.fields import LABELS, canonical_label, parse_date
-from core.identity import age_on
+from core.fields import LABELS, canonical_label
 from core.models import Informed
-from core.signals import informed_party_for
 
 CALLBACK_ID = "signaal"
 ACTION_ID = "waarde"
@@ -123,20 +121,6 @@ def _choice(
     return _input(key, label, element, optional=optional, hint=hint)
 
 
-def _guidance(prefill: Mapping[str, str], today: date) -> str:
-    raw = prefill.get("geboortedatum", "")
-    if raw:
-        try:
-            birth = parse_date(raw, "Geboortedatum", echo=False)
-        except DomainError:
-            return AGE_GUIDANCE
-        if birth <= today:
-            age = age_on(birth, today)
-            party = informed_party_for(age)
-            return f"{AGE_GUIDANCE}\nDeze jongere is {age} jaar: informeer *{party}*."
-    return AGE_GUIDANCE
-
-
 def _selected_municipality(config: CoreConfig, raw: str) -> str | None:
     wanted = raw.strip().casefold()
     return next(
@@ -181,7 +165,6 @@ def signal_modal(
     config: CoreConfig,
     prefill: Mapping[str, str],
     *,
-    today: date,
     notes: list[str],
     metadata: dict[str, str],
 ) -> dict[str, Any]:
@@ -266,7 +249,7 @@ def signal_modal(
             prefill,
             hint="Zo vindt u de jongere terug in uw eigen cliëntsysteem.",
         ),
-        context(_guidance(prefill, today)),
+        context(AGE_GUIDANCE),
         _choice(
             "radio_buttons",
             "geinformeerd",

@@ -1,5 +1,7 @@
 """Placing a signal from Slack: ``/signaal`` opens the form, its submission places the signal
-(CONTRACT §5). The direct-message form (``signaal bsn=...``) is in :mod:`bot.direct_messages`.
+(CONTRACT §5). The form is the only Slack path that takes a youth's identity: text after
+``/signaal`` pre-fills only the other fields (:mod:`bot.typed_signal`), and a direct message that
+looks like a signal gets a button (:mod:`bot.direct_messages`) that opens the form here.
 
 A submission is checked before it is acknowledged — the fields by ``core.fields``, the rest that
 needs no database by ``core.signals.check_signal`` — so mistakes show on the form's fields
@@ -22,9 +24,8 @@ from sqlmodel import Session
 from bot.access import acting, who_is, who_submits
 from bot.context import Bot
 from bot.dedupe import AlreadyDone, Outcome, SlackRequest, once, remember_refused
-from bot.errors import describe, error_text
+from bot.errors import error_text
 from bot.identity import Linked
-from bot.inline_fields import split_fields
 from bot.reply import ReplyTo
 from bot.signal_form import (
     CALLBACK_ID,
@@ -35,28 +36,38 @@ from bot.signal_form import (
     unusable_prefill,
 )
 from bot.submission import Submission
+from bot.typed_signal import TypedSignal, from_button_value, typed_signal
 from core.errors import InvalidInput, UserError
-from core.fields import canonical_label, collect_fields, parse_signal
+from core.fields import collect_fields, parse_signal
 from core.signals import PlaceSignal, SignalOutcome, check_signal, place_signal
 
 log = logging.getLogger(__name__)
 
 FORM_TITLE = "Signaal afgeven"
+OPEN_FORM_ACTION = "signaal_formulier"  # the button on the answer to a DM that looks like a signal
 
 
-def prefill_from(text: str) -> tuple[dict[str, str], list[str]]:
-    """The form's initial values from ``key=value`` text, and what could not be used."""
-    inline = split_fields(text)
-    notes = list(inline.problems)
+async def open_form(
+    bot: Bot,
+    client: AsyncWebClient,
+    reply: ReplyTo,
+    *,
+    trigger_id: str,
+    typed: TypedSignal,
+    channel: str,
+) -> None:
+    """Open the form pre-filled with ``typed`` (which never holds identity fields)."""
+    view = signal_modal(
+        bot.config,
+        typed.prefill,
+        notes=typed.form_notes() + unusable_prefill(bot.config, typed.prefill),
+        metadata={"response_url": reply.response_url or "", "channel": channel},
+    )
     try:
-        prefill = collect_fields(inline.pairs)
-    except InvalidInput as error:
-        notes.append(describe(error))
-        prefill = {}
-        for label, value in inline.pairs:  # the first value of a field given twice
-            if value.strip():
-                prefill.setdefault(canonical_label(label), value.strip())
-    return prefill, notes
+        await client.views_open(trigger_id=trigger_id, view=view)
+    except SlackApiError as exc:
+        log.warning("views.open for the signal form failed: %s", exc.response.get("error"))
+        await reply("Het formulier kon niet worden geopend. Probeer `/signaal` nog eens.")
 
 
 def placer(bot: Bot, linked: Linked, command: PlaceSignal) -> Callable[[Session], SignalOutcome]:
@@ -100,23 +111,38 @@ def register(app: AsyncApp, bot: Bot) -> None:
         reply = ReplyTo(client, user_id, response_url=command.get("response_url"))
         if await who_is(bot, client, user_id, reply) is None:
             return
-        prefill, notes = prefill_from(command.get("text") or "")
-        notes += unusable_prefill(bot.config, prefill)
-        view = signal_modal(
-            bot.config,
-            prefill,
-            today=bot.config.today(),
-            notes=notes,
-            metadata={
-                "response_url": command.get("response_url") or "",
-                "channel": command.get("channel_id") or "",
-            },
+        typed = typed_signal(command.get("text") or "")
+        # The form first: the trigger_id lasts 3 seconds (api.slack.com/interactivity/handling).
+        await open_form(
+            bot,
+            client,
+            reply,
+            trigger_id=command["trigger_id"],
+            typed=typed,
+            channel=command.get("channel_id") or "",
         )
-        try:
-            await client.views_open(trigger_id=command["trigger_id"], view=view)
-        except SlackApiError as exc:
-            log.warning("views.open for /signaal failed: %s", exc.response.get("error"))
-            await reply("Het formulier kon niet worden geopend. Probeer `/signaal` nog eens.")
+        if typed.carries_identity:
+            await reply(bot.texts.render("identiteit-in-chat", where="opdracht"))
+
+    @app.action(OPEN_FORM_ACTION)
+    @bot.listener
+    async def open_signal_form_from_button(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
+        if await who_is(bot, client, user_id, reply) is None:
+            return
+        [action] = body["actions"]
+        await open_form(
+            bot,
+            client,
+            reply,
+            trigger_id=body["trigger_id"],
+            typed=from_button_value(str(action.get("value") or "")),
+            channel=str((body.get("channel") or {}).get("id") or ""),
+        )
 
     @app.view(CALLBACK_ID)
     @bot.listener

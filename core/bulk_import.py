@@ -33,8 +33,8 @@ from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
 from core.db import run_in_transaction
 from core.errors import DomainError, InvalidInput, NotAllowed
-from core.fields import canonical_label, parse_registration
-from core.identity import IdentityKeys, check_youth_age, twenty_third_birthday
+from core.fields import canonical_label, parse_registration, quote_label
+from core.identity import IdentityKeys, check_youth_age, purge_month, substitute_identity
 from core.models import (
     Institution,
     OutboxMessage,
@@ -45,7 +45,6 @@ from core.models import (
     Signal,
     SignalStatus,
     Youth,
-    YouthParent,
 )
 from core.notifications.dispatch import channels, common_context, idempotency_key
 from core.notifications.recipients import institution_card, institution_recipient
@@ -58,7 +57,7 @@ from core.registration import (
     check_reference,
     not_a_professional_of,
 )
-from core.youths import active_municipality_names, resolve_municipality
+from core.youths import active_municipality_names, add_parents, resolve_municipality
 
 # Rows per transaction. Each commit of a batch costs a WAL write and checkpoint of the pages it
 # touched in the (large, randomly keyed) youth indexes, much the same pages every batch; on a
@@ -91,7 +90,6 @@ T = TypeVar("T")
 _youth: Table = Youth.__table__  # type: ignore[attr-defined]
 _registration: Table = Registration.__table__  # type: ignore[attr-defined]
 _outbox: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
-_parent: Table = YouthParent.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -186,9 +184,18 @@ def _check_header(labels: list[str]) -> list[str]:
         for label, name in zip(labels, header, strict=True)
         if name and name not in REGISTRATION_COLUMNS
     ]
-    if unknown:
+    if unknown and not any(name in REGISTRATION_COLUMNS for name in header):
+        # No known column at all: most likely a file without a header, whose first row is a
+        # youth's data; it is not repeated.
         raise InvalidInput(
-            f"onbekende kolom(men): {', '.join(unknown)}; verwacht: {EXPECTED_HEADER}",
+            f"de eerste regel is geen kopregel (geen bekende kolomnamen); verwacht: "
+            f"{EXPECTED_HEADER}",
+            field="kopregel",
+        )
+    if unknown:
+        shown = [quote_label(label) or "(kolomnaam weggelaten)" for label in unknown]
+        raise InvalidInput(
+            f"onbekende kolom(men): {', '.join(shown)}; verwacht: {EXPECTED_HEADER}",
             field="kopregel",
         )
     twice = sorted(
@@ -210,15 +217,18 @@ def _check_header(labels: list[str]) -> list[str]:
 class _Prepared:
     line: int
     action: str  # register | deregister
-    key: str
+    key: str  # under the current key
+    # The digests under the ring's previous keys: a youth not yet rotated is found by them.
+    older_keys: tuple[str, ...] = ()
     bsn: str | None = None
     name: str | None = None
     birth_date: date | None = None
+    substitute: str | None = None
     municipality: str = ""
     reference: str = ""
     professional_id: int | None = None
     ends_on: date | None = None
-    parent_keys: tuple[str, ...] = ()
+    parent_bsns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -429,31 +439,31 @@ def _prepare_request(
 ) -> _Prepared:
     identity = request.identity
     check_youth_age(identity.birth_date, today)
-    key = keys.identity_key(identity)
+    key, *older = keys.identity_keys(identity)
     if isinstance(request, DeregisterYouth):
-        return _Prepared(line, "deregister", key)
+        return _Prepared(line, "deregister", key, tuple(older))
     municipality = ctx.municipality(request.municipality)
     professional_id = None
     if request.professional_email:
         professional_id = ctx.professionals.get(request.professional_email)
         if professional_id is None:
             raise not_a_professional_of(request.professional_email, ctx.institution)
-    reference = check_reference(request.reference)
+    reference = check_reference(request.reference, request)
     return _Prepared(
         line=line,
         action="register",
         key=key,
+        older_keys=tuple(older),
         bsn=identity.bsn,
         name=identity.name or identity.surname,
         birth_date=identity.birth_date,
+        substitute=substitute_identity(identity),
         municipality=municipality,
         reference=reference,
         professional_id=professional_id,
         ends_on=request.ends_on,
         # parse_registration normalised (and checked) the parents' BSNs already.
-        parent_keys=tuple(
-            dict.fromkeys(keys.normalized_bsn_digest(b) for b in request.parent_bsns)
-        ),
+        parent_bsns=tuple(dict.fromkeys(request.parent_bsns)),
     )
 
 
@@ -621,7 +631,7 @@ def _ensure_youths(
         # BEGIN IMMEDIATE made this transaction the only writer: look the segment's youths up,
         # then insert just the unknown ones with the ids SQLite would give them (AUTOINCREMENT:
         # past the highest ever given). No second look-up of 10^4 youths just inserted.
-        found = _find_youths(session, [p.key for p in prepared])
+        found = _find_youths(session, prepared)
         new_rows = []
         next_id = _next_sqlite_id(connection, _youth)
         for item in prepared:
@@ -643,7 +653,7 @@ def _ensure_youths(
                 ctx.insert(_youth).on_conflict_do_nothing(index_elements=["identity_key"]),
                 new_rows,
             )
-        found = _find_youths(session, [p.key for p in prepared])
+        found = _find_youths(session, prepared)
     for item in prepared:
         if item.key not in found:  # only a deregistration can name an unknown youth
             report.refused.append(
@@ -660,7 +670,7 @@ def _ensure_youths(
             ).all()
     moved = []
     named = []
-    parents = []
+    parents: list[tuple[int, str]] = []
     for item in prepared:
         if item.action != "register" or item.key not in found:
             continue
@@ -669,7 +679,7 @@ def _ensure_youths(
             moved.append({"b_id": youth_id, "municipality": item.municipality})
         if not has_name and item.name:
             named.append({"b_id": youth_id, "name_encrypted": ctx.config.keys.encrypt(item.name)})
-        parents += [{"youth_id": youth_id, "parent_key": key} for key in item.parent_keys]
+        parents += [(youth_id, bsn) for bsn in item.parent_bsns]
     by_id = _youth.c.id == bindparam("b_id")
     if moved:
         connection.execute(
@@ -679,11 +689,7 @@ def _ensure_youths(
         connection.execute(
             update(_youth).where(by_id).values(name_encrypted=bindparam("name_encrypted")), named
         )
-    if parents:
-        connection.execute(
-            ctx.insert(_parent).on_conflict_do_nothing(index_elements=["youth_id", "parent_key"]),
-            parents,
-        )
+    add_parents(session, ctx.config, parents)
     return {key: value[0] for key, value in found.items()}, created
 
 
@@ -703,22 +709,27 @@ def _new_youth(ctx: _Context, item: _Prepared, now: datetime) -> dict[str, Any]:
     keys = ctx.config.keys
     return {
         "identity_key": item.key,
+        "key_id": keys.key_id,
         "has_bsn": item.bsn is not None,
         # Never in clear (DOMAIN: Security): encrypted only for the subject-access report.
         "bsn_encrypted": keys.encrypt(item.bsn) if item.bsn else None,
         "name_encrypted": keys.encrypt(item.name) if item.name else None,
-        "birth_date": item.birth_date,
+        "birth_date_encrypted": keys.encrypt_date(item.birth_date),
+        "substitute_encrypted": keys.encrypt(item.substitute) if item.substitute else None,
         "municipality": item.municipality,
-        "purge_on": twenty_third_birthday(item.birth_date),
+        "purge_month": purge_month(item.birth_date),
         "created_at": now,
     }
 
 
-def _find_youths(session: Session, keys: list[str]) -> dict[str, tuple[int, str, bool]]:
-    """identity key -> (youth id, municipality, has a name) for the youths already known."""
+def _find_youths(session: Session, prepared: list[_Prepared]) -> dict[str, tuple[int, str, bool]]:
+    """identity key (under the current key) -> (youth id, municipality, has a name) for the
+    youths already known, also those still under a previous key (a rotation under way)."""
+    current = {older: item.key for item in prepared for older in item.older_keys}
+    current.update((item.key, item.key) for item in prepared)
     found: dict[str, tuple[int, str, bool]] = {}
     c = _youth.c
-    for chunk in _in_chunks(keys):
+    for chunk in _in_chunks(list(current)):
         for youth_id, key, municipality, has_name in (
             session.connection()
             .execute(
@@ -728,7 +739,7 @@ def _find_youths(session: Session, keys: list[str]) -> dict[str, tuple[int, str,
             )
             .all()
         ):
-            found[key] = (youth_id, municipality, bool(has_name))
+            found[current[key]] = (youth_id, municipality, bool(has_name))
     return found
 
 

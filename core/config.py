@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from core.covenant import Covenant, load_covenant
 from core.errors import InvalidInput
+from core.free_text import quote
 from core.identity import IdentityKeys
 from core.settings import Settings
 
@@ -25,7 +26,9 @@ class CoreConfig:
         signal_code = self.covenant.signal_code(code)
         if signal_code is None:
             known = ", ".join(c.code for c in self.covenant.signal_codes)
-            raise InvalidInput(f"onbekende signaalcode '{code}' (bekend: {known})", field="Code")
+            raise InvalidInput(
+                f"onbekende signaalcode {quote(code)} (bekend: {known})", field="Code"
+            )
         return signal_code.response_working_days
 
     def code_label(self, code: str) -> str:
@@ -40,4 +43,4 @@ class CoreConfig:
 
 def build_config(settings: Settings) -> CoreConfig:
     covenant = load_covenant(settings.covenant_path)
-    return CoreConfig(covenant=covenant, keys=IdentityKeys(settings.resolved_secret_key()))
+    return CoreConfig(covenant=covenant, keys=IdentityKeys(settings.keyring()))

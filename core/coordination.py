@@ -24,7 +24,7 @@ from core.events import (
     CoordinationEscalatedEvent,
     CoordinationReminderDueEvent,
 )
-from core.identity import age_on
+from core.free_text import check_free_text, quote
 from core.involvement import active_signals, involved_institution_ids
 from core.models import (
     OPEN_STATUSES,
@@ -38,7 +38,7 @@ from core.models import (
 )
 from core.notifications import publish
 from core.working_days import deadline_after, halfway
-from core.youths import lock_youth, parent_keys_of
+from core.youths import age_of, lock_youth, parent_keys_of
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def candidates(
         )
     facts = CoordinationFacts(
         municipality=youth.municipality,
-        age=age_on(youth.birth_date, local_date(now, config.tz)),
+        age=age_of(config, youth, local_date(now, config.tz)),
         involved_kinds=frozenset(institutions[i].kind for i in involved if i in institutions),
     )
     for decision in matching_rules(config.covenant.coordination_rules, facts):
@@ -330,6 +330,7 @@ def decline_coordination(
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("geef een reden bij het weigeren (WEIGER <reden>)", field="reden")
+    check_free_text(reason, "reden", multiline=True)
     coordination = find_coordination(session, coordination_id)
     _check_assignee(session, coordination, actor)
     declined_by = coordination.institution_id or ""
@@ -369,7 +370,9 @@ def hand_over_coordination(
     target = session.get(Institution, (target_institution_id or "").strip().lower())
     involved = involved_institution_ids(session, coordination.youth_id)
     if target is None or not target.active:
-        raise InvalidInput(f"onbekende instelling '{target_institution_id}'", field="instelling")
+        raise InvalidInput(
+            f"onbekende instelling {quote(target_institution_id)}", field="instelling"
+        )
     if target.id not in involved:
         raise InvalidInput(f"{target.name} is niet betrokken bij deze jongere", field="instelling")
     if not target.may_coordinate:

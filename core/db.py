@@ -4,6 +4,9 @@ SQLite: WAL, foreign keys on, and every transaction starts with ``BEGIN IMMEDIAT
 queue up instead of failing halfway with "database is locked". PostgreSQL: row locks
 (``SELECT ... FOR UPDATE``) on the youth serialize commands about the same youth; partial unique
 indexes settle the remaining races and :func:`run_in_transaction` retries the loser.
+
+A new SQLite database file is created ``0600`` whatever the umask (core.file_privacy): it
+holds sealed identities, the logboek and kept mail.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, create_engine
 
+from core.file_privacy import create_private_file, sqlite_file
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -32,6 +37,9 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     # hide_parameters: a database error's text (logged with its traceback) would otherwise quote
     # the statement's values, among them a youth's birth date (DOMAIN: no identity in any log).
     if parsed.get_backend_name() == "sqlite":
+        database_file = sqlite_file(url)
+        if database_file is not None:
+            create_private_file(database_file)  # before SQLite creates it 0644
         engine = create_engine(
             url,
             echo=echo,

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 
 from core.errors import InvalidInput
+from core.free_text import OMITTED, could_identify, quote
 from core.identity import YouthIdentity, normalize_bsn
 from core.registration import DeregisterYouth, RegisterYouth
 from core.signals import PlaceSignal
@@ -39,6 +40,30 @@ LABELS = {
     "folder": "Folder",
 }
 REPEATABLE = frozenset({"bsn_ouder"})  # CONTRACT §4: one line per parent
+# Fields whose value identifies a youth or a parent (DOMAIN: Content-free): never repeated in a
+# refusal, on any path. Besides the fields of CONTRACT §4, the labels people add of their own
+# accord (they are refused as unknown fields, and their values must not come back either).
+IDENTITY_FIELDS = frozenset(
+    {
+        "bsn",
+        "bsn_ouder",
+        "naam",
+        "voornaam",
+        "voornamen",
+        "roepnaam",
+        "tussenvoegsel",
+        "achternaam",
+        "geslacht",
+        "geboortedatum",
+        "geboorteplaats",
+        "adres",
+        "straat",
+        "huisnummer",
+        "postcode",
+        "woonplaats",
+        "telefoon",
+    }
+)
 _DMY = re.compile(r"^([0-9]{1,2})([-/.])([0-9]{1,2})\2([0-9]{4})$")
 _YMD = re.compile(r"^([0-9]{4})([-/.])([0-9]{1,2})\2([0-9]{1,2})$")
 _PARENT_SEPARATORS = re.compile(r"[|;,\n]+")
@@ -106,11 +131,45 @@ def _label(key: str) -> str:
     return LABELS.get(key, key)
 
 
-def parse_date(value: str, field: str, *, echo: bool = True) -> date:
-    """``DD-MM-JJJJ`` or ``JJJJ-MM-DD``. ``echo=False`` for a youth's birth date: the refusal
-    goes into a receipt or a Slack message, and even a mistyped birth date is identifying."""
+# -- what a refusal may repeat ------------------------------------------------------------------
+# Every parser and refusal builder (mail blocks, CSV, Slack form and inline text, CLI) quotes
+# what a user typed through these two functions and nothing else.
+
+
+def is_identity_field(label: str) -> bool:
+    """Whether the field written as ``label`` ('Geboortedatum', 'bsn_ouder', 'Voornaam') holds
+    a youth's or a parent's identity."""
+    return canonical_label(label) in IDENTITY_FIELDS
+
+
+def quote_value(label: str, value: str, *, dates: bool = False) -> str:
+    """The value of field ``label`` as a refusal may repeat it: ``'value'``, or
+    :data:`~core.free_text.OMITTED` for an identity field (even a mistyped birth date
+    identifies a youth) and for any value that looks like a BSN or, unless ``dates`` (a date
+    field such as Einddatum), a date."""
+    if is_identity_field(label):
+        return OMITTED
+    return quote(value, dates=dates)
+
+
+def quote_label(label: str) -> str | None:
+    """A label as a refusal may repeat it (``'Geboortedatm'``), or None when what stands
+    where a label should could itself be identity (digits, a date, overlong text): then the
+    refusal names the line only. A known label is always safe."""
+    text = " ".join(label.split())
+    if canonical_label(text) in LABELS:
+        return f"'{text}'"
+    if any(ch.isdigit() for ch in text) or len(text) > 40 or could_identify(text):
+        return None
+    return quote(text)
+
+
+def parse_date(value: str, field: str) -> date:
+    """``DD-MM-JJJJ`` or ``JJJJ-MM-DD``. A refusal repeats what was typed only for a field
+    that does not identify a youth (:func:`quote_value`): not for a birth date."""
     text = value.strip()
-    shown = f"'{_short(text)}' " if echo else ""
+    quoted = quote_value(field, text, dates=True)
+    shown = "" if quoted == OMITTED else f"{quoted} "
     parts: tuple[str, str, str] | None = None
     if match := _DMY.match(text):
         parts = (match.group(4), match.group(3), match.group(1))
@@ -122,10 +181,6 @@ def parse_date(value: str, field: str, *, echo: bool = True) -> date:
         return date(int(parts[0]), int(parts[1]), int(parts[2]))
     except ValueError:
         raise InvalidInput(f"{shown}is geen bestaande datum", field=field) from None
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def _get(fields: Mapping[str, str], key: str) -> str:
@@ -141,7 +196,7 @@ def _identity(fields: Mapping[str, str]) -> YouthIdentity:
     raw_birth = _get(fields, "geboortedatum")
     if not raw_birth:
         raise InvalidInput("ontbreekt", field="Geboortedatum")
-    birth = parse_date(raw_birth, "Geboortedatum", echo=False)
+    birth = parse_date(raw_birth, "Geboortedatum")
     raw_bsn = _get(fields, "bsn")
     name = _get(fields, "naam") or None
     if raw_bsn:

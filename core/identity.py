@@ -1,27 +1,26 @@
 """A youth's identity: BSN validation, keyed digests for matching, encrypted identity fields.
 
 The BSN is never stored in clear (DOMAIN: Security). Matching uses an HMAC digest keyed with the
-region's secret; the BSN and name are kept encrypted (AES-GCM) only so that a subject-access
-report can be produced. A youth without BSN is identified by surname + date of birth + sex
-(Jeugdwet 7.1.1.1), digested the same way.
+region's key; the BSN and name are kept encrypted (AES-GCM) only so that a subject-access
+report can be produced, the birth date encrypted too (the rules decrypt it for the age). A youth
+without BSN is identified by surname + date of birth + sex (Jeugdwet 7.1.1.1), digested the same
+way. Digests and sealed values name their key (core.keyring), so a key can be rotated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from core.errors import InvalidInput, SystemError_
+from core.errors import InvalidInput
+from core.free_text import check_free_text
+from core.keyring import KeyRing, SecretKey
+from core.sealing import IDENTITY_PURPOSE, Sealer
 
 MAX_AGE_YEARS = 23  # Jeugdwet 7.1.1.1: a "jeugdige" is under 23
 SEXES = ("M", "V", "X")
@@ -52,6 +51,25 @@ def normalize_bsn(raw: str, *, field: str = "BSN") -> str:
     return digits
 
 
+_DIGIT_RUN = re.compile(r"[0-9](?:[\s.\-]?[0-9])*")
+
+
+def check_no_bsn(text: str | None, field: str, bsns: Iterable[str]) -> None:
+    """Refuse ``text`` (a kenmerk) when it carries one of ``bsns``: a kenmerk goes into every
+    notification to its institution, where a BSN must never be (DOMAIN: Content-free)."""
+    numbers = [b for b in bsns if b]
+    if not text or not numbers:
+        return
+    for run in _DIGIT_RUN.findall(text):
+        digits = _BSN_SEPARATORS.sub("", run)
+        if any(b in digits or (b.startswith("0") and b[1:] in digits) for b in numbers):
+            raise InvalidInput(
+                "bevat het BSN van de jongere of een ouder; gebruik een kenmerk uit uw eigen "
+                "systeem zonder BSN",
+                field=field,
+            )
+
+
 def passes_elfproef(digits: str) -> bool:
     """The BSN's check: weights 9..2 and -1, the sum divisible by 11 (and not all zeros)."""
     if len(digits) != 9 or not (digits.isascii() and digits.isdigit()) or digits == "000000000":
@@ -78,6 +96,12 @@ def twenty_third_birthday(birth_date: date) -> date:
         return birth_date.replace(year=birth_date.year + MAX_AGE_YEARS)
     except ValueError:  # born on 29 February: the birthday falls on 1 March
         return date(birth_date.year + MAX_AGE_YEARS, 3, 1)
+
+
+def purge_month(birth_date: date) -> date:
+    """The first day of the month of the 23rd birthday: the only trace of the birth date kept
+    in clear, so the purge sweep finds its candidates without decrypting every youth."""
+    return twenty_third_birthday(birth_date).replace(day=1)
 
 
 def check_youth_age(birth_date: date, today: date, *, field: str = "Geboortedatum") -> None:
@@ -114,6 +138,8 @@ class YouthIdentity:
             object.__setattr__(self, "bsn", normalize_bsn(self.bsn))
         surname = (self.surname or "").strip() or None
         sex = (self.sex or "").strip().upper() or None
+        check_free_text(surname, "Achternaam")
+        check_free_text(self.name, "Naam")
         object.__setattr__(self, "surname", surname)
         object.__setattr__(self, "sex", sex)
         if self.bsn is None and not (surname and sex):
@@ -125,44 +151,90 @@ class YouthIdentity:
 
 
 class IdentityKeys:
-    """Digests and encryption keyed by the region's secret (derived with HKDF per purpose)."""
+    """Digests and encryption keyed by the region's key ring (derived with HKDF per purpose).
 
-    def __init__(self, secret: bytes):
-        self._digest_key = _derive(secret, b"verwijsindex bsn digest v1")
-        self._aead = AESGCM(_derive(secret, b"verwijsindex identity encryption v1"))
+    Everything is written under the ring's current key. Look-ups use :meth:`identity_keys` /
+    :meth:`bsn_digests`, the digests under *every* ring key, so a youth or parent digested under
+    the previous key is still found while ``verwijsindex keys rotate`` moves it.
+    """
 
-    def bsn_digest(self, bsn: str) -> str:
-        return self._digest("bsn:" + normalize_bsn(bsn))
+    def __init__(self, ring: KeyRing | bytes):
+        self.ring = ring if isinstance(ring, KeyRing) else KeyRing.of(ring)
+        self._sealer = Sealer(
+            self.ring,
+            IDENTITY_PURPOSE,
+            unreadable="versleutelde identiteitsgegevens zijn niet te lezen met de sleutel van de "
+            "regio",
+        )
+        self._digest_keys: dict[str, bytes] = {}
 
-    def normalized_bsn_digest(self, bsn: str) -> str:
+    @property
+    def key_id(self) -> str:
+        """The id of the key everything new is written under."""
+        return self.ring.current.id
+
+    def bsn_digest(self, bsn: str, key: SecretKey | None = None) -> str:
+        return self._digest("bsn:" + normalize_bsn(bsn), key)
+
+    def normalized_bsn_digest(self, bsn: str, key: SecretKey | None = None) -> str:
         """:meth:`bsn_digest` of a BSN that :func:`normalize_bsn` returned (so it is checked
         already): the same digest, without a second elfproef."""
-        return self._digest("bsn:" + bsn)
+        return self._digest("bsn:" + bsn, key)
 
-    def identity_key(self, identity: YouthIdentity) -> str:
+    def bsn_digests(self, bsn: str) -> list[str]:
+        """The digest of a normalised BSN under every ring key, the current key's first."""
+        return [self.normalized_bsn_digest(bsn, key) for key in self.ring.keys]
+
+    def identity_key(self, identity: YouthIdentity, key: SecretKey | None = None) -> str:
         if identity.bsn is not None:
             # YouthIdentity normalised and checked its BSN when it was made.
-            return self.normalized_bsn_digest(identity.bsn)
-        assert identity.surname is not None and identity.sex is not None
-        return self._digest(
-            f"alt:{_fold(identity.surname)}|{identity.birth_date.isoformat()}|{identity.sex}"
-        )
+            return self.normalized_bsn_digest(identity.bsn, key)
+        substitute = substitute_identity(identity)
+        assert substitute is not None
+        return self.substitute_digest(substitute, identity.birth_date, key)
 
-    def _digest(self, text: str) -> str:
-        return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
+    def identity_keys(self, identity: YouthIdentity) -> list[str]:
+        """:meth:`identity_key` under every ring key, the current key's first."""
+        return [self.identity_key(identity, key) for key in self.ring.keys]
+
+    def substitute_digest(
+        self, substitute: str, birth_date: date, key: SecretKey | None = None
+    ) -> str:
+        """The identity key of a youth without BSN from its :func:`substitute_identity`."""
+        folded_surname, sex = substitute.rsplit("|", 1)
+        return self._digest(f"alt:{folded_surname}|{birth_date.isoformat()}|{sex}", key)
+
+    def _digest(self, text: str, key: SecretKey | None) -> str:
+        key = key or self.ring.current
+        digest_key = self._digest_keys.get(key.id)
+        if digest_key is None:  # HKDF once per key, not per digest
+            digest_key = self._digest_keys[key.id] = key.derive(b"verwijsindex bsn digest v1")
+        return hmac.new(digest_key, text.encode(), hashlib.sha256).hexdigest()
 
     def encrypt(self, plaintext: str) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, plaintext.encode(), None)
+        return self._sealer.seal(plaintext.encode())
 
     def decrypt(self, ciphertext: bytes) -> str:
-        try:
-            return self._aead.decrypt(ciphertext[:12], ciphertext[12:], None).decode()
-        except InvalidTag as exc:  # another region's key, or the bytes were altered
-            raise SystemError_(
-                "versleutelde identiteitsgegevens zijn niet te lezen met de sleutel van de regio"
-            ) from exc
+        return self._sealer.open(ciphertext).decode()
+
+    def encrypt_date(self, day: date) -> bytes:
+        return self.encrypt(day.isoformat())
+
+    def decrypt_date(self, ciphertext: bytes) -> date:
+        return date.fromisoformat(self.decrypt(ciphertext))
+
+    def is_current(self, ciphertext: bytes) -> bool:
+        return self._sealer.is_current(ciphertext)
+
+    def reencrypt(self, ciphertext: bytes) -> bytes:
+        """The same value under the current key (unchanged when it is under it already)."""
+        return self._sealer.reseal(ciphertext)
 
 
-def _derive(secret: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+def substitute_identity(identity: YouthIdentity) -> str | None:
+    """What the identity key of a youth without BSN is made of besides the birth date (folded
+    surname and sex), stored encrypted so that a key rotation can make that digest again."""
+    if identity.bsn is not None:
+        return None
+    assert identity.surname is not None and identity.sex is not None
+    return f"{_fold(identity.surname)}|{identity.sex}"

@@ -66,7 +66,7 @@ def reconcile_family_matches(
     # order.
     keys = _family_keys(session, own_keys)
     for parent_key in keys:
-        _lock_family(session, parent_key)
+        lock_family(session, parent_key)
     groups = {parent_key: _family_signals(session, parent_key) for parent_key in keys}
     active = {parent_key: _active_family_match(session, parent_key) for parent_key in keys}
     kept = _uncovered_groups(keys, groups, active)
@@ -158,7 +158,7 @@ def _uncovered_groups(
     ]
 
 
-def _lock_family(session: Session, parent_key: str) -> None:
+def lock_family(session: Session, parent_key: str) -> None:
     # Siblings are different youth rows, so their row locks don't serialize a family; a
     # transaction-scoped advisory lock on the parent digest does (PostgreSQL only; SQLite
     # transactions are serialized already).

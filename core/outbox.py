@@ -20,8 +20,11 @@ delivery workers (SMTP or maildir in ``mail_gateway``, Slack in ``bot``) hand th
   (``FOR UPDATE SKIP LOCKED``); SQLite runs it in a ``BEGIN IMMEDIATE`` transaction, which
   serialises writers. Outcomes are recorded only by the worker that still holds the claim.
 * **Crash-safe.** A worker that dies leaves rows in ``sending``; when their lease has expired
-  they are claimed again. ``attempts`` counts claims, so a row that keeps crashing its worker
-  still ends as a dead letter.
+  they are claimed again. The lease is short (``VERWIJSINDEX_OUTBOX_LEASE_SECONDS``, 30 s) and
+  renewed while the worker works on its batch (:func:`keep_claimed`), so a slow relay never lets
+  it run out under a live worker, and what a killed worker held goes out within the lease of
+  the next start. ``attempts`` counts claims, so a row that keeps crashing its worker still
+  ends as a dead letter.
 * **Logged.** Every sent or dead-lettered notification is an event in the logboek, with its
   kind, reference, recipient role and channel — never its context, never its address.
 
@@ -44,7 +47,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,16 +62,19 @@ from core.audit import Actor, record
 from core.clock import as_utc, utcnow
 from core.db import transaction
 from core.errors import Conflict, NotFound
+from core.leases import LeaseKeeper
 from core.models import Channel, OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
-DEFAULT_LEASE = timedelta(minutes=5)
+DEFAULT_LEASE = timedelta(seconds=30)  # Settings.outbox_lease_seconds; renewed while working
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 BACKOFF_JITTER = 0.2  # ±20 %: rows that failed together (a relay outage) come back spread out
-LEASE_BUDGET = 0.5  # start no send once half the lease is gone: the rest of the batch goes back
+# Start no send once half the lease has gone by without a renewal (the database is away): past
+# its lease another worker may be sending the same row. The rest of the batch goes back.
+LEASE_BUDGET = 0.5
 MAX_ERROR_LENGTH = 1000
 IDEMPOTENCY_KEY_LENGTH = 200  # OutboxMessage.idempotency_key; truncating would merge keys
 _NO_DELAY = timedelta(0)
@@ -144,7 +150,7 @@ class DeliveryReport:
     retried: int = 0
     failed: int = 0
     lost: int = 0  # the claim had passed to another worker when the outcome was reported
-    released: int = 0  # handed back unsent: the lease was running out
+    released: int = 0  # handed back unsent: stopping, or the lease could not be renewed
 
 
 # -- enqueue ----------------------------------------------------------------------------------
@@ -342,6 +348,60 @@ def release(engine: Engine, notification_ids: Sequence[int], *, worker_id: str) 
         return result.rowcount
 
 
+def renew(
+    engine: Engine,
+    notification_ids: Iterable[int],
+    *,
+    worker_id: str,
+    lease: timedelta = DEFAULT_LEASE,
+    now: datetime | None = None,
+) -> int:
+    """Extend ``worker_id``'s claim on those of ``notification_ids`` it still holds (still
+    ``sending``: rows it has sent or released are left alone) to ``now + lease``; returns how
+    many it still held."""
+    ids = list(notification_ids)
+    if not ids:
+        return 0
+    moment = _now(now)
+    with transaction(engine) as session:
+        result = session.connection().execute(
+            update(_outbox)
+            .where(_col.id.in_(ids), *_held_by(worker_id))
+            .values(claimed_until=moment + lease)
+        )
+        return result.rowcount
+
+
+def keep_claimed(
+    engine: Engine,
+    batch: Sequence[OutboundNotification],
+    *,
+    worker_id: str,
+    lease: timedelta = DEFAULT_LEASE,
+    since: float | None = None,
+    now: datetime | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> LeaseKeeper:
+    """A keeper (not yet started) that renews ``worker_id``'s claim on ``batch`` while the worker
+    sends it. ``since``: the ``clock()`` value from before the claim. ``now``: the moment the
+    claim was made at, when not the real one (tests); renewals move on from it in real time."""
+    ids = [notification.id for notification in batch]
+    offset = _now(now) - utcnow()
+
+    def renew_batch() -> None:
+        renew(engine, ids, worker_id=worker_id, lease=lease, now=utcnow() + offset)
+
+    return LeaseKeeper(
+        renew_batch, lease, name=f"outbox-lease-{worker_id}", since=since, clock=clock
+    )
+
+
+def lease_running_out(keeper: LeaseKeeper) -> bool:
+    """Whether the claim kept by ``keeper`` has gone ``LEASE_BUDGET`` of its lease without a
+    renewal: then no further send may start."""
+    return keeper.remaining() < keeper.lease.total_seconds() * (1 - LEASE_BUDGET)
+
+
 def _held_by(worker_id: str) -> tuple[Any, ...]:
     # The claim alone decides: past its lease, a row not yet claimed again is still this
     # worker's, and recording what it did beats sending it twice.
@@ -532,24 +592,31 @@ def deliver_due(
 ) -> DeliveryReport:
     """Claim a batch and ``send`` each notification (it returns the message id, if any).
 
-    Every outcome is committed on its own, so one failure never undoes another's success.
-    When half the lease has gone by, the unsent rest is released rather than sent late: past
-    its lease another worker may be sending the same row.
+    Every outcome is committed on its own, so one failure never undoes another's success. The
+    claim is renewed while the batch is sent, however long a ``send`` takes; when renewing
+    fails for half a lease, the unsent rest is released rather than sent late: past its lease
+    another worker may be sending the same row.
     """
     started = time.monotonic()
     batch = claim_due(
         engine, channel=channel, worker_id=worker_id, limit=limit, lease=lease, now=now
     )
     report = DeliveryReport(claimed=len(batch))
-    for position, notification in enumerate(batch):
-        if time.monotonic() - started > lease.total_seconds() * LEASE_BUDGET:
-            unsent = [later.id for later in batch[position:]]
-            release(engine, unsent, worker_id=worker_id)
-            report.released = len(unsent)
-            log.warning("%s released %d notifications: lease running out", worker_id, len(unsent))
-            break
-        outcome = _deliver_one(engine, notification, worker_id=worker_id, send=send, now=now)
-        setattr(report, outcome, getattr(report, outcome) + 1)
+    if not batch:
+        return report
+    keeper = keep_claimed(engine, batch, worker_id=worker_id, lease=lease, since=started, now=now)
+    with keeper:
+        for position, notification in enumerate(batch):
+            if lease_running_out(keeper):
+                unsent = [later.id for later in batch[position:]]
+                release(engine, unsent, worker_id=worker_id)
+                report.released = len(unsent)
+                log.warning(
+                    "%s released %d notifications: lease not renewed", worker_id, len(unsent)
+                )
+                break
+            outcome = _deliver_one(engine, notification, worker_id=worker_id, send=send, now=now)
+            setattr(report, outcome, getattr(report, outcome) + 1)
     return report
 
 

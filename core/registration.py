@@ -17,7 +17,8 @@ from core.clock import utcnow
 from core.config import CoreConfig
 from core.errors import InvalidInput, NotFound
 from core.events import InvolvementAddedEvent
-from core.identity import YouthIdentity
+from core.free_text import check_free_text
+from core.identity import YouthIdentity, check_no_bsn
 from core.involvement import involved_institution_ids
 from core.models import Institution, Registration, RegistrationStatus
 from core.notifications import publish
@@ -56,7 +57,16 @@ class RegistrationOutcome:
     others_involved: tuple[InvolvedInstitution, ...]
 
 
-def check_reference(reference: str) -> str:
+def check_reference_text(
+    reference: str | None, identity: YouthIdentity, parent_bsns: tuple[str, ...]
+) -> None:
+    """What any kenmerk (of a registration or a signal) may not hold: bidirectional or control
+    characters, or the youth's or a parent's BSN."""
+    check_free_text(reference, "Kenmerk")
+    check_no_bsn(reference, "Kenmerk", (identity.bsn or "", *parent_bsns))
+
+
+def check_reference(reference: str, request: RegisterYouth) -> str:
     reference = (reference or "").strip()
     if not reference:
         raise InvalidInput(
@@ -64,6 +74,7 @@ def check_reference(reference: str) -> str:
         )
     if len(reference) > MAX_REFERENCE_LENGTH:
         raise InvalidInput(f"is langer dan {MAX_REFERENCE_LENGTH} tekens", field="Kenmerk")
+    check_reference_text(reference, request.identity, request.parent_bsns)
     return reference
 
 
@@ -77,7 +88,7 @@ def register_youth(
 ) -> RegistrationOutcome:
     now = now or utcnow()
     institution = acting_institution(session, actor)
-    reference = check_reference(request.reference)
+    reference = check_reference(request.reference, request)
     professional_id = _responsible_professional(session, institution, request.professional_email)
     youth = get_or_create_youth(
         session,

@@ -18,6 +18,7 @@ from core import audit
 from core.clock import local_date, start_of_local_day
 from core.config import CoreConfig
 from core.events import SignalExpiringEvent
+from core.identity import twenty_third_birthday
 from core.matching import reconcile_family_matches
 from core.models import (
     Coordination,
@@ -168,9 +169,19 @@ def purge_old_archive(session: Session, config: CoreConfig, now: datetime) -> in
 
 
 def purge_adults(session: Session, config: CoreConfig, now: datetime) -> int:
-    """Jeugdwet 7.1.1.1: on the 23rd birthday everything about the youth goes."""
+    """Jeugdwet 7.1.1.1: on the 23rd birthday everything about the youth goes.
+
+    Only the month of that birthday is in clear: this month's youths are the candidates, and
+    each one's decrypted birth date says whether the day has come."""
     today = local_date(now, config.tz)
-    ids = list(session.exec(select(Youth.id).where(col(Youth.purge_on) <= today)).all())
+    candidates = session.exec(
+        select(Youth.id, Youth.birth_date_encrypted).where(col(Youth.purge_month) <= today)
+    ).all()
+    ids = [
+        youth_id
+        for youth_id, sealed in candidates
+        if twenty_third_birthday(config.keys.decrypt_date(sealed)) <= today
+    ]
     purged = 0
     for youth_id in ids:
         if youth_id is not None and purge_youth(

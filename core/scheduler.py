@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from core.audit_anchor import mail_audit_anchor
 from core.clock import utcnow
 from core.config import CoreConfig
 from core.coordination import sweep_coordination
@@ -40,6 +41,8 @@ JOBS: list[tuple[str, Job]] = [
     ("coordination", sweep_coordination),
     ("match_follow_up", sweep_match_follow_up),
     ("erased_kept_mail", erase_kept_mail),
+    # Last, so the day's anchor covers what the other jobs logged.
+    ("audit_anchor", mail_audit_anchor),
 ]
 
 

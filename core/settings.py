@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.keyring import KeyRing
@@ -46,13 +47,35 @@ class Settings(BaseSettings):
     # STARTTLS on the SMTP listener; SMTP AUTH is offered only after it (RFC 4954 §4).
     smtp_tls_cert: Path | None = None
     smtp_tls_key: Path | None = None
+    # SMTP sessions at once, in total and from one peer address; beyond them the listener
+    # answers 421 and closes (mail_gateway.smtp_limits).
+    smtp_max_sessions: int = Field(default=100, ge=1)
+    smtp_max_sessions_per_peer: int = Field(default=10, ge=1)
+    # Seconds a session may wait for its next command (or, during DATA, for more bytes).
+    smtp_idle_timeout: float = Field(default=60.0, gt=0)
+    # Failed SMTP AUTH per peer address and per login within the window: each answered after
+    # a delay doubling from smtp_auth_failure_delay (10 s at most), and at the last one the
+    # listener answers 421 and refuses further attempts until failures leave the window.
+    smtp_auth_max_failures: int = Field(default=5, ge=1)
+    smtp_auth_failure_window: float = Field(default=900.0, gt=0)
+    smtp_auth_failure_delay: float = Field(default=1.0, ge=0)
     # Sender authentication beyond the envelope: check DKIM signatures aligned with the From
     # domain, or trust Authentication-Results from this upstream server (authserv-id).
     verify_dkim: bool = False
     # A processing worker holds a message this long, renewing while it works; a worker that
     # died lets go of it after at most this long.
     processing_lease_seconds: float = 120.0
+    # A delivery worker holds the notifications of its batch this long, renewing every third
+    # of it while it sends; what a killed worker held goes out this long after it died.
+    outbox_lease_seconds: float = Field(default=30.0, gt=0)
     trusted_authserv_id: str | None = None
+    # The peers whose Authentication-Results (by ``trusted_authserv_id``) count: the region's MX
+    # that relays to the listener, or the IMAP server the poller reads. Comma-separated
+    # addresses or CIDR ranges; anyone can write such a header, so from any other peer it is
+    # ignored (mail_gateway.authentication).
+    trusted_relays: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+    )
     # The Slack HTTP endpoint listens here; in production a TLS-terminating proxy in front of it
     # forwards Slack's requests (Slack only calls https:// URLs).
     slack_host: str = "127.0.0.1"
@@ -73,7 +96,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
         return value
 
-    @field_validator("previous_secret_keys", mode="before")
+    @field_validator("previous_secret_keys", "trusted_relays", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

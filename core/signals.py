@@ -14,7 +14,8 @@ from core.clock import local_date, utcnow
 from core.config import CoreConfig
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.events import ArchivedSignalRecalledEvent, SignalEndedEvent, SignalPlacedEvent
-from core.identity import YouthIdentity, age_on, check_youth_age
+from core.free_text import check_free_text
+from core.identity import YouthIdentity, check_youth_age
 from core.involvement import involved_institution_ids
 from core.models import (
     ArchiveReason,
@@ -31,7 +32,8 @@ from core.models import (
 from core.notifications import publish
 from core.notifications.recipients import current_stand_in
 from core.reconcile import reconcile_youth
-from core.youths import get_or_create_youth, lock_youth, resolve_municipality
+from core.registration import check_reference_text
+from core.youths import age_of, get_or_create_youth, lock_youth, resolve_municipality
 
 MAX_SIGNAL_YEARS = 2  # Jeugdwet: a signal lives at most 2 years after placing
 WITHDRAW_REASONS = {"onterecht": "unjustified", "risico-weg": ArchiveReason.RISK_GONE.value}
@@ -98,6 +100,7 @@ def check_informing(informed: str, postpone_reason: str | None) -> tuple[str, st
     if value not in allowed:
         raise InvalidInput("moet ja, nee of uitgesteld zijn", field="Geïnformeerd")
     reason = (postpone_reason or "").strip() or None
+    check_free_text(reason, "Reden uitstel", multiline=True)
     if value == Informed.POSTPONED and reason is None:
         raise InvalidInput(
             "informeren mag alleen worden uitgesteld met een reden (bijvoorbeeld veiligheid)",
@@ -111,6 +114,7 @@ def check_signal(request: PlaceSignal, *, config: CoreConfig, today: date) -> No
     must show its errors before anything is stored (a Slack modal is answered within 3 seconds,
     and placing waits its turn for the database). Who may signal is decided when placing."""
     _covenant_code(config, request.code)
+    check_reference_text(request.reference, request.identity, request.parent_bsns)
     check_informing(request.informed, request.postpone_reason)
     signal_end_date(
         today,
@@ -137,6 +141,7 @@ def place_signal(
     professional = acting_professional(session, actor)
     team = _signalling_team(session, professional)
     code = _covenant_code(config, request.code)
+    check_reference_text(request.reference, request.identity, request.parent_bsns)
     informed, postpone_reason = check_informing(request.informed, request.postpone_reason)
     ends_on = signal_end_date(
         today,
@@ -176,7 +181,7 @@ def place_signal(
         placed_at=now,
         ends_on=ends_on,
         informed=informed,
-        informed_party=informed_party_for(age_on(youth.birth_date, today)),
+        informed_party=informed_party_for(age_of(config, youth, today)),
         postpone_reason=postpone_reason,
         leaflet_given=request.leaflet_given,
         channel=actor.channel,

@@ -8,16 +8,26 @@ is therefore computed by one transaction at a time.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable
-from datetime import datetime
+from datetime import date, datetime
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from core.clock import local_date
 from core.config import CoreConfig
 from core.errors import InvalidInput, NotFound
-from core.identity import YouthIdentity, check_youth_age, normalize_bsn, twenty_third_birthday
+from core.identity import (
+    YouthIdentity,
+    age_on,
+    check_youth_age,
+    normalize_bsn,
+    purge_month,
+    substitute_identity,
+)
 from core.models import Municipality, Youth, YouthParent
+
+IN_CHUNK = 500  # values per IN (...) list: well below SQLite's bound-parameter limit
 
 
 def canonical_municipality(session: Session, config: CoreConfig, name: str) -> str:
@@ -47,8 +57,19 @@ def resolve_municipality(config: CoreConfig, name: str, *, active_names: Contain
 
 
 def find_youth(session: Session, config: CoreConfig, identity: YouthIdentity) -> Youth | None:
-    key = config.keys.identity_key(identity)
-    return session.exec(select(Youth).where(Youth.identity_key == key)).first()
+    # Under every ring key: during a rotation the youth may not have been moved yet.
+    keys = config.keys.identity_keys(identity)
+    return session.exec(select(Youth).where(col(Youth.identity_key).in_(keys))).first()
+
+
+def birth_date_of(config: CoreConfig, youth: Youth) -> date:
+    """The youth's birth date, decrypted (only the rules that need it ask)."""
+    return config.keys.decrypt_date(youth.birth_date_encrypted)
+
+
+def age_of(config: CoreConfig, youth: Youth, day: date) -> int:
+    """The youth's age in years on ``day`` (coordination rules, who is informed)."""
+    return age_on(birth_date_of(config, youth), day)
 
 
 def require_youth(session: Session, config: CoreConfig, identity: YouthIdentity) -> Youth:
@@ -75,29 +96,37 @@ def get_or_create_youth(
     """The locked youth row, created if new (race-safe: INSERT ... ON CONFLICT DO NOTHING)."""
     check_youth_age(identity.birth_date, local_date(now, config.tz))
     municipality = canonical_municipality(session, config, municipality)
-    parent_keys = [
-        config.keys.bsn_digest(normalize_bsn(raw, field="BSN ouder")) for raw in parent_bsns
-    ]
-    key = config.keys.identity_key(identity)
-    values = {
-        "identity_key": key,
-        "has_bsn": identity.bsn is not None,
-        "bsn_encrypted": config.keys.encrypt(identity.bsn) if identity.bsn else None,
-        "name_encrypted": config.keys.encrypt(identity.name or identity.surname or "")
-        if (identity.name or identity.surname)
-        else None,
-        "birth_date": identity.birth_date,
-        "municipality": municipality,
-        "purge_on": twenty_third_birthday(identity.birth_date),
-    }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(Youth)
-        .values(created_at=now, **values)
-        .on_conflict_do_nothing(index_elements=["identity_key"])
-    )
-    youth_id = session.exec(select(Youth.id).where(Youth.identity_key == key)).one()
+    parents = [normalize_bsn(raw, field="BSN ouder") for raw in parent_bsns]
+    keys = config.keys
+    substitute = substitute_identity(identity)
+    youth_id = session.exec(
+        select(Youth.id).where(col(Youth.identity_key).in_(keys.identity_keys(identity)))
+    ).first()
+    if youth_id is None:
+        values = {
+            "identity_key": keys.identity_key(identity),
+            "key_id": keys.key_id,
+            "has_bsn": identity.bsn is not None,
+            "bsn_encrypted": keys.encrypt(identity.bsn) if identity.bsn else None,
+            "name_encrypted": keys.encrypt(identity.name or identity.surname or "")
+            if (identity.name or identity.surname)
+            else None,
+            "birth_date_encrypted": keys.encrypt_date(identity.birth_date),
+            "substitute_encrypted": keys.encrypt(substitute) if substitute else None,
+            "municipality": municipality,
+            "purge_month": purge_month(identity.birth_date),
+        }
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert(Youth)
+            .values(created_at=now, **values)
+            .on_conflict_do_nothing(index_elements=["identity_key"])
+        )
+        # Ours, or the row a concurrent command (or the rotation) put there first.
+        youth_id = session.exec(
+            select(Youth.id).where(col(Youth.identity_key).in_(keys.identity_keys(identity)))
+        ).one()
     assert youth_id is not None
     youth = lock_youth(session, youth_id)
     session.refresh(youth)
@@ -105,20 +134,76 @@ def get_or_create_youth(
         youth.municipality = municipality  # the youth moved: coordination rules follow
     if identity.name and youth.name_encrypted is None:
         youth.name_encrypted = config.keys.encrypt(identity.name)
-    _add_parents(session, youth_id, parent_keys)
+    add_parents(session, config, [(youth_id, bsn) for bsn in parents])
     return youth
 
 
-def _add_parents(session: Session, youth_id: int, parent_keys: list[str]) -> None:
-    if not parent_keys:
+def add_parents(session: Session, config: CoreConfig, links: Iterable[tuple[int, str]]) -> None:
+    """Link youths to parents: ``(youth id, normalised parent BSN)`` pairs, set-wise (the bulk
+    import links tens of thousands at once; a link that exists is left alone).
+
+    A parent whose digest is stored under a previous key only (a rotation has not reached it
+    yet) is linked under that same digest, so the family stays one group until the rotation
+    moves all of its links at once. Links from before revision 0003 get the encrypted BSN they
+    lack, so that the rotation can move them too.
+    """
+    wanted = list(dict.fromkeys(links))
+    if not wanted:
         return
-    existing = set(
-        session.exec(select(YouthParent.parent_key).where(YouthParent.youth_id == youth_id)).all()
+    keys = config.keys
+    bsns = {bsn for _, bsn in wanted}
+    chosen = {bsn: (keys.normalized_bsn_digest(bsn), keys.key_id) for bsn in bsns}
+    if keys.ring.previous:
+        candidates = {
+            keys.normalized_bsn_digest(bsn, key): (bsn, key.id)
+            for bsn in bsns
+            for key in keys.ring.keys
+        }
+        stored = _stored_parent_keys(session, list(candidates))
+        for digest, (bsn, key_id) in candidates.items():
+            if digest in stored and chosen[bsn][0] not in stored:
+                chosen[bsn] = (digest, key_id)
+    by_digest = {digest: bsn for bsn, (digest, _) in chosen.items()}
+    table = YouthParent.__table__
+    connection = session.connection()
+    unsealed = _stored_parent_keys(session, list(by_digest), unsealed_only=True)
+    if unsealed:
+        connection.execute(
+            update(table)
+            .where(
+                table.c.parent_key == bindparam("digest"), table.c.parent_bsn_encrypted.is_(None)
+            )
+            .values(parent_bsn_encrypted=bindparam("sealed")),
+            [{"digest": d, "sealed": keys.encrypt(by_digest[d])} for d in unsealed],
+        )
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    connection.execute(
+        insert(table).on_conflict_do_nothing(index_elements=["youth_id", "parent_key"]),
+        [
+            {
+                "youth_id": youth_id,
+                "parent_key": chosen[bsn][0],
+                "key_id": chosen[bsn][1],
+                "parent_bsn_encrypted": keys.encrypt(bsn),
+            }
+            for youth_id, bsn in wanted
+        ],
     )
-    for parent_key in dict.fromkeys(parent_keys):
-        if parent_key not in existing:
-            session.add(YouthParent(youth_id=youth_id, parent_key=parent_key))
-    session.flush()
+
+
+def _stored_parent_keys(
+    session: Session, digests: list[str], *, unsealed_only: bool = False
+) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(digests), IN_CHUNK):
+        query = select(YouthParent.parent_key).where(
+            col(YouthParent.parent_key).in_(digests[start : start + IN_CHUNK])
+        )
+        if unsealed_only:
+            query = query.where(col(YouthParent.parent_bsn_encrypted).is_(None))
+        found.update(session.exec(query.distinct()).all())
+    return found
 
 
 def parent_keys_of(session: Session, youth_id: int) -> list[str]:

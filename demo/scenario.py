@@ -42,6 +42,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from core.audit import use_keyring
 from core.cli.runtime import sync_covenant_if_changed, upgrade_schema
 from core.clock import utcnow
 from core.config import CoreConfig, build_config
@@ -180,9 +181,10 @@ class Demo:
             slack_bot_token="xoxb-demo-" + secrets.token_hex(8),
             secret_file=workdir / ".verwijsindex-secret",
         )
-        upgrade_schema(self.settings.database_url)
+        upgrade_schema(self.settings)
         self.config = build_config(self.settings)
         self.engine = create_db_engine(self.settings.database_url)
+        use_keyring(self.engine, self.settings.keyring())
         sync_covenant_if_changed(self.engine, self.config)
         self.service = Service(self.settings, self.engine, self.config)
         self.slack = SignedSlackRequests(
@@ -264,16 +266,16 @@ class Demo:
     def signal_in_slack(self, email: str, reference: str) -> Signal:
         user_id = SLACK_USERS[email][0]
         opened = len(self.slack_calls("views.open"))
-        text = (
-            f"bsn={BSN} geboortedatum={BIRTH_DATE} gemeente=Groningen code=laag "
-            f"geinformeerd=ja folder=ja kenmerk={reference}"
-        )
+        # Only fields that identify no one go after the command; the youth's BSN and birth date
+        # are typed into the form itself (the only Slack path that takes them).
+        text = f"gemeente=Groningen code=laag geinformeerd=ja folder=ja kenmerk={reference}"
         answer = self.slack.command(user_id, "/signaal", text)
         self.say(f"/signaal → HTTP {answer.status}; het formulier opent (views.open)")
         wait_until(lambda: len(self.slack_calls("views.open")) > opened, "the /signaal form")
         view = self.slack_calls("views.open")[-1].args["view"]
         before = {s.id for s in self._rows(Signal)}
-        answer = self.slack.submit_as_filled_in(user_id, view)
+        typed = {"bsn": BSN, "geboortedatum": BIRTH_DATE}
+        answer = self.slack.submit_as_filled_in(user_id, view, typed=typed)
         errors = answer.json().get("errors")
         if answer.status != 200 or errors:
             raise RuntimeError(f"demo: the signal form was refused: {answer.status} {errors}")

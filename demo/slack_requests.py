@@ -73,9 +73,12 @@ class SignedSlackRequests:
             )
         )
 
-    def submit_as_filled_in(self, user_id: str, view: dict[str, Any]) -> SlackAnswer:
-        """Press "Versturen" on a modal as the app opened it: every input keeps the value the
-        app put in it (the demo pre-fills the form from the command's text)."""
+    def submit_as_filled_in(
+        self, user_id: str, view: dict[str, Any], *, typed: dict[str, str] | None = None
+    ) -> SlackAnswer:
+        """Press "Versturen" on a modal as the app opened it, after typing ``typed`` (block id
+        -> text) into its text inputs: every other input keeps the value the app put in it (the
+        demo pre-fills the form from the command's text)."""
         payload = {
             "type": "view_submission",
             "team": {"id": TEAM_ID},
@@ -87,7 +90,7 @@ class SignedSlackRequests:
                 "id": view.get("id") or self._next("V"),
                 "team_id": TEAM_ID,
                 "hash": self._next("hash."),
-                "state": {"values": _initial_values(view)},
+                "state": {"values": _initial_values(view, typed or {})},
             },
         }
         return self._post(urlencode({"payload": json.dumps(payload)}))
@@ -135,7 +138,7 @@ class SignedSlackRequests:
         return self._post(urlencode({"payload": json.dumps(payload)}))
 
 
-def _initial_values(view: dict[str, Any]) -> dict[str, Any]:
+def _initial_values(view: dict[str, Any], typed: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for block in view.get("blocks", []):
         if block.get("type") != "input":
@@ -149,6 +152,7 @@ def _initial_values(view: dict[str, Any]) -> dict[str, Any]:
         elif kind == "checkboxes":
             state = {"type": kind, "selected_options": element.get("initial_options", [])}
         else:
-            state = {"type": kind, "value": element.get("initial_value")}
+            value = typed.get(block["block_id"], element.get("initial_value"))
+            state = {"type": kind, "value": value}
         values[block["block_id"]] = {action_id: state}
     return values

@@ -1,29 +1,77 @@
-"""Is the mail really from whom it says? Beyond the envelope check at RCPT, optionally:
+"""Is the mail really from whom it says? One decision for every mailbox and both transports.
 
-* **DKIM** (``dkimpy``, RFC 6376): a valid signature whose ``d=`` domain is aligned with the
-  From header's domain (relaxed alignment, as DMARC does: equal, or a parent domain).
-* **Authentication-Results** (``authres``, RFC 8601) from a trusted upstream server, for
-  regions whose MX checks DKIM/DMARC before relaying to us. Only the topmost header with the
-  trusted authserv-id counts: anything below it was written by someone else (RFC 8601 §5).
+:data:`MAILBOX_REQUIREMENTS` says, per mailbox, what a message must prove before it is stored;
+:meth:`MessageAuthenticator.authenticate` decides it, for the SMTP listener (at DATA) and the
+IMAP poller alike. Beyond the envelope check at RCPT (``mail_gateway.senders``), a mailbox whose
+mail acts for its sender (registrations, signals, replies that accept or hand over a
+coordination) takes it only with one of:
 
-And the From header must agree with the envelope sender's domain, so an allowed envelope cannot
-carry a message that claims to come from elsewhere.
+* an **SMTP AUTH login** of the sender's own institution (RFC 4954), for automatic couplings;
+* **DKIM** (``dkimpy``, RFC 6376), when ``VERWIJSINDEX_VERIFY_DKIM`` is on: a valid signature
+  whose ``d=`` domain is aligned with the From header's domain;
+* **Authentication-Results** (``authres``, RFC 8601) from a trusted upstream server, when
+  ``VERWIJSINDEX_TRUSTED_AUTHSERV_ID`` is set, for regions whose MX checks DKIM/DMARC before
+  relaying to us. Only the topmost header with the trusted authserv-id counts: anything below
+  it was written by someone else (RFC 8601 §5). And only mail that reached us *from* that
+  upstream server may carry it: anybody can write such a header, so from a peer outside
+  ``VERWIJSINDEX_TRUSTED_RELAYS`` it is ignored and the mail is judged as unsigned
+  (RFC 8601 §5: a receiver trusts the results only from servers it knows to be its own);
+* neither configured: the envelope alone (the RCPT check), as before.
 
+In every case but a login the From header must agree with the envelope sender's domain, so an
+allowed envelope cannot carry a message that claims to come from elsewhere.
+
+**Alignment** is DMARC's relaxed alignment (RFC 7489 §3.1): the *organisational* domains must
+be equal, found with the Public Suffix List (``publicsuffixlist``, RFC 7489 §3.2). So
+``d=mail.ggd.example`` aligns with ``From: ggd.example`` and the reverse, while a public suffix
+(``d=nl``, ``d=co.uk``) has no organisational domain and aligns with nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
+from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
+from types import MappingProxyType
 from typing import Any
+
+from publicsuffixlist import PublicSuffixList
+
+from mail_gateway.mailboxes import Mailbox
 
 log = logging.getLogger(__name__)
 
 DnsLookup = Callable[..., bytes | None]
+Network = IPv4Network | IPv6Network
+
+
+class Requirement(StrEnum):
+    """What a message to a mailbox must prove about its sender before it is stored."""
+
+    ANYONE = "anyone"  # kept for an administrator, never acted on
+    AUTHENTIC_SENDER = "authentic-sender"  # acts for its sender: a login, or DKIM / upstream
+
+
+# The one table every intake path consults (STYLE: no per-mailbox decision in a handler).
+MAILBOX_REQUIREMENTS: Mapping[Mailbox, Requirement] = MappingProxyType(
+    {
+        Mailbox.REGISTRATION: Requirement.AUTHENTIC_SENDER,
+        Mailbox.SIGNAL: Requirement.AUTHENTIC_SENDER,
+        # A reply accepts, declines or hands over a coordination, or confirms contact: it changes
+        # state just as a registration does, so its sender is proven the same way. A delivery
+        # report (null sender) is judged by its From header like any other mail; refusing one
+        # at DATA sends no bounce (RFC 5321 §6.1: never a report about a null-sender message).
+        Mailbox.REPLY: Requirement.AUTHENTIC_SENDER,
+        # RFC 5321 §4.5.1: postmaster takes mail from anyone; it is kept, never acted on.
+        Mailbox.POSTMASTER: Requirement.ANYONE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -36,9 +84,40 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2].strip().strip(">").lower()
 
 
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    # The list bundled with the package (kept current by its releases); read on first use, not
+    # at import, and never fetched from the network at run time.
+    return PublicSuffixList()
+
+
+def organizational_domain(domain: str) -> str | None:
+    """RFC 7489 §3.2: the public suffix plus one label (``mail.ggd.example`` → ``ggd.example``,
+    ``x.ggd.co.uk`` → ``ggd.co.uk``); None for a public suffix itself (``nl``, ``co.uk``)."""
+    name = domain.strip().rstrip(".").lower()
+    if not name:
+        return None
+    found = _public_suffixes().privatesuffix(name)
+    return str(found).lower() if found else None
+
+
 def aligned(signing_domain: str, from_domain: str) -> bool:
-    signing_domain, from_domain = signing_domain.lower().rstrip("."), from_domain.lower()
-    return from_domain == signing_domain or from_domain.endswith("." + signing_domain)
+    """DMARC relaxed alignment (RFC 7489 §3.1.1): equal organisational domains."""
+    organisation = organizational_domain(signing_domain)
+    return organisation is not None and organisation == organizational_domain(from_domain)
+
+
+def peer_trusted(peer: str | None, trusted_relays: Sequence[Network]) -> bool:
+    """Whether the connected peer's address lies in one of ``trusted_relays``."""
+    if not peer:
+        return False
+    try:
+        address = ip_address(peer.split("%", 1)[0])  # an IPv6 zone id is no part of the address
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
+    return any(address in network for network in trusted_relays)
 
 
 class MessageAuthenticator:
@@ -47,19 +126,44 @@ class MessageAuthenticator:
         *,
         verify_dkim: bool = False,
         trusted_authserv_id: str | None = None,
+        trusted_relays: Sequence[Network] = (),
         dns_lookup: DnsLookup | None = None,
     ):
         self.verify_dkim = verify_dkim
         self.trusted_authserv_id = trusted_authserv_id.lower() if trusted_authserv_id else None
+        self.trusted_relays = tuple(trusted_relays)
         self.dns_lookup = dns_lookup
 
     @classmethod
     def from_settings(cls, settings: Any) -> MessageAuthenticator:
         return cls(
-            verify_dkim=settings.verify_dkim, trusted_authserv_id=settings.trusted_authserv_id
+            verify_dkim=settings.verify_dkim,
+            trusted_authserv_id=settings.trusted_authserv_id,
+            trusted_relays=settings.trusted_relays,
         )
 
-    def verify(self, raw: bytes, mail_from: str) -> Verdict:
+    def authenticate(
+        self,
+        mailbox: Mailbox,
+        raw: bytes,
+        mail_from: str,
+        *,
+        sender_institution: str | None,
+        authenticated_as: str | None,
+        peer: str | None,
+    ) -> Verdict:
+        """The decision for a message to ``mailbox``: ``sender_institution`` is whom the RCPT
+        check found the sender to speak for, ``authenticated_as`` the SMTP AUTH login (if any),
+        ``peer`` the address of the server that handed us the message."""
+        if MAILBOX_REQUIREMENTS[mailbox] is Requirement.ANYONE:
+            return Verdict(True, f"{mailbox.value} takes mail from anyone")
+        if authenticated_as is not None and authenticated_as == sender_institution:
+            # The login proves the institution; a login of one institution proves nothing about
+            # mail that claims to be another's, which then needs its own proof below.
+            return Verdict(True, "SMTP AUTH login of the sender's institution")
+        return self.verify(raw, mail_from, peer=peer)
+
+    def verify(self, raw: bytes, mail_from: str, *, peer: str | None) -> Verdict:
         try:
             headers = BytesHeaderParser(policy=compat32).parsebytes(raw, headersonly=True)
             from_values = headers.get_all("From") or []
@@ -69,16 +173,15 @@ class MessageAuthenticator:
         if len(addresses) != 1:
             return Verdict(False, "not exactly one From address")
         from_domain = _domain(addresses[0])
-        if (
-            mail_from
-            and not aligned(_domain(mail_from), from_domain)
-            and not aligned(from_domain, _domain(mail_from))
-        ):
+        if mail_from and not aligned(_domain(mail_from), from_domain):
             return Verdict(False, "From header domain differs from the envelope sender")
-        if self.trusted_authserv_id and self._upstream_passed(headers, from_domain):
+        upstream = self.trusted_authserv_id is not None and peer_trusted(peer, self.trusted_relays)
+        if upstream and self._upstream_passed(headers, from_domain):
             return Verdict(True, "upstream authentication results")
         if self.verify_dkim:
             return self._dkim(raw, from_domain)
+        if self.trusted_authserv_id and not upstream:
+            return Verdict(False, "peer is no trusted relay: its Authentication-Results ignored")
         if self.trusted_authserv_id:
             return Verdict(False, "no passing result from the trusted upstream server")
         return Verdict(True, "envelope only")

@@ -35,6 +35,6 @@ def build_gateway(settings: Settings, engine: Engine, config: CoreConfig) -> Gat
         settings=settings,
         engine=engine,
         config=config,
-        vault=MessageVault(settings.resolved_secret_key()),
+        vault=MessageVault(settings.keyring()),
         authenticator=MessageAuthenticator.from_settings(settings),
     )

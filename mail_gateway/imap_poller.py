@@ -9,8 +9,10 @@ and the processing worker is woken. Then the message leaves the folder:
   with ``550 5.7.1`` at RCPT). Refused is: none of our addresses in ``Delivered-To``,
   ``X-Original-To``, ``To`` or ``Cc`` (checked in that order; the first that routes wins) and no
   ``?mailbox=`` default in the URL; not exactly one ``From`` address; a sender the covenant does
-  not allow for the mailbox; a failed DKIM / Authentication-Results verdict; larger than
-  ``max_message_size``. The reason is logged, with the sender's domain only.
+  not allow for the mailbox; a failed verdict of :mod:`mail_gateway.authentication` (the same
+  table of mailboxes as SMTP; the IMAP server's address stands for the SMTP peer when
+  ``VERWIJSINDEX_TRUSTED_RELAYS`` is checked); larger than ``max_message_size``. The reason is
+  logged, with the sender's domain only.
 
 Both folders are created when missing (in the personal namespace). The move reflects *intake*,
 like SMTP's 250 or 550: what the processing worker later makes of a stored message (a receipt,
@@ -146,8 +148,16 @@ def connect(account: ImapAccount, *, client_class: type[IMAPClient] = IMAPClient
     return client
 
 
-def decide(gateway: Gateway, raw: bytes, account: ImapAccount) -> IntakeDecision:
-    """The checks the SMTP listener makes at RCPT and DATA, on what the message itself says."""
+def decide(
+    gateway: Gateway, raw: bytes, account: ImapAccount, *, peer: str | None
+) -> IntakeDecision:
+    """The checks the SMTP listener makes at RCPT and DATA, on what the message itself says.
+
+    ``peer`` is the IMAP server's address: it plays the part of the SMTP client's address for
+    ``VERWIJSINDEX_TRUSTED_RELAYS``. The server that delivered into the mailbox wrote the
+    Authentication-Results; we cannot see that server, only the mailbox server it fills, so the
+    region trusts the results only when that mailbox server is one of its own (listed there).
+    """
     try:
         headers = BytesHeaderParser(policy=compat32).parsebytes(
             raw[:HEADER_BYTES], headersonly=True
@@ -167,10 +177,16 @@ def decide(gateway: Gateway, raw: bytes, account: ImapAccount) -> IntakeDecision
         decision = check_sender(session, destination, sender)
     if not decision.allowed:
         return IntakeDecision(None, decision.reason, domain)
-    if destination.mailbox in (Mailbox.REGISTRATION, Mailbox.SIGNAL):
-        verdict = gateway.authenticator.verify(raw, sender)
-        if not verdict.authentic:
-            return IntakeDecision(None, f"not authentic: {verdict.reason}", domain)
+    verdict = gateway.authenticator.authenticate(
+        destination.mailbox,
+        raw,
+        sender,
+        sender_institution=decision.institution_id,
+        authenticated_as=None,  # IMAP carries no login of the sender
+        peer=peer,
+    )
+    if not verdict.authentic:
+        return IntakeDecision(None, f"not authentic: {verdict.reason}", domain)
     envelope = Envelope(
         transport="imap",
         mail_from=sender,
@@ -221,6 +237,7 @@ class ImapIntake:
         self._client: IMAPClient | None = None
         self._writable = True
         self._idling = False
+        self.peer: str | None = None  # the IMAP server's address, once connected
 
     @property
     def client(self) -> IMAPClient:
@@ -234,6 +251,7 @@ class ImapIntake:
 
     def open(self) -> None:
         self._client = self.client_factory(self.account)
+        self.peer = _server_address(self._client)
         self._ensure_folders()
 
     def close(self) -> None:
@@ -331,7 +349,7 @@ class ImapIntake:
             raw = self._fetch(uid)
             if raw is None:
                 return
-            decision = decide(self.gateway, raw, self.account)
+            decision = decide(self.gateway, raw, self.account, peer=self.peer)
         if decision.envelope is None or raw is None:
             report.refused += 1
             report.outcomes[uid] = "refused"
@@ -631,6 +649,15 @@ def _server_may_refuse() -> Iterator[None]:
         raise
     except IMAPClientError:
         pass
+
+
+def _server_address(client: IMAPClient) -> str | None:
+    """The IP address of the server at the other end of the connection, or None."""
+    try:
+        peer = client.socket().getpeername()
+    except (OSError, AttributeError):
+        return None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

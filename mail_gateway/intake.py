@@ -26,7 +26,7 @@ MAX_MESSAGE_ID = 900
 
 class Intake(StrEnum):
     STORED = "stored"
-    DUPLICATE = "duplicate"  # the same Message-ID to the same mailbox: a retry, taken once
+    DUPLICATE = "duplicate"  # the same sender's Message-ID to the same mailbox: a retry, once
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,40 @@ def message_id_of(raw: bytes) -> str:
     return f"<sha256-{hashlib.sha256(raw).hexdigest()}@zonder-message-id>"
 
 
-def dedupe_key(message_id: str, destination: Destination) -> str:
+def sender_identity(
+    institution_id: str | None, authenticated_as: str | None, mail_from: str
+) -> str:
+    """Whose Message-IDs a message's is among: the institution the sender was found to speak
+    for, else the SMTP AUTH login, else (postmaster, a null sender) the envelope address.
+
+    A Message-ID is unique only as far as its sender makes it so (RFC 5322 §3.6.4), and anyone
+    can write anyone's. Keyed on the Message-ID alone, one institution could send first with
+    another's Message-ID (seen in a Cc, or guessed) and make the real mail vanish as its
+    "duplicate". Keyed with the sender, only the sender's own retry is one.
+    """
+    if institution_id:
+        return f"institution:{institution_id}"
+    if authenticated_as:
+        return f"login:{authenticated_as}"
+    return f"sender:{mail_from.strip().lower()[:320]}"
+
+
+def dedupe_key(message_id: str, destination: Destination, sender: str) -> str:
+    """One message per sender, Message-ID and mailbox (``sender`` from :func:`sender_identity`).
+    A retry — after a 451, or an IMAP message taken again — has the same three, on SMTP and IMAP
+    alike: the institution is found from the same address either way."""
+    mailbox = f"{destination.mailbox}+{destination.token or ''}"
+    return hashlib.sha256(f"{sender}\n{message_id}\n{mailbox}".encode()).hexdigest()
+
+
+def _key_before_senders(message_id: str, destination: Destination) -> str:
+    """The key of rows stored before the sender was part of it (Message-ID and mailbox only).
+
+    Those rows keep it: every input of the new key is stored on the row, but rewriting keys is
+    a migration for nothing, since the two kinds never collide (a different number of lines is
+    hashed, and a Message-ID is one line). A message stored under the old key is still
+    recognised when it comes again — a retry that straddles the upgrade — but only when the
+    stored row's own sender is this one, so an old row cannot be used to squat either."""
     mailbox = f"{destination.mailbox}+{destination.token or ''}"
     return hashlib.sha256(f"{message_id}\n{mailbox}".encode()).hexdigest()
 
@@ -64,12 +97,22 @@ def store_inbound(
     """Add the message to ``session`` (the caller commits); a duplicate is reported with the
     id of the row stored the first time."""
     message_id = message_id_of(raw)
-    key = dedupe_key(message_id, envelope.destination)
+    sender = sender_identity(envelope.institution_id, envelope.authenticated_as, envelope.mail_from)
+    key = dedupe_key(message_id, envelope.destination, sender)
     existing = session.exec(
         select(InboundMessage.id).where(InboundMessage.dedupe_key == key)
     ).first()
     if existing is not None:
         return Intake.DUPLICATE, existing
+    stored_before = session.exec(
+        select(InboundMessage).where(
+            InboundMessage.dedupe_key == _key_before_senders(message_id, envelope.destination)
+        )
+    ).first()
+    if stored_before is not None and stored_before.id is not None:
+        before = (stored_before.institution_id, stored_before.authenticated_as)
+        if sender_identity(*before, stored_before.mail_from) == sender:
+            return Intake.DUPLICATE, stored_before.id
     row = InboundMessage(
         dedupe_key=key,
         message_id=message_id,

@@ -1,34 +1,25 @@
 """Sealing inbound mail at rest: a registration mail carries BSNs, which are never stored in
-clear (DOMAIN, privacy). AES-GCM with a key derived from the region's secret for this purpose
-only, so a leaked mail key never opens the identity fields, nor the reverse."""
+clear (DOMAIN, privacy). AES-GCM with a key derived from the region's key for this purpose
+only, so a leaked mail key never opens the identity fields, nor the reverse. Each sealed message
+names its key (core.sealing): mail kept for the administrator is still opened with the previous
+key after a key change, until ``verwijsindex keys rotate`` has resealed it."""
 
 from __future__ import annotations
 
-import os
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from core.errors import SystemError_
-
-NONCE_BYTES = 12
+from core.keyring import KeyRing
+from core.sealing import INBOUND_MAIL_PURPOSE, Sealer
 
 
 class MessageVault:
-    def __init__(self, secret: bytes):
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"verwijsindex inbound mail v1"
-        ).derive(secret)
-        self._aead = AESGCM(key)
+    def __init__(self, ring: KeyRing | bytes):
+        self._sealer = Sealer(
+            ring if isinstance(ring, KeyRing) else KeyRing.of(ring),
+            INBOUND_MAIL_PURPOSE,
+            unreadable="een opgeslagen bericht is niet te lezen met de sleutel",
+        )
 
     def seal(self, raw: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, raw, None)
+        return self._sealer.seal(raw)
 
     def open(self, sealed: bytes) -> bytes:
-        try:
-            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None)
-        except InvalidTag as exc:
-            raise SystemError_("een opgeslagen bericht is niet te lezen met de sleutel") from exc
+        return self._sealer.open(sealed)

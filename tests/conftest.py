@@ -17,11 +17,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
+from core.audit import use_keyring
 from core.db import create_db_engine
+from core.keyring import KeyRing
 from core.models import metadata
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+# The keys the suite's engines MAC the logboek with, as Settings(secret_key=TEST_SECRET) would.
+TEST_KEYRING = KeyRing.of(TEST_SECRET.encode())
 
 
 def _pg_base_url() -> str:
@@ -86,6 +90,7 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def empty_engine(database_url: str) -> Iterator[Engine]:
     engine = create_db_engine(database_url)
+    use_keyring(engine, TEST_KEYRING)
     yield engine
     engine.dispose()
 
@@ -102,6 +107,7 @@ def pg_engine() -> Iterator[Engine]:
     """Always PostgreSQL (for tests of row locks and concurrent workers)."""
     base = _require_postgres()
     for engine in _fresh_schema_engine(base):
+        use_keyring(engine, TEST_KEYRING)
         metadata.create_all(engine)
         yield engine
 
@@ -109,6 +115,7 @@ def pg_engine() -> Iterator[Engine]:
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     engine = create_db_engine(f"sqlite:///{tmp_path / 'sqlite.db'}")
+    use_keyring(engine, TEST_KEYRING)
     metadata.create_all(engine)
     yield engine
     engine.dispose()

@@ -1,5 +1,5 @@
 """Running the index: ``db upgrade``, ``covenant check``, ``sweep``, ``outbox list|retry`` and
-``audit verify|list``."""
+``audit verify|anchor|list``."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ covenant_app = typer.Typer(help="The covenant (convenant) file.", no_args_is_hel
 outbox_app = typer.Typer(
     help="Notifications waiting for, or done with, delivery.", no_args_is_help=True
 )
-audit_app = typer.Typer(help="The logboek (hash-chained audit log).", no_args_is_help=True)
+audit_app = typer.Typer(help="The logboek (MAC-chained audit log).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
 def db_upgrade() -> None:
     """Create the tables, or migrate them to the newest revision (Alembic head)."""
     settings = load_cli_settings()
-    revision = upgrade_schema(settings.database_url)
+    revision = upgrade_schema(settings)
     say(f"Database is bijgewerkt tot revisie {revision or 'head'}.", "green")
 
 
@@ -250,17 +250,33 @@ def outbox_retry(
 
 
 @audit_app.command("verify")
-def audit_verify(json_output: JsonFlag = False) -> None:
-    """Check the hash chain of the logboek; exit 1 at the first event that was changed."""
-    from core.audit import verify_chain
+def audit_verify(
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchor",
+            exists=True,
+            dir_okay=False,
+            help="An anchor from 'audit anchor' (or the daily mail): the log must still hold it.",
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Check the MAC chain of the logboek (and, with --anchor, that it was not rolled back to
+    before that checkpoint); exit 1 at the first event that was changed."""
+    from core.audit import Anchor, check_anchor, verify_chain
 
+    checkpoint = None if anchor is None else Anchor.parse(anchor.read_text(encoding="utf-8"))
     with open_core(sync=False) as core:
         count, chain_break = core.run(verify_chain)
+        if chain_break is None and checkpoint is not None:
+            chain_break = core.run(lambda session: check_anchor(session, checkpoint))
     if json_output:
         print_json(
             {
                 "events": count,
                 "intact": chain_break is None,
+                "anchor": None if checkpoint is None else checkpoint.event_id,
                 "break": None
                 if chain_break is None
                 else {
@@ -270,7 +286,8 @@ def audit_verify(json_output: JsonFlag = False) -> None:
             }
         )
     elif chain_break is None:
-        say(f"OK: {count} events, chain intact", "green")
+        anchored = "" if checkpoint is None else f", anchor at event {checkpoint.event_id} held"
+        say(f"OK: {count} events, chain intact{anchored}", "green")
     else:
         say(
             f"BROKEN: the chain breaks at event {chain_break.event_id}: {chain_break.reason} "
@@ -279,6 +296,30 @@ def audit_verify(json_output: JsonFlag = False) -> None:
         )
     if chain_break is not None:
         raise typer.Exit(EXIT_REFUSED)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", dir_okay=False, help="Write the anchor to this file as well."
+        ),
+    ] = None,
+) -> None:
+    """Print a signed checkpoint of the logboek (event, its MAC, time) to keep outside the
+    database; 'audit verify --anchor FILE' later shows the log was not rolled back past it."""
+    from core.audit import ChainBreak, make_anchor
+
+    with open_core(sync=False) as core:
+        anchor = core.run(make_anchor)
+    if isinstance(anchor, ChainBreak):
+        say(f"BROKEN: no anchor: {anchor.reason} (event {anchor.event_id})", "bold red")
+        raise typer.Exit(EXIT_REFUSED)
+    line = anchor.to_json()
+    if output is not None:
+        output.write_text(line + "\n", encoding="utf-8")
+    typer.echo(line)
 
 
 @audit_app.command("list")

@@ -36,13 +36,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.core import TyperGroup
 
-from core.audit import Actor
+from core.audit import Actor, use_keyring
 from core.clock import DEFAULT_TIMEZONE, as_utc
 from core.config import CoreConfig, build_config
 from core.covenant import CovenantError
 from core.db import create_db_engine, run_in_transaction
 from core.errors import DomainError
 from core.fields import parse_date
+from core.free_text import quote
 from core.settings import Settings
 
 T = TypeVar("T")
@@ -139,8 +140,9 @@ def open_core(*, sync: bool = True) -> Iterator[Core]:
     """
     settings = load_cli_settings()
     config = build_config(settings)
-    upgrade_schema(settings.database_url)
+    upgrade_schema(settings)
     engine = create_db_engine(settings.database_url)
+    use_keyring(engine, settings.keyring())
     try:
         if sync:
             sync_covenant_if_changed(engine, config)
@@ -182,12 +184,13 @@ def sync_covenant_if_changed(engine: Engine, config: CoreConfig) -> bool:
     return bool(writes)
 
 
-def upgrade_schema(database_url: str) -> str | None:
-    """Bring the schema to Alembic's head; returns the revision (when the migrations say)."""
+def upgrade_schema(settings: Settings) -> str | None:
+    """Bring the schema to Alembic's head; returns the revision (when the migrations say).
+    The region's keys go along: a revision may rewrite keyed data (0002 MACs the logboek)."""
     # Imported here: Alembic is only needed once a command touches the database.
     from core.migrations import upgrade_database
 
-    revision = upgrade_database(database_url)
+    revision = upgrade_database(settings.database_url, keyring=settings.keyring())
     return revision if isinstance(revision, str) else None
 
 
@@ -207,11 +210,11 @@ def _os_user() -> str:
 # -- parsing at the edge ------------------------------------------------------------------------
 
 
-def parse_cli_date(value: str | None, field: str, *, echo: bool = True) -> date | None:
+def parse_cli_date(value: str | None, field: str) -> date | None:
     """``DD-MM-JJJJ`` or ``JJJJ-MM-DD``, like every other channel (CONTRACT §4)."""
     if value is None or not value.strip():
         return None
-    return parse_date(value, field, echo=echo)
+    return parse_date(value, field)
 
 
 def parse_moment(value: str | None, tz: ZoneInfo) -> datetime | None:
@@ -222,7 +225,8 @@ def parse_moment(value: str | None, tz: ZoneInfo) -> datetime | None:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise typer.BadParameter(
-            f"'{value}' is geen ISO-tijdstip (bijvoorbeeld 2026-03-02T09:00 of 2026-03-02)",
+            f"{quote(value, dates=True)} is geen ISO-tijdstip "
+            "(bijvoorbeeld 2026-03-02T09:00 of 2026-03-02)",
             param_hint="--now",
         ) from None
     if moment.tzinfo is None:

@@ -27,7 +27,7 @@ from core.config import CoreConfig
 from core.errors import InvalidInput
 from core.identity import YouthIdentity, normalize_bsn
 from core.signals import PlaceSignal, SignalOutcome, extend_signal, place_signal, withdraw_signal
-from core.youths import find_youth
+from core.youths import birth_date_of, find_youth
 
 signal_app = typer.Typer(help="Place, withdraw or extend a signal.", no_args_is_help=True)
 
@@ -89,7 +89,7 @@ def youth_identity(
     With a BSN and no birth date, a youth already in the index is found by BSN alone and keeps
     its known birth date (when ``session`` is given); a new youth needs the birth date.
     """
-    born = parse_cli_date(birth_date, "Geboortedatum", echo=False)
+    born = parse_cli_date(birth_date, "Geboortedatum")
     if bsn:
         number = normalize_bsn(bsn)
         if born is None and session is not None and config is not None:
@@ -101,7 +101,7 @@ def youth_identity(
                     "ontbreekt: deze jongere staat nog niet in de verwijsindex",
                     field="Geboortedatum",
                 )
-            born = known.birth_date
+            born = birth_date_of(config, known)
         return YouthIdentity(
             bsn=number, birth_date=born or LOOKUP_ONLY_BIRTH_DATE, name=_clean(name)
         )

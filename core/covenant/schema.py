@@ -233,6 +233,9 @@ class Region(_Section):
     # administrator to look at; then its content is erased (it may carry BSNs).
     kept_mail_days: Annotated[StrictInt, Field(ge=1, le=365)] = 30
     timezone: Annotated[StrictStr, AfterValidator(_check_timezone)] = "Europe/Amsterdam"
+    # The region's administrator: gets the logboek's daily anchor (core.audit) by mail, to keep
+    # outside the database. Unset: no mail; the operator runs ``audit anchor`` instead.
+    admin_email: Email | None = None
 
     @field_validator("archive_years")
     @classmethod

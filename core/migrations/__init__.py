@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
 from core.db import create_db_engine
+from core.keyring import KeyRing
 from core.models import metadata
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -49,9 +50,13 @@ __all__ = [
 ]
 
 
-def alembic_config(database_url: str, *, connection: Connection | None = None) -> Config:
+def alembic_config(
+    database_url: str, *, connection: Connection | None = None, keyring: KeyRing | None = None
+) -> Config:
     """Alembic's config for this package's migrations. With ``connection``, env.py migrates over
-    that connection (and leaves it open) instead of making an engine from ``database_url``."""
+    that connection (and leaves it open) instead of making an engine from ``database_url``.
+    ``keyring``: the region's keys, for a revision that rewrites keyed data (0002 MACs the
+    logboek); such a revision refuses to run on existing rows without it."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
@@ -60,13 +65,17 @@ def alembic_config(database_url: str, *, connection: Connection | None = None) -
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     if connection is not None:
         config.attributes["connection"] = connection
+    if keyring is not None:
+        config.attributes["keyring"] = keyring
     return config
 
 
-def upgrade_database(database_url: str, revision: str = "head") -> str | None:
+def upgrade_database(
+    database_url: str, revision: str = "head", *, keyring: KeyRing | None = None
+) -> str | None:
     """Create or migrate the schema up to ``revision``; returns the revision the database is at."""
     with _alembic_lock:
-        command.upgrade(alembic_config(database_url), revision)
+        command.upgrade(alembic_config(database_url, keyring=keyring), revision)
     return current_revision(database_url)
 
 

@@ -1,4 +1,4 @@
-"""The logboek: append-only, hash-chained (see core.audit)."""
+"""The logboek: append-only, MAC-chained (see core.audit)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,22 @@ class AuditEvent(SQLModel, table=True):
     subject: str = Field(max_length=60, index=True)  # "youth:12", "signal:34"
     channel: str = Field(max_length=10)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # ``hash`` is the row's HMAC (core.audit.event_mac) under the key ``key_id`` names; the column
+    # names date from the unkeyed SHA-256 chain. ``key_id`` is NULL only on a row written before
+    # revision 0002 that the upgrade could not key (its unkeyed chain was already broken).
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+    key_id: str | None = Field(default=None, max_length=8)
 
 
 class AuditHead(SQLModel, table=True):
     """The chain's tail, kept in step with every append: deleting the newest events (which
-    leaves an intact but shorter chain) is detected by comparing against it."""
+    leaves an intact but shorter chain) is detected by comparing against it. ``mac`` (under
+    ``key_id``) covers the other fields, so the head cannot be rewritten to match a cut chain."""
 
     id: int = Field(default=1, primary_key=True)
     last_event_id: int
     last_hash: str = Field(max_length=64)
     event_count: int
+    key_id: str | None = Field(default=None, max_length=8)
+    mac: str | None = Field(default=None, max_length=64)

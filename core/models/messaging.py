@@ -49,7 +49,8 @@ class InboundMessage(SQLModel, table=True):
     __table_args__ = (Index("ix_inbound_status_received", "status", "received_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    # One message per mailbox: the same Message-ID may come to registratie@ and antwoord+...@.
+    # One message per sender, Message-ID and mailbox (mail_gateway.intake.dedupe_key): the same
+    # Message-ID may come to registratie@ and antwoord+...@, or from two institutions.
     dedupe_key: str = Field(max_length=64, unique=True)
     message_id: str = Field(max_length=998, index=True)
     transport: str = Field(max_length=10)

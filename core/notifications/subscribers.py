@@ -784,7 +784,8 @@ SUBSCRIBERS: list[tuple[type[Event], Subscriber]] = [
     (TransferExecutedEvent, on_transfer_executed),
 ]
 
-# Every kind a notification can have (CONTRACT §4, plus archief-match and match-escalatie).
+# Every kind a notification can have (CONTRACT §4, plus archief-match, match-escalatie and the
+# administrator's logboek-anker, core.audit_anchor).
 NOTIFICATION_KINDS = (
     "ontvangstbevestiging",
     "foutmelding",
@@ -805,4 +806,5 @@ NOTIFICATION_KINDS = (
     "signaal-beeindigd",
     "match-opvolging",
     "match-escalatie",
+    "logboek-anker",
 )

@@ -8,10 +8,15 @@ Choices, and why:
   hears so at once from their own server, instead of the answer vanishing unread. A notification
   that does ask an answer carries ``Reply-To: antwoord+TOKEN@DOMAIN``, which every mail client
   answers to.
-* ``Message-ID`` is derived from the outbox row's idempotency key (128 bits of its SHA-256),
+* ``Message-ID`` is derived from the outbox row's idempotency key (128 bits of its HMAC-SHA256),
   not random: delivery is at least once (``core.outbox``), and a notification sent again after a
   crash carries the same Message-ID, so the receiving side can recognise the duplicate. It also
-  lets a reply that lost its ``Reply-To`` be traced back by ``In-Reply-To``.
+  lets a reply that lost its ``Reply-To`` be traced back by ``In-Reply-To``. The HMAC key is the
+  installation's own (:func:`message_id_salt`, from the region secret): idempotency keys such as
+  ``match:M-3:...`` start again in a new database, and RFC 5322 §3.6.4 wants a Message-ID that
+  is never issued twice, so a new installation on the same mail domain must not repeat old ids
+  (a receiving system would drop the new mail as a duplicate of the old). After a key rotation
+  a notification still waiting is sent with a new id; what was sent keeps its recorded one.
 * ``Auto-Submitted`` (RFC 3834 §5): ``auto-replied`` for the answers to a message
   (receipts and error reports), ``auto-generated`` for everything else. Both tell conforming
   responders (out-of-office, ticket systems) not to answer. No ``Precedence`` header: it is not
@@ -30,6 +35,7 @@ Choices, and why:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 from email.errors import HeaderParseError, MessageDefect
@@ -38,6 +44,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from core.clock import utcnow
+from core.keyring import KeyRing
 from core.outbox import OutboundNotification
 from core.rendering import RenderedEmail
 
@@ -58,11 +65,20 @@ class UnsendableNotification(ValueError):
     it again will not help."""
 
 
-def message_id_for(notification: OutboundNotification, mail_domain: str) -> str:
+MESSAGE_ID_PURPOSE = b"verwijsindex notification message-id v1"
+
+
+def message_id_salt(keyring: KeyRing) -> bytes:
+    """This installation's key for notification Message-IDs (core.keyring: its own purpose)."""
+    return keyring.current.derive(MESSAGE_ID_PURPOSE)
+
+
+def message_id_for(notification: OutboundNotification, mail_domain: str, salt: bytes) -> str:
     """``<32 hex digits@DOMAIN>``, the same for every attempt at one notification. Short enough
     to stay on the header's one line (a folded Message-ID is legal, but not every parser
     unfolds it); the kind is in ``X-Verwijsindex-Type``."""
-    digest = hashlib.sha256(notification.idempotency_key.encode()).hexdigest()[:32]
+    key = notification.idempotency_key.encode()
+    digest = hmac.new(salt, key, hashlib.sha256).hexdigest()[:32]
     return f"<{digest}@{mail_domain}>"
 
 
@@ -102,6 +118,7 @@ def build_message(
     *,
     mail_domain: str,
     region_name: str,
+    message_id_salt: bytes,
 ) -> EmailMessage:
     """The e-mail for ``notification``: multipart/alternative (text, then HTML)."""
     message = EmailMessage()
@@ -111,7 +128,7 @@ def build_message(
     message["To"] = single_address(notification.recipient)
     message["Subject"] = one_line(rendered.subject)
     message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = message_id_for(notification, mail_domain)
+    message["Message-ID"] = message_id_for(notification, mail_domain, message_id_salt)
     message["Auto-Submitted"] = (
         "auto-replied" if notification.kind in AUTO_REPLIED_KINDS else "auto-generated"
     )

@@ -28,15 +28,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import mailbox
+import os
 import smtplib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from core.file_privacy import PRIVATE_FILE_MODE
 from core.outbox import PermanentDeliveryError, TemporaryDeliveryError
 
 log = logging.getLogger(__name__)
@@ -53,10 +55,24 @@ class Relay(Protocol):
     def close(self) -> None: ...
 
 
+class _PrivateMaildir(mailbox.Maildir):
+    """A maildir whose message files are ``0600`` whatever the umask: they carry contact
+    details and references. The stdlib creates its folders ``0700`` already, but every message
+    file ``0666`` minus the umask; this narrows the file in ``tmp/`` before a byte is written,
+    so the file renamed into ``new/`` is never readable by others (the maildir protocol forbids
+    changing a file once it is in ``new/``: a reader may be taking it)."""
+
+    def _create_tmp(self) -> Any:
+        handle = super()._create_tmp()
+        os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
+        return handle
+
+
 @dataclass
 class MaildirRelay:
-    """Each message a file in ``path/new`` (created when missing); a maildir is safe to write
-    from several processes at once (a unique name in ``tmp/``, then a rename)."""
+    """Each message a file in ``path/new`` (created when missing, ``0700`` folders and
+    ``0600`` files); a maildir is safe to write from several processes at once (a unique name
+    in ``tmp/``, then a rename)."""
 
     path: Path
     _box: mailbox.Maildir | None = field(default=None, init=False, repr=False)
@@ -64,7 +80,7 @@ class MaildirRelay:
     def send(self, message: EmailMessage, *, envelope_from: str, recipients: Sequence[str]) -> None:
         try:
             if self._box is None:
-                self._box = mailbox.Maildir(self.path, create=True)
+                self._box = _PrivateMaildir(self.path, create=True)
             self._box.add(message)
         except OSError as exc:  # a full or unwritable disk may clear up
             raise TemporaryDeliveryError(f"maildir: {type(exc).__name__}") from exc
@@ -171,14 +187,22 @@ def _by_code(code: int, what: str) -> TemporaryDeliveryError | PermanentDelivery
     return TemporaryDeliveryError(f"{what} {code}")
 
 
+def maildir_path(url: str) -> Path | None:
+    """The folder of a ``maildir:PATH`` relay URL; None for an SMTP relay."""
+    if not url.startswith("maildir:"):
+        return None
+    path = url.removeprefix("maildir:")
+    if not path:
+        raise ValueError("VERWIJSINDEX_RELAY_URL: maildir: needs a path")
+    return Path(path).expanduser()
+
+
 def relay_from_url(url: str, *, local_hostname: str | None = None) -> Relay:
     """``maildir:PATH`` or ``smtp://[user:pass@]host:port[?starttls=true][&timeout=S]``;
     user and password percent-encoded. ``ValueError`` names what is wrong (never the password)."""
-    if url.startswith("maildir:"):
-        path = url.removeprefix("maildir:")
-        if not path:
-            raise ValueError("VERWIJSINDEX_RELAY_URL: maildir: needs a path")
-        return MaildirRelay(Path(path).expanduser())
+    maildir = maildir_path(url)
+    if maildir is not None:
+        return MaildirRelay(maildir)
     parts = urlsplit(url)
     if parts.scheme != "smtp" or not parts.hostname:
         raise ValueError(

@@ -17,6 +17,9 @@ renders them, sends them through the relay and records the outcome.
   never the context (STYLE; ``core.outbox`` keeps the logboek the same way).
 * **Stopping**: the batch in hand is finished first, then the loop returns; rows not yet claimed
   stay pending for the next start, so a SIGTERM loses nothing.
+* **Lease**: the batch's claim lasts ``VERWIJSINDEX_OUTBOX_LEASE_SECONDS`` and is renewed while
+  the relay takes its time (``core.outbox.deliver_due``); after a SIGKILL the next start sends
+  what was claimed once that short lease has run out.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import jinja2
 from sqlalchemy.engine import Engine
@@ -40,6 +43,7 @@ from core.settings import Settings
 from mail_gateway.delivery.message import (
     UnsendableNotification,
     build_message,
+    message_id_salt,
     reply_address,
     single_address,
 )
@@ -90,12 +94,14 @@ class MailDelivery:
     ):
         self.engine = engine
         self.mail_domain = settings.mail_domain
+        self.message_id_salt = message_id_salt(settings.keyring())
         self.envelope_from = f"postmaster@{settings.mail_domain}"  # see the module docstring
         self.region_name = region_name
         self.relay = relay or relay_from_url(settings.relay_url, local_hostname=self.mail_domain)
         self.renderer = renderer or TemplateRenderer(settings.templates_dir)
         self.worker_id = worker_id or default_worker_id()
         self.batch_size = batch_size
+        self.lease = timedelta(seconds=settings.outbox_lease_seconds)
 
     def render(self, notification: OutboundNotification) -> RenderedEmail:
         context = dict(notification.context)
@@ -116,7 +122,11 @@ class MailDelivery:
         try:
             recipient = single_address(notification.recipient)
             message = build_message(
-                notification, rendered, mail_domain=self.mail_domain, region_name=self.region_name
+                notification,
+                rendered,
+                mail_domain=self.mail_domain,
+                region_name=self.region_name,
+                message_id_salt=self.message_id_salt,
             )
         except UnsendableNotification as exc:
             log.warning(
@@ -155,6 +165,7 @@ class MailDelivery:
                 worker_id=self.worker_id,
                 send=self.send,
                 limit=self.batch_size,
+                lease=self.lease,
                 now=now,
             )
             clean = report.sent == report.claimed

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import DomainError
-from core.fields import LABELS, canonical_label, collect_fields, parse_registration, parse_signal
+from core.fields import (
+    LABELS,
+    canonical_label,
+    collect_fields,
+    parse_registration,
+    parse_signal,
+    quote_label,
+)
 from mail_gateway.parsing.quoting import own_text_end
 
 log = logging.getLogger(__name__)
@@ -107,20 +114,24 @@ def _at(line: int, block_line: int, reason: str) -> str:
 
 
 def _problem(line: _Line, block_line: int) -> Refusal:
-    shown = line.text.strip()[:60]
+    """The refusal of a block for one of its lines. It names the line and, where safe, the
+    label (``core.fields.quote_label``), never the value or the line's text: a line that is no
+    field may hold anything, and a BSN or birth date mistyped is still one."""
     if line.kind == "unknown-field":
-        reason = f"'{line.label[:40]}' is geen veld dat wij kennen"
-        return Refusal(line.label[:40], _at(line.number, block_line, reason), line.number)
+        label = quote_label(line.label)
+        if label is not None:
+            reason = f"{label} is geen veld dat wij kennen"
+            return Refusal(label.strip("'"), _at(line.number, block_line, reason), line.number)
+        reason = "deze regel is geen veld dat wij kennen"
+        return Refusal("", f"regel {line.number}: {reason}", line.number)
     if line.kind == "label-without-colon":
-        reason = (
-            f"'{shown}' mist een ':' of '=' tussen veld en waarde, bijvoorbeeld '{line.label}: ...'"
-        )
+        reason = f"mist een ':' of '=' tussen veld en waarde, bijvoorbeeld '{line.label}: ...'"
         return Refusal(line.label, _at(line.number, block_line, reason), line.number)
     reason = (
-        f"'{shown}' is geen veld; zet elk veld op een eigen regel als 'Veld: waarde' en "
+        "deze regel is geen veld; zet elk veld op een eigen regel als 'Veld: waarde' en "
         "scheid jongeren met een regel '---'"
     )
-    return Refusal("", _at(line.number, block_line, reason), line.number)
+    return Refusal("", f"regel {line.number}: {reason}", line.number)
 
 
 def _read_segment(lines: list[_Line], body: BodyBlocks) -> None:

@@ -138,8 +138,9 @@ def parse_reply_command(text: str) -> ReplyAction:
         return ReplyAction("hand-over", institution)
     if match := _EXTEND.match(bare):
         return ReplyAction("extend", _months(match.group("rest").strip(_DECORATION)))
+    # The line itself is not repeated: an answer in the reader's own words may name the youth.
     raise InvalidInput(
-        f"'{line[:60]}' is geen antwoord dat wij kennen; antwoord met {KEYWORDS_NL}",
+        f"de eerste regel is geen antwoord dat wij kennen; antwoord met {KEYWORDS_NL}",
         field="antwoord",
     )
 

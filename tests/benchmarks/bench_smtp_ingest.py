@@ -282,6 +282,7 @@ def wait_receipts(
 
 def build_gateway(workdir: Path, relay_url: str) -> Any:
     """The gateway as ``serve`` builds it: migrations, covenant sync, settings."""
+    from core.audit import use_keyring
     from core.cli.runtime import sync_covenant_if_changed, upgrade_schema
     from core.config import build_config
     from core.covenant import bundled_covenant_path
@@ -302,8 +303,9 @@ def build_gateway(workdir: Path, relay_url: str) -> Any:
         secret_file=workdir / "unused-secret",
     )
     config = build_config(settings)
-    upgrade_schema(settings.database_url)
+    upgrade_schema(settings)
     engine = create_db_engine(settings.database_url)
+    use_keyring(engine, settings.keyring())
     sync_covenant_if_changed(engine, config)
     return build(settings, engine, config)
 

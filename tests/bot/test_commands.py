@@ -4,13 +4,16 @@ coordinator with a button), with clear Dutch errors."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date, timedelta
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.signals import OPEN_FORM_ACTION
 from core.actors import find_professional
 from core.models import Absence, Signal, SignalStatus, TransferRequest, TransferStatus
 from tests.bot.conftest import (
@@ -27,7 +30,13 @@ from tests.bot.conftest import (
     user,
 )
 from tests.bot.fake_slack_api import FakeSlackApi
-from tests.bot.forms import form_values, last_opened_view, signal_fields, submit_signal
+from tests.bot.forms import (
+    form_values,
+    input_blocks,
+    last_opened_view,
+    signal_fields,
+    submit_signal,
+)
 from tests.bot.privacy import assert_no_identity, identity_needles
 from tests.bsns import valid_bsns
 from tests.mail_gateway.conftest import free_port
@@ -271,12 +280,22 @@ def test_overdracht_without_a_senior_asks_who_instructed_it(
     assert f"Overdracht *{transfer.number}* is aangevraagd" in str(answer.args["text"])
 
 
-def test_signaal_by_direct_message(
+def _button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    return next(
+        element
+        for block in message.get("blocks") or []
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == action_id
+    )
+
+
+def test_a_direct_message_that_looks_like_a_signal_places_nothing_and_offers_the_form(
     sender: SlackSender, slack_api: FakeSlackApi, synced_engine: Engine
 ) -> None:
     text = (
-        f"signaal bsn={BSN_ONE} geboortedatum={BIRTH:%d-%m-%Y} gemeente=Groningen code=laag "
-        "geinformeerd=ja kenmerk=DM-1"
+        f"signaal bsn={BSN_ONE} geboortedatum={BIRTH:%d-%m-%Y} naam=Fenna Testkind "
+        "gemeente=Groningen code=laag geinformeerd=ja kenmerk=DM-1"
     )
     event = {
         "type": "message",
@@ -287,22 +306,56 @@ def test_signaal_by_direct_message(
         "ts": "1700000002.000001",
     }
     assert sender.event(event, event_id="Ev0DM1").status == 200
-    [reply] = slack_api.wait_for("chat.postMessage")
-    assert reply.args["channel"] == "DANNA0001"
-    signal = latest_signal(synced_engine, ANNA)
-    assert f"Signaal *{signal.number}* is geplaatst (uw kenmerk DM-1)" in reply.args["text"]
-    assert signal.channel == "slack"
-    # Slack resends the event: no second signal, no second answer.
+    [warning] = slack_api.wait_for("chat.postMessage")
+    assert warning.args["channel"] == "DANNA0001"
+    assert str(warning.args["text"]).startswith(
+        ":warning: Zet geen BSN of andere identiteitsgegevens in een chatbericht: Slack bewaart "
+        "dat bericht. Verwijder uw bericht zelf en gebruik het formulier."
+    )
+    button = _button(warning.args, OPEN_FORM_ACTION)
+    assert button["text"]["text"] == "Signaal-formulier openen"
+    with Session(synced_engine) as session:
+        assert session.exec(select(Signal)).all() == []
+    # Slack resends the event: no second answer. A bare BSN without a label is warned about too.
     retry = sender.event(event, event_id="Ev0DM1", headers={"X-Slack-Retry-Num": "1"})
     assert retry.status == 200
-    broken = {**event, "text": f"signaal bsn={BSN_TWO} code=laag", "ts": "1700000002.000002"}
-    sender.event(broken, event_id="Ev0DM2")
-    replies = slack_api.wait_for("chat.postMessage", 2)
-    assert replies[-1].args["text"] == "Dat klopt niet helemaal: Geboortedatum: ontbreekt."
-    with Session(synced_engine) as session:
-        assert len(session.exec(select(Signal)).all()) == 1
+    bare = {**event, "text": f"kun je {BSN_TWO} even nakijken?", "ts": "1700000002.000002"}
+    sender.event(bare, event_id="Ev0DM2")
+    second = slack_api.wait_for("chat.postMessage", 2)[-1]
+    assert _button(second.args, OPEN_FORM_ACTION)
     assert len(slack_api.calls_to("chat.postMessage")) == 2
-    assert_no_identity(slack_api, identity_needles([BSN_ONE, BSN_TWO], [BIRTH], []))
+
+    # The button opens the form with the fields that identify no one; the user types the rest.
+    click = sender.block_action(
+        ANNA,
+        OPEN_FORM_ACTION,
+        button["value"],
+        channel=str(warning.response["channel"]),
+        ts=str(warning.response["ts"]),
+        blocks=warning.args["blocks"],
+    )
+    assert sender.interact(click).status == 200
+    view = last_opened_view(slack_api)
+    assert view["callback_id"] == "signaal"
+    blocks = input_blocks(view)
+    for identity_field in ("bsn", "geboortedatum", "naam", "achternaam", "bsn_ouder"):
+        assert "initial_value" not in blocks[identity_field]["element"]
+    assert blocks["kenmerk"]["element"]["initial_value"] == "DM-1"
+    assert blocks["code"]["element"]["initial_option"]["value"] == "laag"
+    assert blocks["gemeente"]["element"]["initial_option"]["value"] == "Groningen"
+    assert blocks["geinformeerd"]["element"]["initial_option"]["value"] == "ja"
+    notes = json.dumps(view["blocks"], ensure_ascii=False)
+    assert "BSN, Geboortedatum, Naam: identiteitsgegevens nemen wij niet over" in notes
+    typed = {"bsn": BSN_ONE, "geboortedatum": f"{BIRTH:%d-%m-%Y}"}
+    submitted = sender.view_submission(view, form_values(view, typed), ANNA)
+    assert sender.interact(submitted).body == ""  # the modal closes
+    [confirmation] = slack_api.wait_for("response_url")
+    signal = latest_signal(synced_engine, ANNA)
+    assert f"Signaal *{signal.number}* is geplaatst (uw kenmerk DM-1)" in confirmation.args["text"]
+    assert signal.channel == "slack" and signal.reference == "DM-1"
+    assert_no_identity(
+        slack_api, identity_needles([BSN_ONE, BSN_TWO], [BIRTH], ["Fenna Testkind", "Fenna"])
+    )
 
 
 def test_other_direct_messages_get_the_help_and_bots_are_ignored(

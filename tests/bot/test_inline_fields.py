@@ -1,13 +1,23 @@
-"""Signal fields written on one line (``/signaal ...`` and ``signaal ...`` by DM)."""
+"""Signal fields written on one line (``/signaal ...``, and a DM that looks like a signal), and
+what of them may pre-fill the form: never a youth's identity."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from bot.inline_fields import split_fields
-from bot.signals import prefill_from
+from bot.typed_signal import (
+    BUTTON_VALUE_LIMIT,
+    button_value,
+    from_button_value,
+    looks_like_signal,
+    prefill_from,
+    typed_signal,
+)
 from core.errors import InvalidInput
-from core.fields import collect_fields, parse_signal
+from core.fields import LABELS, collect_fields, parse_signal
 
 
 def test_key_value_pairs_in_order() -> None:
@@ -78,3 +88,92 @@ def test_a_field_given_twice_prefills_the_first_and_says_so() -> None:
     prefill, notes = prefill_from("code=laag code=urgent kenmerk=K1")
     assert prefill == {"code": "laag", "kenmerk": "K1"}
     assert notes == ["Code: staat er twee keer in, met verschillende waarden."]
+
+
+BSN = "123456782"  # passes the elfproef
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "signaal code=laag",
+        "Signaal: graag een signaal",
+        f"bsn={BSN} code=laag",
+        "code=laag geboortedatum=01-05-2016",
+        "naam: Fenna Testkind",
+        "voornaam=Fenna code=laag",  # an identity label that is no field of ours
+        f"kun je {BSN} even nakijken?",
+        "kun je 123 456 782 even nakijken?",
+    ],
+)
+def test_what_looks_like_a_signal(text: str) -> None:
+    assert looks_like_signal(text)
+
+
+@pytest.mark.parametrize("text", ["hallo, wat kan ik hier?", "help", "afwezig tot 01-06-2025", ""])
+def test_what_does_not_look_like_a_signal(text: str) -> None:
+    assert not looks_like_signal(text)
+
+
+def test_typed_text_prefills_only_fields_that_identify_no_one() -> None:
+    typed = typed_signal(
+        f"bsn={BSN} geboortedatum=01-05-2016 naam=Fenna code=laag gemeente=Groningen "
+        "kenmerk=K1 reden uitstel=veiligheid"
+    )
+    assert typed.prefill == {
+        "code": "laag",
+        "gemeente": "Groningen",
+        "kenmerk": "K1",
+        "reden_uitstel": "veiligheid",
+    }
+    assert typed.withheld == ["bsn", "geboortedatum", "naam"]
+    assert typed.carries_identity
+    [note] = typed.form_notes()
+    assert note.startswith("BSN, Geboortedatum, Naam: identiteitsgegevens nemen wij niet over")
+    assert not typed_signal("code=laag gemeente=Groningen").carries_identity
+
+
+def test_a_bare_bsn_is_neither_prefilled_nor_quoted_in_the_forms_notes() -> None:
+    typed = typed_signal(f"{BSN} code=laag")
+    assert typed.prefill == {"code": "laag"}
+    assert typed.carries_identity
+    assert all(BSN not in note for note in typed.form_notes())
+    assert typed.form_notes()[-1].startswith("BSN: identiteitsgegevens")
+
+
+def test_the_dm_buttons_value_carries_no_identity_and_no_free_text() -> None:
+    typed = typed_signal(
+        f"signaal bsn={BSN} geboortedatum=01-05-2016 code=laag gemeente=Groningen "
+        "geinformeerd=uitgesteld reden uitstel=vader dreigt einddatum=01-01-2030"
+    )
+    value = button_value(typed)
+    for secret in (BSN, "01-05-2016", "vader dreigt"):
+        assert secret not in value
+    back = from_button_value(value)
+    assert back.prefill == {
+        "gemeente": "Groningen",
+        "code": "laag",
+        "einddatum": "01-01-2030",
+        "geinformeerd": "uitgesteld",
+    }
+    assert back.withheld == ["bsn", "geboortedatum"]
+    assert back.left_out == ["reden_uitstel"]
+    assert back.form_notes() == [
+        "BSN, Geboortedatum: identiteitsgegevens nemen wij niet over uit een chatbericht of "
+        "uit de tekst achter /signaal; vul ze hier in",
+        "Reden uitstel: niet overgenomen uit uw chatbericht; vul het hier in",
+    ]
+
+
+def test_a_forged_button_value_prefills_no_identity_either() -> None:
+    forged = json.dumps({"velden": {"bsn": BSN, "naam": "X", "code": "laag"}, "identiteit": 3})
+    back = from_button_value(forged)
+    assert back.prefill == {"code": "laag"} and back.withheld == []
+    assert from_button_value("geen json").prefill == {}
+
+
+def test_a_button_value_stays_within_slacks_limit_whatever_was_typed() -> None:
+    text = " ".join(f"{label}=" + "ë" * 3000 for label in LABELS)
+    value = button_value(typed_signal(text))
+    assert len(value) <= BUTTON_VALUE_LIMIT
+    assert from_button_value(value).prefill["kenmerk"] == "ë" * 200

@@ -78,12 +78,11 @@ def test_signaal_opens_the_form_pre_filled_from_key_value_text(
     sender: SlackSender, slack_api: FakeSlackApi, synced_engine: Engine
 ) -> None:
     text = (
-        f"bsn={BSN} code=Urgent gemeente=groningen geboortedatum={BIRTH:%d-%m-%Y} "
+        "code=Urgent gemeente=groningen "
         'kenmerk="DOSSIER 12" geinformeerd=uitgesteld reden uitstel=veiligheid thuis'
     )
     view = open_signal_form(sender, slack_api, ANNA, text)
     blocks = input_blocks(view)
-    assert blocks["bsn"]["element"]["initial_value"] == BSN
     assert blocks["kenmerk"]["element"]["initial_value"] == "DOSSIER 12"
     assert blocks["reden_uitstel"]["element"]["initial_value"] == "veiligheid thuis"
     assert blocks["code"]["element"]["initial_option"]["value"] == "urgent"
@@ -93,13 +92,44 @@ def test_signaal_opens_the_form_pre_filled_from_key_value_text(
         e["text"] for b in view["blocks"] if b["type"] == "context" for e in b["elements"]
     )
     assert "12 tot en met 15 jaar" in guidance
-    assert "Deze jongere is 10 jaar: informeer *ouders*" in guidance
     options = [o["value"] for o in blocks["code"]["element"]["options"]]
     assert options == ["laag", "urgent"]  # the covenant's codes
     assert view["callback_id"] == "signaal"
     # Linked on first use, by the e-mail address Slack reports.
     assert slack_user_of(synced_engine, ANNA) == user(ANNA)
     assert slack_api.calls_to("users.info")[0].args["user"] == user(ANNA)
+    sender.command("/verwijsindex", "help", ANNA)  # a later request: /signaal was handled
+    assert slack_api.calls_to("response_url") == []  # nothing to warn about
+
+
+def test_identity_after_signaal_is_not_taken_over_and_the_user_is_told(
+    sender: SlackSender, slack_api: FakeSlackApi, synced_engine: Engine
+) -> None:
+    text = f"bsn={BSN} geboortedatum={BIRTH:%d-%m-%Y} naam={NAME} code=laag kenmerk=K-9"
+    view = open_signal_form(sender, slack_api, ANNA, text)
+    blocks = input_blocks(view)
+    for identity_field in ("bsn", "geboortedatum", "naam"):
+        assert "initial_value" not in blocks[identity_field]["element"]
+    assert blocks["code"]["element"]["initial_option"]["value"] == "laag"
+    assert blocks["kenmerk"]["element"]["initial_value"] == "K-9"
+    notes = " ".join(
+        e["text"] for b in view["blocks"] if b["type"] == "context" for e in b["elements"]
+    )
+    assert "BSN, Geboortedatum, Naam: identiteitsgegevens nemen wij niet over" in notes
+    [warning] = slack_api.wait_for("response_url")
+    assert warning.args["response_type"] == "ephemeral"
+    assert str(warning.args["text"]).startswith(
+        ":warning: Zet geen BSN of andere identiteitsgegevens in de tekst achter `/signaal`"
+    )
+    # Typed into the form, the same identity places the signal as before.
+    fields = {"bsn": BSN, "geboortedatum": f"{BIRTH:%d-%m-%Y}", "gemeente": "Groningen"}
+    fields["geinformeerd"] = "ja"
+    payload = sender.view_submission(view, form_values(view, fields), ANNA)
+    assert submit_view(sender, slack_api, payload).body == ""
+    [signal] = _signals(synced_engine)
+    assert signal.reference == "K-9" and signal.code == "laag"
+    assert "is geplaatst (uw kenmerk K-9)" in confirmations(slack_api)[-1]
+    assert_no_identity(slack_api, identity_needles([BSN], [BIRTH], [NAME]))
 
 
 def test_what_cannot_be_used_is_named_in_the_form(

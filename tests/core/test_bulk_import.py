@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from core import bulk_import
-from core.audit import verify_chain
+from core.audit import use_keyring, verify_chain
 from core.bulk_import import ImportReport, ImportRow, import_registrations, read_registration_csv
 from core.covenant.sync import sync_covenant
 from core.db import create_db_engine, transaction
@@ -35,7 +35,7 @@ from core.models import (
 )
 from core.registration import DeregisterYouth, RegisterYouth, deregister_youth, register_youth
 from core.signals import PlaceSignal, place_signal
-from tests.conftest import _fresh_schema_engine, _require_postgres
+from tests.conftest import TEST_KEYRING, _fresh_schema_engine, _require_postgres
 from tests.core.conftest import BSN_A, BSN_B, BSN_C, BSN_PARENT, MONDAY, CoreDriver, youth
 
 HEADER = "bsn;naam;geboortedatum;gemeente;kenmerk;hulpverlener;bsn_ouder;einddatum;actie"
@@ -147,6 +147,7 @@ def twin(tmp_path: Path, config: Any) -> Iterator[CoreDriver]:
     else:
         engines = None
         engine = create_db_engine(f"sqlite:///{tmp_path / 'twin.db'}")
+    use_keyring(engine, TEST_KEYRING)
     metadata.create_all(engine)
     with transaction(engine) as session:
         sync_covenant(session, config.covenant)
@@ -495,8 +496,9 @@ def _stored(engine: Engine) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]
     with engine.connect() as connection:
         youths = connection.execute(
             sql(
-                "SELECT identity_key, has_bsn, bsn_encrypted IS NOT NULL, "
-                "name_encrypted IS NOT NULL, birth_date, municipality, purge_on, created_at "
+                "SELECT identity_key, key_id, has_bsn, bsn_encrypted IS NOT NULL, "
+                "name_encrypted IS NOT NULL, birth_date_encrypted IS NOT NULL, "
+                "substitute_encrypted IS NOT NULL, municipality, purge_month, created_at "
                 "FROM youth ORDER BY identity_key"
             )
         ).all()

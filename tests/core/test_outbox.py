@@ -157,7 +157,7 @@ def test_enqueue_rejects_an_unknown_channel_and_an_overlong_key(engine: Engine) 
 
 def test_claim_honours_next_attempt_at_and_channel(engine: Engine) -> None:
     first = _enqueue(engine, "a", now=T0)
-    later = _enqueue(engine, "b", now=T0 + timedelta(minutes=1))
+    later = _enqueue(engine, "b", now=T0 + timedelta(seconds=20))  # within the first's lease
     _enqueue(engine, "c", channel="slack", now=T0)
 
     assert _claim(engine, now=T0 - timedelta(seconds=1)) == []
@@ -165,7 +165,7 @@ def test_claim_honours_next_attempt_at_and_channel(engine: Engine) -> None:
     assert [n.id for n in claimed] == [first]
     assert claimed[0].attempts == 1
     assert claimed[0].context == {"note": SECRET}
-    assert [n.id for n in _claim(engine, now=T0 + timedelta(minutes=1))] == [later]
+    assert [n.id for n in _claim(engine, now=T0 + timedelta(seconds=20))] == [later]
 
     row = _row(engine, first)
     assert row.status == OutboxStatus.SENDING
@@ -415,17 +415,66 @@ def test_deliver_due_commits_each_outcome_at_once(engine: Engine) -> None:
     assert _row(engine, first).status == OutboxStatus.SENT
 
 
-def test_deliver_due_hands_back_what_it_cannot_send_within_half_the_lease(
-    engine: Engine,
-) -> None:
+def test_renew_extends_only_the_claims_this_worker_still_holds(engine: Engine) -> None:
+    sent, held, other = (_enqueue(engine, key) for key in ("sent", "held", "other"))
+    _claim(engine, "w1", limit=2)
+    _claim(engine, "w2")
+    outbox.mark_sent(engine, sent, worker_id="w1")
+    later = T0 + timedelta(seconds=20)
+
+    renewed = outbox.renew(
+        engine, [sent, held, other], worker_id="w1", lease=timedelta(seconds=30), now=later
+    )
+
+    assert renewed == 1
+    assert _row(engine, held).claimed_until == later + timedelta(seconds=30)
+    assert _row(engine, sent).claimed_until is None
+    assert _row(engine, other).claimed_until == T0 + LEASE
+
+
+def test_a_live_worker_keeps_its_claim_past_the_first_lease(engine: Engine) -> None:
+    """However slow the relay, the claim is renewed while the batch is sent: nobody else gets
+    its rows, and none of them is sent twice."""
     ids = [_enqueue(engine, f"k{i}", now=T0 + timedelta(seconds=i)) for i in range(3)]
+    lease = timedelta(seconds=0.6)
+    rival_got: list[list[OutboundNotification]] = []
 
     def slow_send(notification: OutboundNotification) -> str | None:
-        time.sleep(0.6)
+        time.sleep(0.5)  # three of these take two and a half leases
+        if notification.id == ids[1]:  # the first lease is over by now
+            rival_got.append(
+                outbox.claim_due(engine, channel="email", worker_id="rival", lease=lease)
+            )
         return None
 
     report = outbox.deliver_due(
-        engine, channel="email", worker_id="w1", send=slow_send, lease=timedelta(seconds=1)
+        engine, channel="email", worker_id="w1", send=slow_send, lease=lease
+    )
+
+    assert report == DeliveryReport(claimed=3, sent=3)
+    assert rival_got == [[]]
+    assert {_row(engine, i).status for i in ids} == {OutboxStatus.SENT}
+    assert [event.subject for event in _events(engine, "notification-sent")] == [
+        f"outbox:{i}" for i in ids
+    ]
+
+
+def test_the_rest_of_the_batch_goes_back_when_the_claim_cannot_be_renewed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [_enqueue(engine, f"k{i}", now=T0 + timedelta(seconds=i)) for i in range(3)]
+
+    def database_away(*args: Any, **kwargs: Any) -> int:
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(outbox, "renew", database_away)
+
+    def slow_send(notification: OutboundNotification) -> str | None:
+        time.sleep(0.4)  # past half the lease, with no renewal in between
+        return None
+
+    report = outbox.deliver_due(
+        engine, channel="email", worker_id="w1", send=slow_send, lease=timedelta(seconds=0.6)
     )
     assert report == DeliveryReport(claimed=3, sent=1, released=2)
     for notification_id in ids[1:]:

@@ -27,8 +27,15 @@ from core.rendering import (
 from tests.core.conftest import CoreDriver
 from tests.core.test_privacy import _scan, _scenario
 
-# Receipts go back by mail only; escalations go to a municipality, which has no Slack.
-NOT_FOR_SLACK = {"ontvangstbevestiging", "foutmelding", "coordinatie-escalatie", "match-escalatie"}
+# Receipts go back by mail only; escalations go to a municipality, which has no Slack; the
+# logboek's anchor goes to the region's administrator, by mail only (it is to be kept).
+NOT_FOR_SLACK = {
+    "ontvangstbevestiging",
+    "foutmelding",
+    "coordinatie-escalatie",
+    "match-escalatie",
+    "logboek-anker",
+}
 SLACK_KINDS = set(NOTIFICATION_KINDS) - NOT_FOR_SLACK
 
 COORDINATION_BUTTONS = ["antwoord_akkoord", "antwoord_weiger", "antwoord_overdragen"]

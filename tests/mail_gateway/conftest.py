@@ -7,7 +7,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ from tests.conftest import TEST_SECRET
 from tests.core.conftest import config  # noqa: F401  (the session-wide covenant fixture)
 
 MAIL_DOMAIN = "verwijsindex.localhost"
+
+# Something else ``serve`` runs in the gateway's event loop (the Slack endpoint), until stop.
+Beside = Callable[[Gateway, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def free_port() -> int:
@@ -46,11 +49,13 @@ def gateway_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Set
 
 
 class RunningGateway:
-    """The gateway's roles in their own thread and event loop, as ``serve`` runs them."""
+    """The gateway's roles (and what runs ``also`` beside them) in their own thread and event
+    loop, as ``serve`` runs them."""
 
-    def __init__(self, gateway: Gateway, roles: list[str]):
+    def __init__(self, gateway: Gateway, roles: list[str], also: Sequence[Beside] = ()):
         self.gateway = gateway
         self.roles = roles
+        self.also = also
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
@@ -68,9 +73,10 @@ class RunningGateway:
 
         async def main() -> None:
             self._stop = asyncio.Event()
-            task = asyncio.create_task(run_roles(self.gateway, self.roles, self._stop))
+            tasks = [run_roles(self.gateway, self.roles, self._stop)]
+            tasks.extend(beside(self.gateway, self._stop) for beside in self.also)
             self._started.set()
-            await task
+            await asyncio.gather(*tasks)
 
         try:
             self._loop.run_until_complete(main())
@@ -145,8 +151,10 @@ def make_gateway(
 def run_gateway() -> Iterator[Callable[..., RunningGateway]]:
     running: list[RunningGateway] = []
 
-    def start(gateway: Gateway, roles: list[str] | None = None) -> RunningGateway:
-        instance = RunningGateway(gateway, roles or ["smtp", "processing", "delivery"])
+    def start(
+        gateway: Gateway, roles: list[str] | None = None, also: Sequence[Beside] = ()
+    ) -> RunningGateway:
+        instance = RunningGateway(gateway, roles or ["smtp", "processing", "delivery"], also)
         running.append(instance.start())
         return instance
 

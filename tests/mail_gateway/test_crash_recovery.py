@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -23,10 +25,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from core.models import AuditEvent, InboundMessage, InboundStatus, OutboxMessage
+from core.clock import as_utc, utcnow
+from core.models import AuditEvent, InboundMessage, InboundStatus, OutboxMessage, OutboxStatus
 from tests.bsns import valid_bsns
 from tests.conftest import TEST_SECRET
 from tests.mail_gateway.conftest import MAIL_DOMAIN, free_port, wait_for_port, wait_until
+from tests.mail_gateway.relay_sink import RelaySink
 
 SENDER = "koppeling@ggd-groningen.example"
 MESSAGES = 500
@@ -176,3 +180,72 @@ def test_every_message_answered_250_is_processed_exactly_once_after_a_restart(
         assert not session.exec(
             select(InboundMessage).where(col(InboundMessage.raw) != b"")
         ).all(), "processed mail keeps no BSN"
+
+
+# -- notifications a killed delivery worker held (issue 9, item 13) --------------------------
+
+OUTBOX_LEASE_SECONDS = 5
+RECEIPTS = 3
+
+
+def _receipts(engine: Engine) -> list[OutboxMessage]:
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(OutboxMessage).where(OutboxMessage.kind == "ontvangstbevestiging")
+            ).all()
+        )
+
+
+def test_receipts_a_killed_worker_held_go_out_within_the_short_lease(
+    tmp_path: Path, database_url: str, empty_engine: Engine
+) -> None:
+    """The first process claims receipts and hangs on a relay that accepts the connection but
+    never greets; it keeps renewing its claim past the lease. Killed, it leaves them claimed;
+    the next process sends them within seconds, not minutes."""
+    silent_relay = socket.socket()
+    silent_relay.bind(("127.0.0.1", 0))
+    silent_relay.listen(16)  # the kernel completes the handshakes; nobody ever answers
+    first = Service(tmp_path, database_url)
+    first.env["VERWIJSINDEX_OUTBOX_LEASE_SECONDS"] = str(OUTBOX_LEASE_SECONDS)
+    first.env["VERWIJSINDEX_RELAY_URL"] = (
+        f"smtp://127.0.0.1:{silent_relay.getsockname()[1]}?timeout=300"
+    )
+    second = Service(tmp_path, database_url)
+    second.env["VERWIJSINDEX_OUTBOX_LEASE_SECONDS"] = str(OUTBOX_LEASE_SECONDS)
+    try:
+        first.start()
+        bsns = valid_bsns(RECEIPTS, start_prefix=32_000_000)
+        with smtplib.SMTP("127.0.0.1", first.port, timeout=30) as smtp:
+            for number, bsn in enumerate(bsns):
+                smtp.sendmail(SENDER, [f"registratie@{MAIL_DOMAIN}"], registration(bsn, number))
+        held = wait_until(
+            lambda: [r.id for r in _receipts(empty_engine) if r.status == OutboxStatus.SENDING],
+            timeout=60,
+            what="the first process to claim a receipt",
+        )
+
+        time.sleep(OUTBOX_LEASE_SECONDS * 1.5)  # the first lease is long over by now
+        for row in _receipts(empty_engine):
+            if row.id in held:  # still the live worker's: renewed, not up for grabs
+                assert row.status == OutboxStatus.SENDING
+                assert row.claimed_until is not None and as_utc(row.claimed_until) > utcnow()
+
+        first.kill(signal.SIGKILL)
+        killed_at = time.monotonic()
+        with RelaySink() as sink:
+            second.env["VERWIJSINDEX_RELAY_URL"] = sink.url
+            second.start()
+            arrived = sink.wait_for(RECEIPTS, kind="ontvangstbevestiging", timeout=40)
+            took = time.monotonic() - killed_at
+            wait_until(
+                lambda: all(r.status == OutboxStatus.SENT for r in _receipts(empty_engine)),
+                timeout=10,
+                what="the receipts to be recorded as sent",
+            )
+    finally:
+        first.stop()
+        second.stop()
+        silent_relay.close()
+    assert took < 30, f"the receipts went out {took:.0f} s after the kill"
+    assert len({r.message["Message-ID"] for r in arrived}) == len(arrived) == RECEIPTS

@@ -4,12 +4,15 @@ letters on 5xx, STARTTLS and AUTH, and nothing of a notification's content in th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import mailbox
+import os
 import re
 import smtplib
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,14 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
 from core import outbox
+from core.audit import use_keyring
 from core.clock import as_utc, utcnow
-from core.db import transaction
-from core.models import OutboxMessage, OutboxStatus
+from core.db import create_db_engine, transaction
+from core.models import OutboxMessage, OutboxStatus, metadata
 from core.notifications.subscribers import NOTIFICATION_KINDS
 from core.outbox import OutboundNotification
 from core.rendering import RenderedEmail
@@ -36,11 +41,12 @@ from mail_gateway.delivery.message import (
     AUTO_REPLIED_KINDS,
     build_message,
     message_id_for,
+    message_id_salt,
     one_line,
 )
 from mail_gateway.delivery.relay import MaildirRelay, SmtpRelay, relay_from_url
 from mail_gateway.delivery.worker import MailDelivery
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_KEYRING, TEST_SECRET
 from tests.core.conftest import CoreDriver, core  # noqa: F401  (the core driver fixture)
 from tests.core.test_privacy import _gateway_contexts, _scan, _scenario
 from tests.mail_gateway.relay_sink import Received, RelaySink, free_port
@@ -268,14 +274,54 @@ def test_message_ids_follow_the_idempotency_key(monkeypatch: pytest.MonkeyPatch)
         )  # fmt: skip
 
     rendered = RenderedEmail(subject="Match M-1", text="tekst\n", html="<p>html</p>\n")
-    first = build_message(notification("k1"), rendered, mail_domain=MAIL_DOMAIN, region_name="G")
+    salt = message_id_salt(TEST_KEYRING)
+
+    def build(key: str) -> EmailMessage:
+        return build_message(
+            notification(key),
+            rendered,
+            mail_domain=MAIL_DOMAIN,
+            region_name="G",
+            message_id_salt=salt,
+        )
+
+    first = build("k1")
     monkeypatch.setattr(message_module, "utcnow", lambda: utcnow() + timedelta(hours=3))
-    again = build_message(notification("k1"), rendered, mail_domain=MAIL_DOMAIN, region_name="G")
-    other = build_message(notification("k2"), rendered, mail_domain=MAIL_DOMAIN, region_name="G")
+    again, other = build("k1"), build("k2")
     assert first["Date"] != again["Date"]
     assert first["Message-ID"] == again["Message-ID"] != other["Message-ID"]
-    assert first["Message-ID"] == message_id_for(notification("k1"), MAIL_DOMAIN)
+    assert first["Message-ID"] == message_id_for(notification("k1"), MAIL_DOMAIN, salt)
     assert first["Auto-Submitted"] == "auto-generated"
+
+
+def test_a_new_installation_on_the_same_domain_never_reissues_a_message_id(
+    engine: Engine, sink: RelaySink, tmp_path: Path
+) -> None:
+    """A new database starts its idempotency keys again (``test:1`` here, ``match:M-3:...`` in
+    real life); with another secret key its Message-IDs are its own (RFC 5322 §3.6.4)."""
+    enqueue_notification(engine, 1)
+    delivery_for(engine, tmp_path, sink.url).deliver_batch()
+    [before] = outbox_rows(engine)
+
+    new_settings = delivery_settings(tmp_path, sink.url).model_copy(
+        update={"secret_key": SecretStr("een-andere-installatie-" + "x" * 32)}
+    )
+    new_database = create_db_engine(f"sqlite:///{tmp_path / 'nieuw.db'}")
+    use_keyring(new_database, new_settings.keyring())
+    metadata.create_all(new_database)
+    enqueue_notification(new_database, 1)
+    MailDelivery(new_database, new_settings, region_name=REGION).deliver_batch()
+    [after] = outbox_rows(new_database)
+    new_database.dispose()
+
+    assert before.idempotency_key == after.idempotency_key
+    assert before.message_id and after.message_id and before.message_id != after.message_id
+    assert [r.message["Message-ID"] for r in sink.messages()] == [
+        before.message_id,
+        after.message_id,
+    ]
+    digest = hashlib.sha256(before.idempotency_key.encode()).hexdigest()[:32]
+    assert f"<{digest}@{MAIL_DOMAIN}>" not in (before.message_id, after.message_id)
 
 
 def test_a_resend_after_a_crash_carries_the_same_message_id(
@@ -318,6 +364,26 @@ def test_the_default_is_the_maildir_verzonden(
     assert stored["X-Verwijsindex-Type"] == "foutmelding"
     assert stored["Reply-To"] == f"antwoord+abcdefghijklmnopqrstuvwxyz234567@{MAIL_DOMAIN}"
     assert len(list((tmp_path / "verzonden" / "new").iterdir())) == 1
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_the_maildir_and_its_messages_are_private_whatever_the_umask(
+    engine: Engine, tmp_path: Path, umask: int
+) -> None:
+    enqueue_notification(engine, 8)
+    previous = os.umask(umask)
+    try:
+        report = delivery_for(engine, tmp_path, f"maildir:{tmp_path / 'verzonden'}").deliver_batch()
+    finally:
+        os.umask(previous)
+    assert report.sent == 1
+    maildir = tmp_path / "verzonden"
+    folders = [maildir, *(maildir / name for name in ("tmp", "new", "cur"))]
+    assert {folder.name: stat.S_IMODE(folder.stat().st_mode) for folder in folders} == {
+        folder.name: 0o700 for folder in folders
+    }
+    [message] = (maildir / "new").iterdir()
+    assert stat.S_IMODE(message.stat().st_mode) == 0o600
 
 
 def test_an_unwritable_maildir_is_a_temporary_failure(engine: Engine, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from mail_gateway.imap_url import ImapAccount
 from tests.core.conftest import BSN_A
 from tests.mail_gateway.conftest import MAIL_DOMAIN
 from tests.mail_gateway.dovecot import Dovecot, dovecot  # noqa: F401  (the fixture)
+from tests.mail_gateway.test_sender_authentication import SigningDomain
 
 GGD = "verwijsindex@ggd-groningen.example"
 REGISTRATIE = f"registratie@{MAIL_DOMAIN}"
@@ -175,6 +176,66 @@ def test_an_upstream_verdict_is_required_when_configured(
 
     assert report.outcomes == {1: "refused", 2: "stored"}
     assert [raw for _, raw in dovecot.messages("Fout").values()] == [unsigned]
+
+
+def test_upstream_results_count_only_when_the_imap_server_is_a_trusted_relay(
+    imap_gateway: Callable[..., Gateway],
+    dovecot: Dovecot,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The IMAP server stands for the SMTP peer: here it is Dovecot on 127.0.0.1, and the region
+    # trusts only its MX at 192.0.2.25, so the header in the mailbox proves nothing.
+    gateway = imap_gateway(trusted_authserv_id="mx.regio.example", trusted_relays="192.0.2.25")
+    claimed = message(
+        Authentication_Results="mx.regio.example; dkim=pass header.d=ggd-groningen.example"
+    )
+    dovecot.append(claimed)
+
+    with caplog.at_level(logging.INFO, logger="mail_gateway.imap_poller"):
+        report = poll_once(gateway)
+
+    assert report.outcomes == {1: "refused"} and stored(gateway) == []
+    assert [raw for _, raw in dovecot.messages("Fout").values()] == [claimed]
+    assert "trusted relay" in caplog.text
+
+
+def test_replies_need_the_same_proof_as_registrations(
+    imap_gateway: Callable[..., Gateway],
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    key = SigningDomain("ggd-groningen.example")
+    gateway = imap_gateway(verify_dkim=True)
+    gateway.authenticator.dns_lookup = key.dns
+    reply_to = f"antwoord+{'a' * 16}@{MAIL_DOMAIN}"
+    unsigned_reply = message(to=reply_to)
+    unsigned_registration = message()
+    signed_reply = key.sign(message(to=reply_to))
+    for raw in (unsigned_reply, unsigned_registration, signed_reply):
+        dovecot.append(raw)
+
+    report = poll_once(gateway)
+
+    assert report.outcomes == {1: "refused", 2: "refused", 3: "stored"}
+    assert [(r.mailbox, r.rcpt_to) for r in stored(gateway)] == [("antwoord", reply_to)]
+    assert sorted(raw for _, raw in dovecot.messages("Fout").values()) == sorted(
+        [unsigned_reply, unsigned_registration]
+    )
+
+
+def test_one_institution_cannot_squat_anothers_message_id_over_imap(
+    imap_gateway: Callable[..., Gateway],
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    squatted = "<aanmelding-0042@ggd-groningen.example>"
+    dovecot.append(message(sender="verwijsindex@wij-groningen.example", message_id=squatted))
+    dovecot.append(message(message_id=squatted))
+    dovecot.append(message(message_id=squatted))  # GGD's own copy again: a duplicate
+
+    gateway = imap_gateway()
+    report = poll_once(gateway)
+
+    assert report.outcomes == {1: "stored", 2: "stored", 3: "duplicate"}
+    assert [r.institution_id for r in stored(gateway)] == ["wij-groningen", "ggd-groningen"]
 
 
 def test_oversized_mail_is_refused_without_reading_it(

@@ -4,8 +4,9 @@ the institution id, the password is checked against the covenant's hash."""
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -21,7 +22,7 @@ from core.passwords import hash_password
 from mail_gateway.context import build_gateway
 from tests.conftest import TEST_SECRET
 from tests.mail_gateway.certificates import LocalCertificate, make_certificate
-from tests.mail_gateway.conftest import RunningGateway, gateway_settings
+from tests.mail_gateway.conftest import Beside, RunningGateway, gateway_settings
 from tests.mail_gateway.test_smtp_intake import REGISTRATIE, registration
 
 PASSWORD = "koppeling-wachtwoord-2026"
@@ -29,27 +30,47 @@ COUPLING = "koppeling-jhn@ecd-leverancier.example"  # an allowed sender of jeugd
 
 
 @pytest.fixture
-def tls_gateway(
+def make_tls_gateway(
     tmp_path: Path,
     database_url: str,
     engine: Engine,
     run_gateway: Callable[..., RunningGateway],
+) -> Callable[..., tuple[RunningGateway, LocalCertificate]]:
+    """The SMTP listener with STARTTLS, Jeugdhulp Noord's coupling password in the covenant
+    (hashed with ``iterations``), settings ``overrides``, and ``also`` run in its event loop."""
+
+    def make(
+        *, iterations: int = 1000, also: Sequence[Beside] = (), **overrides: Any
+    ) -> tuple[RunningGateway, LocalCertificate]:
+        text = bundled_covenant_path().read_text(encoding="utf-8")
+        anchor = 'id = "jeugdhulp-noord"\n'
+        hashed = hash_password(PASSWORD, iterations=iterations)
+        covenant_file = tmp_path / "covenant.toml"
+        covenant_file.write_text(
+            text.replace(anchor, anchor + f'smtp_auth_hash = "{hashed}"\n', 1), encoding="utf-8"
+        )
+        config = CoreConfig(load_covenant(covenant_file), IdentityKeys(TEST_SECRET.encode()))
+        with transaction(engine) as session:
+            sync_covenant(session, config.covenant)
+        certificate = make_certificate(tmp_path / "tls")
+        settings = gateway_settings(
+            tmp_path,
+            database_url,
+            smtp_tls_cert=certificate.cert,
+            smtp_tls_key=certificate.key,
+            **overrides,
+        )
+        gateway = build_gateway(settings, engine, config)
+        return run_gateway(gateway, ["smtp"], also), certificate
+
+    return make
+
+
+@pytest.fixture
+def tls_gateway(
+    make_tls_gateway: Callable[..., tuple[RunningGateway, LocalCertificate]],
 ) -> tuple[RunningGateway, LocalCertificate]:
-    text = bundled_covenant_path().read_text(encoding="utf-8")
-    anchor = 'id = "jeugdhulp-noord"\n'
-    hashed = hash_password(PASSWORD, iterations=1000)
-    covenant_file = tmp_path / "covenant.toml"
-    covenant_file.write_text(
-        text.replace(anchor, anchor + f'smtp_auth_hash = "{hashed}"\n', 1), encoding="utf-8"
-    )
-    config = CoreConfig(load_covenant(covenant_file), IdentityKeys(TEST_SECRET.encode()))
-    with transaction(engine) as session:
-        sync_covenant(session, config.covenant)
-    certificate = make_certificate(tmp_path / "tls")
-    settings = gateway_settings(
-        tmp_path, database_url, smtp_tls_cert=certificate.cert, smtp_tls_key=certificate.key
-    )
-    return run_gateway(build_gateway(settings, engine, config), ["smtp"]), certificate
+    return make_tls_gateway()
 
 
 def connect(running: RunningGateway, certificate: LocalCertificate) -> smtplib.SMTP:

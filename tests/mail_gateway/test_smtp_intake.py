@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -12,6 +13,7 @@ from email.utils import make_msgid
 import pytest
 from sqlmodel import Session, select
 
+from core.db import transaction
 from core.models import InboundMessage
 from mail_gateway.context import Gateway
 from tests.core.conftest import BSN_A
@@ -171,3 +173,58 @@ def test_a_database_fault_answers_451_without_details(
     monkeypatch.undo()
     with client(smtp_gateway) as smtp:  # the retry goes through
         assert smtp.sendmail(GGD, [REGISTRATIE], registration()) == {}
+
+
+WIJ = "verwijsindex@wij-groningen.example"
+
+
+def test_one_institution_cannot_make_anothers_mail_vanish_by_reusing_its_message_id(
+    smtp_gateway: RunningGateway,
+) -> None:
+    squatted = "<aanmelding-0042@ggd-groningen.example>"  # seen in a Cc, or simply guessed
+    with client(smtp_gateway) as smtp:
+        assert smtp.sendmail(WIJ, [REGISTRATIE], registration(WIJ, message_id=squatted)) == {}
+        real = registration(message_id=squatted)
+        assert smtp.sendmail(GGD, [REGISTRATIE], real) == {}
+        assert smtp.sendmail(GGD, [REGISTRATIE], real) == {}  # GGD's own retry: once
+    rows = stored(smtp_gateway)
+    assert sorted((r.institution_id, r.message_id) for r in rows) == [
+        ("ggd-groningen", squatted),
+        ("wij-groningen", squatted),
+    ]
+    assert (
+        smtp_gateway.gateway.vault.open(
+            next(r for r in rows if r.institution_id == "ggd-groningen").raw
+        )
+        == real
+    )
+
+
+def test_a_message_stored_before_senders_were_keyed_is_still_a_duplicate_only_for_its_sender(
+    smtp_gateway: RunningGateway,
+) -> None:
+    """Rows stored before the sender was part of the dedupe key keep their old key (Message-ID
+    and mailbox): the sender's retry is still recognised, nobody else's mail is taken for it."""
+    message_id = "<voor-de-upgrade@ggd-groningen.example>"
+    old_key = hashlib.sha256(f"{message_id}\nregistratie+".encode()).hexdigest()
+    with transaction(smtp_gateway.gateway.engine) as session:
+        session.add(
+            InboundMessage(
+                dedupe_key=old_key,
+                message_id=message_id,
+                transport="smtp",
+                mail_from=GGD,
+                rcpt_to=REGISTRATIE,
+                mailbox="registratie",
+                institution_id="ggd-groningen",
+                raw=b"",
+                status="processed",
+            )
+        )
+    with client(smtp_gateway) as smtp:
+        assert smtp.sendmail(GGD, [REGISTRATIE], registration(message_id=message_id)) == {}
+        assert smtp.sendmail(WIJ, [REGISTRATIE], registration(WIJ, message_id=message_id)) == {}
+    assert sorted((r.institution_id, r.dedupe_key == old_key) for r in stored(smtp_gateway)) == [
+        ("ggd-groningen", True),
+        ("wij-groningen", False),
+    ]
