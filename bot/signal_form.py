@@ -20,7 +20,7 @@ from typing import Any
 from bot.blocks import context, plain, section
 from core.config import CoreConfig
 from core.errors import DomainError
-from core.fields import LABELS, canonical_label
+from core.fields import LABELS, canonical_label, quote_value
 from core.models import Informed
 
 CALLBACK_ID = "signaal"
@@ -157,7 +157,9 @@ def unusable_prefill(config: CoreConfig, prefill: Mapping[str, str]) -> list[str
     )
     for key, chosen in checks:
         if prefill.get(key) and chosen is None:
-            problems.append(f"{LABELS[key]}: '{prefill[key][:40]}' staat niet in de keuzelijst")
+            problems.append(
+                f"{LABELS[key]}: {quote_value(key, prefill[key])} staat niet in de keuzelijst"
+            )
     return problems
 
 

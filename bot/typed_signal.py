@@ -5,6 +5,8 @@ A bot cannot delete a user's own message, and Slack keeps a DM (and, on some pla
 command's text) in its history. So the form is the only Slack path that takes identity fields:
 from typed text only the other fields (code, gemeente, einddatum, ...) pre-fill the ``/signaal``
 modal, and the identity fields are named (never repeated) so the user fills them in the form.
+Which fields identify a youth is decided by ``core.fields.is_identity_field``, what looks like a
+BSN by ``core.free_text.could_identify``; this module only applies them to typed text.
 
 A DM that looks like a signal is answered with a button that opens the form. The button's
 ``value`` stays in Slack's history with the bot's message, so it carries even less: only the
@@ -112,10 +114,15 @@ def typed_signal(text: str) -> TypedSignal:
 
 def button_value(typed: TypedSignal) -> str:
     """The DM button's value: the printable fields, and the keys of what was left out."""
+    # A kenmerk may be written like a BSN or a birth date: then it stays out as well.
+    kept = {
+        k: v[:BUTTON_VALUE_CHARS]
+        for k, v in typed.prefill.items()
+        if k in BUTTON_FIELDS and not could_identify(v, dates=k == "einddatum")
+    }
     # Seven values of at most 200 characters and a few dozen keys stay well within the limit.
-    kept = {k: typed.prefill[k][:BUTTON_VALUE_CHARS] for k in BUTTON_FIELDS if typed.prefill.get(k)}
     identity = list(typed.withheld) or (["bsn"] if typed.bsn_like_number else [])
-    left_out = [k for k in typed.prefill if k not in BUTTON_FIELDS]
+    left_out = [k for k in typed.prefill if k not in kept]
     value = {"velden": kept, "identiteit": identity, "weggelaten": left_out}
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 

@@ -84,7 +84,7 @@ def keyring_of(connection: Connection) -> KeyRing:
 class Actor:
     """Who does something, and through which channel (smtp, imap, slack, cli, system)."""
 
-    kind: str  # professional | institution | system | municipality
+    kind: str  # professional | institution | system | municipality | peer (an SMTP client)
     identifier: str  # e-mail, institution id, or job name
     channel: str
     professional_id: int | None = None
@@ -226,9 +226,16 @@ def _rows_in_order(connection: Connection, batch: int = 5000) -> Iterator[dict[s
         )
     ]  # fmt: skip
     while True:
-        rows = connection.execute(
-            sa_select(*columns).where(_events.c.id > last_id).order_by(_events.c.id).limit(batch)
-        ).mappings().all()
+        rows = (
+            connection.execute(
+                sa_select(*columns)
+                .where(_events.c.id > last_id)
+                .order_by(_events.c.id)
+                .limit(batch)
+            )
+            .mappings()
+            .all()
+        )
         if not rows:
             return
         for row in rows:
@@ -474,7 +481,9 @@ def _rechain(
         connection.execute(statement, updates[start : start + batch])
     if head is not None:
         connection.execute(
-            update(_heads).where(_heads.c.id == 1).values(**head_values(last_id, prev_new, count))
+            update(_heads)
+            .where(_heads.c.id == 1)
+            .values(last_hash=prev_new, **head_values(last_id, prev_new, count))
         )
     return count, None
 
@@ -513,6 +522,6 @@ def unkey_chain(connection: Connection, keyring: KeyRing) -> tuple[int, ChainBre
         return unkeyed_event_hash(prev, row), None
 
     def head(last_id: int, last_hash: str, count: int) -> dict[str, Any]:
-        return {"last_hash": last_hash}
+        return {"key_id": None, "mac": None}
 
     return _rechain(connection, check, seal, head)

@@ -647,7 +647,15 @@ def _ensure_youths(
     else:
         # Insert first (a youth already known, also one a concurrent command has just inserted,
         # is left alone by ON CONFLICT DO NOTHING), then one look-up for the whole segment.
-        new_rows = [_new_youth(ctx, item, now) for item in prepared if item.action == "register"]
+        # During a key rotation a youth may be stored under a previous key's digest, which
+        # ON CONFLICT (identity_key) cannot see: those are looked up first.
+        rotating = bool(ctx.config.keys.ring.previous)
+        known = _find_youths(session, prepared) if rotating else {}
+        new_rows = [
+            _new_youth(ctx, item, now)
+            for item in prepared
+            if item.action == "register" and item.key not in known
+        ]
         if new_rows:
             connection.execute(
                 ctx.insert(_youth).on_conflict_do_nothing(index_elements=["identity_key"]),

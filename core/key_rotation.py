@@ -61,8 +61,10 @@ class KeyStatus:
 
     @property
     def remaining(self) -> int:
-        return sum(self.youths.values()) + sum(self.parent_links.values()) + sum(
-            self.kept_mail.values()
+        return (
+            sum(self.youths.values())
+            + sum(self.parent_links.values())
+            + sum(self.kept_mail.values())
         )
 
     @property
@@ -94,11 +96,7 @@ def key_status(session: Session, config: CoreConfig) -> KeyStatus:
     kept_mail = {
         (key_id.decode("ascii") if isinstance(key_id, bytes) else str(key_id)): count
         for key_id, count in session.connection()
-        .execute(
-            select(mail_key, func.count())
-            .where(*_mail_not_under(current))
-            .group_by(mail_key)
-        )
+        .execute(select(mail_key, func.count()).where(*_mail_not_under(current)).group_by(mail_key))
         .all()
     }
     unmovable_youths = session.exec(
@@ -257,9 +255,7 @@ def move_parent_links(session: Session, config: CoreConfig, limit: int) -> int:
         for digest in sorted((old, new)):
             lock_family(session, digest)
         already = set(
-            session.exec(
-                select(YouthParent.youth_id).where(YouthParent.parent_key == new)
-            ).all()
+            session.exec(select(YouthParent.youth_id).where(YouthParent.parent_key == new)).all()
         )
         for link in links:
             if link.youth_id in already:  # linked under the new digest meanwhile
@@ -270,9 +266,7 @@ def move_parent_links(session: Session, config: CoreConfig, limit: int) -> int:
             link.parent_bsn_encrypted = keys.encrypt(bsn)
             session.add(link)
         session.flush()
-        session.execute(
-            update(Match).where(col(Match.family_key) == old).values(family_key=new)
-        )
+        session.execute(update(Match).where(col(Match.family_key) == old).values(family_key=new))
         moved += len(links)
     return moved
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterable
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -134,6 +134,8 @@ def get_or_create_youth(
         youth.municipality = municipality  # the youth moved: coordination rules follow
     if identity.name and youth.name_encrypted is None:
         youth.name_encrypted = config.keys.encrypt(identity.name)
+    if substitute and youth.substitute_encrypted is None:  # a youth from before revision 0003
+        youth.substitute_encrypted = config.keys.encrypt(substitute)
     add_parents(session, config, [(youth_id, bsn) for bsn in parents])
     return youth
 
@@ -164,7 +166,7 @@ def add_parents(session: Session, config: CoreConfig, links: Iterable[tuple[int,
             if digest in stored and chosen[bsn][0] not in stored:
                 chosen[bsn] = (digest, key_id)
     by_digest = {digest: bsn for bsn, (digest, _) in chosen.items()}
-    table = YouthParent.__table__
+    table: Table = YouthParent.__table__  # type: ignore[attr-defined]
     connection = session.connection()
     unsealed = _stored_parent_keys(session, list(by_digest), unsealed_only=True)
     if unsealed:

@@ -298,7 +298,8 @@ class GatewaySMTP(SMTP):
         )
         assert self._handler_coroutine is not None
         self._handler_coroutine.cancel()
-        transport.write(ERR_421_TOO_MANY_SESSIONS.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(ERR_421_TOO_MANY_SESSIONS.encode("ascii") + b"\r\n")
         transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:

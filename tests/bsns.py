@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Every BSN handed out, for the suite's privacy guard (tests/privacy_guard.py) to look for.
+ISSUED: set[str] = set()
+
 
 def bsn_from_prefix(prefix: int) -> str | None:
     """The valid BSN with these first 8 digits, if there is one (the check digit may be 10)."""
@@ -19,4 +22,5 @@ def valid_bsns(count: int, start_prefix: int = 20_000_000) -> list[str]:
         if bsn is not None and bsn != "000000000":
             found.append(bsn)
         prefix += 1
+    ISSUED.update(found)
     return found

@@ -21,6 +21,7 @@ from core.audit import use_keyring
 from core.db import create_db_engine
 from core.keyring import KeyRing
 from core.models import metadata
+from tests import privacy_guard
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -119,3 +120,27 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     metadata.create_all(engine)
     yield engine
     engine.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{privacy_guard.MARKER}(reason): the test lets a youth's identity through on purpose "
+        "(tests/privacy_guard.py does not fail it)",
+    )
+    privacy_guard.install()
+
+
+@pytest.fixture(autouse=True)
+def _no_identity_leaves_the_system(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The privacy guard (tests/privacy_guard.py) around every test of the suite."""
+    privacy_guard.forget()
+    yield
+    marker = request.node.get_closest_marker(privacy_guard.MARKER)
+    tmp_path = getattr(request.node, "funcargs", {}).get("tmp_path")
+    found = privacy_guard.leaks(tmp_path if isinstance(tmp_path, Path) else None)
+    privacy_guard.forget()
+    if marker is None and found:
+        pytest.fail("a test youth's identity left the system:\n" + "\n".join(found))
+    if marker is not None and not (marker.args and str(marker.args[0]).strip()):
+        pytest.fail(f"@pytest.mark.{privacy_guard.MARKER} needs a reason")

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from core.cli import admin, handover, registrations, signals, youths
+from core.cli import admin, handover, keys, registrations, signals, youths
 from core.cli.runtime import CliOptions, VerwijsindexGroup, configure_logging, set_cli_options
 
 app = typer.Typer(
@@ -51,7 +51,7 @@ def root(
         logging.getLogger().setLevel(logging.INFO)
 
 
-for group in (admin, registrations, signals, youths, handover):
+for group in (admin, registrations, signals, youths, handover, keys):
     group.register(app)
 
 

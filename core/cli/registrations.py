@@ -43,7 +43,7 @@ def import_command(
 
     institution_id = institution.strip().lower()
     total = count_data_lines(file)
-    with open_core() as core, _progress(enabled=not json_output) as progress:
+    with open_core() as core, progress_bar(enabled=not json_output) as progress:
         task = progress.add_task(f"Importeren voor {institution_id}", total=total)
         with file.open(encoding="utf-8-sig", newline="") as stream:
             report = import_registrations(
@@ -71,7 +71,7 @@ def count_data_lines(file: Path) -> int:
     return max(lines - 1, 0)
 
 
-def _progress(*, enabled: bool) -> Progress:
+def progress_bar(*, enabled: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

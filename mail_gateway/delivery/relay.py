@@ -60,10 +60,12 @@ class _PrivateMaildir(mailbox.Maildir):
     details and references. The stdlib creates its folders ``0700`` already, but every message
     file ``0666`` minus the umask; this narrows the file in ``tmp/`` before a byte is written,
     so the file renamed into ``new/`` is never readable by others (the maildir protocol forbids
-    changing a file once it is in ``new/``: a reader may be taking it)."""
+    changing a file once it is in ``new/``: a reader may be taking it). ``_create_tmp`` is the
+    stdlib's one place that creates the file (internal, hence absent from typeshed); the
+    delivery tests check the resulting mode, so a change there cannot pass unnoticed."""
 
     def _create_tmp(self) -> Any:
-        handle = super()._create_tmp()
+        handle = super()._create_tmp()  # type: ignore[misc]
         os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
         return handle
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from core.actors import institution_actor, professional_actor, require_professio
 from core.clock import utcnow
 from core.db import run_in_transaction
 from core.errors import UserError
+from core.leases import LeaseKeeper
 from core.models import InboundMessage, InboundStatus
 from mail_gateway.context import Gateway
 from mail_gateway.mailboxes import Mailbox, route
@@ -233,24 +233,14 @@ def _process_together(gateway: Gateway, run: list[Opened]) -> bool:
 
 @contextmanager
 def _holding(gateway: Gateway, claimed: list[int], lease: timedelta) -> Iterator[None]:
-    """Renew the claims on ``claimed`` every third of the lease while they are processed (only
-    on those: mail handed back must stay free for other workers)."""
-    done = threading.Event()
+    """Renew the claims on ``claimed`` (every third of the lease: core.leases) while they are
+    processed (only on those: mail handed back must stay free for other workers)."""
 
     def renew() -> None:
-        while not done.wait(lease.total_seconds() / 3):
-            try:
-                renew_claims(gateway.engine, claimed, lease)
-            except Exception:
-                log.warning("could not renew the claims on inbound messages %s", claimed)
+        renew_claims(gateway.engine, claimed, lease)
 
-    renewer = threading.Thread(target=renew, name=f"lease-{claimed[0]}", daemon=True)
-    renewer.start()
-    try:
+    with LeaseKeeper(renew, lease, name=f"inbound-lease-{claimed[0]}"):
         yield
-    finally:
-        done.set()
-        renewer.join()
 
 
 def _process_safely(gateway: Gateway, inbound_id: int) -> None:

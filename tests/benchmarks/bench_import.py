@@ -98,12 +98,15 @@ def build_database(
 ) -> tuple[list[str], list[tuple[str, date, str]]]:
     """Schema, covenant, and ``youths`` youths registered by the police. Returns the pre-filled
     BSNs with their birth date and municipality (for the CSV's 'already known' rows)."""
+    from core.audit import use_keyring
     from core.covenant.sync import sync_covenant
     from core.db import create_db_engine, transaction
+    from core.keyring import KeyRing
     from core.models import metadata
 
     config = _config()
     engine = create_db_engine(f"sqlite:///{path}")
+    use_keyring(engine, KeyRing.of(SECRET))
     metadata.create_all(engine)
     with transaction(engine) as session:
         sync_covenant(session, config.covenant)
@@ -253,11 +256,14 @@ def child_import(database: Path, csv_path: Path, traced: bool) -> dict[str, Any]
     import tracemalloc
 
     from core.actors import institution_actor
+    from core.audit import use_keyring
     from core.bulk_import import BATCH_SIZE, import_registrations, read_registration_csv
     from core.db import create_db_engine
+    from core.keyring import KeyRing
 
     config = _config()
     engine = create_db_engine(f"sqlite:///{database}")
+    use_keyring(engine, KeyRing.of(SECRET))
     actor = institution_actor(INSTITUTION, "smtp")
     if traced:
         tracemalloc.start()

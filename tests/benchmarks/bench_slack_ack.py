@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 from sqlmodel import Session, func, select  # noqa: E402 (after the path is set)
 
 from bot.context import build_bot  # noqa: E402
+from core.audit import use_keyring  # noqa: E402
 from core.config import build_config  # noqa: E402
 from core.covenant.sync import sync_covenant  # noqa: E402
 from core.db import create_db_engine, transaction  # noqa: E402
@@ -83,10 +84,11 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def prepare(database_url: str, workdir: Path, api: FakeSlackApi) -> RunningSlack:
-    upgrade_database(database_url)
     settings = slack_settings(workdir, database_url, api.url)
+    upgrade_database(database_url, keyring=settings.keyring())
     config = build_config(settings)
     engine = create_db_engine(database_url)
+    use_keyring(engine, settings.keyring())
     with transaction(engine) as session:
         sync_covenant(session, config.covenant)
     return RunningSlack(build_bot(settings, engine, config), with_delivery=True).start()

@@ -1,5 +1,23 @@
-"""The tests' fake Slack Web API is the demo's stand-in (one implementation, in ``demo``)."""
+"""The tests' fake Slack Web API is the demo's stand-in (one implementation, in ``demo``), watched
+by the suite's privacy guard: at the end of the test, no call it received but a form may carry a
+test youth's identity (tests/privacy_guard.py)."""
 
-from demo.slack_stand_in import Call, FakeSlackApi
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from demo.slack_stand_in import Call
+from demo.slack_stand_in import FakeSlackApi as _StandIn
+from tests import privacy_guard
+
+
+class FakeSlackApi(_StandIn):
+    def __init__(self, *, team_id: str = "T0VERWIJS", bot_user_id: str = "U0BOT") -> None:
+        super().__init__(team_id=team_id, bot_user_id=bot_user_id)
+        privacy_guard.watch(self._privacy_texts)
+
+    def _privacy_texts(self) -> Iterator[tuple[str, str]]:
+        return privacy_guard.slack_texts((call.method, call.args) for call in self.calls)
+
 
 __all__ = ["Call", "FakeSlackApi"]

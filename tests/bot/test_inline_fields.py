@@ -60,7 +60,8 @@ def test_text_that_is_no_field_is_reported_never_swallowed() -> None:
     fields = split_fields("hallo bsn=111222333 geboortdatum=01-05-2016 code=laag")
     assert fields.pairs == [("bsn", "111222333"), ("code", "laag")]
     assert fields.problems == [
-        "'hallo' is geen veld; schrijf velden als veld=waarde, bijvoorbeeld code=laag",
+        "de tekst vóór het eerste veld is geen veld; schrijf velden als veld=waarde, "
+        "bijvoorbeeld code=laag",
         "'geboortdatum' is geen veld dat wij kennen",
     ]
 
@@ -163,6 +164,11 @@ def test_the_dm_buttons_value_carries_no_identity_and_no_free_text() -> None:
         "uit de tekst achter /signaal; vul ze hier in",
         "Reden uitstel: niet overgenomen uit uw chatbericht; vul het hier in",
     ]
+
+
+def test_a_kenmerk_written_like_a_bsn_stays_out_of_the_button() -> None:
+    back = from_button_value(button_value(typed_signal(f"signaal kenmerk={BSN} code=laag")))
+    assert back.prefill == {"code": "laag"} and back.left_out == ["kenmerk"]
 
 
 def test_a_forged_button_value_prefills_no_identity_either() -> None:

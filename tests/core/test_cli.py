@@ -209,6 +209,127 @@ def test_audit_verify_detects_an_edited_event(cli: Cli, tmp_path: Path, database
     assert json.loads(as_data.stdout)["break"]["event_id"] == 2
 
 
+def _tamper(database_url: str, work: Callable[[Any], None]) -> None:
+    """Change the database as someone with access to it, but without the secret key."""
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            work(connection)
+    finally:
+        engine.dispose()
+
+
+def _events(connection: Any) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from core.models import AuditEvent
+
+    table: Any = AuditEvent.__table__  # type: ignore[attr-defined]
+    query = select(table).order_by(table.c.id)
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def _delete_the_second_event(connection: Any) -> None:
+    connection.execute(text("DELETE FROM auditevent WHERE id = 2"))
+
+
+def _rehash_after_an_edit(connection: Any) -> None:
+    """Edit event 2, then recompute every link and the head: with SHA-256 as the chain was
+    before it was keyed (that passed), with a made-up key and with the real key's id."""
+    from core.audit import GENESIS_HASH, event_mac, unkeyed_event_hash
+    from core.keyring import KeyRing
+
+    made_up = KeyRing.of(b"the-attackers-own-key-0123456789-0123456789").current
+    prev = GENESIS_HASH
+    for row in _events(connection):
+        if row["id"] == 2:
+            row["action"] = "x"
+        seal = unkeyed_event_hash if row["id"] % 2 else lambda p, r: event_mac(made_up, p, r)
+        row["hash"] = seal(prev, row)
+        connection.execute(
+            text("UPDATE auditevent SET action = :a, prev_hash = :p, hash = :h WHERE id = :id"),
+            {"a": row["action"], "p": prev, "h": row["hash"], "id": row["id"]},
+        )
+        prev = row["hash"]
+    connection.execute(text("UPDATE audithead SET last_hash = :h"), {"h": prev})
+
+
+def _cut_the_tail_and_rewrite_the_head(connection: Any) -> None:
+    events = _events(connection)
+    keep = events[1]
+    connection.execute(text("DELETE FROM auditevent WHERE id > :id"), {"id": keep["id"]})
+    connection.execute(
+        text("UPDATE audithead SET last_event_id = :id, last_hash = :h, event_count = 2"),
+        {"id": keep["id"], "h": keep["hash"]},
+    )
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (_delete_the_second_event, "prev_hash does not match"),
+        (_rehash_after_an_edit, "contents were changed"),
+        (_cut_the_tail_and_rewrite_the_head, "the head was rewritten"),
+    ],
+    ids=["deleted-event", "rehashed-chain", "cut-tail-rewritten-head"],
+)
+def test_audit_verify_detects_tampering_without_the_key(
+    cli: Cli, tmp_path: Path, database_url: str, tamper: Callable[[Any], None], reason: str
+) -> None:
+    register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
+    ok(place(cli, GGD_PRO, "laag"))
+    ok(cli("audit", "verify"))
+
+    _tamper(database_url, tamper)
+    broken = cli("audit", "verify")
+    assert broken.exit_code == 1 and broken.stdout.startswith("BROKEN: ")
+    assert reason in broken.stdout
+    report = json.loads(cli("audit", "verify", "--json").stdout)
+    assert report["intact"] is False and reason in report["break"]["reason"]
+
+
+def test_audit_verify_with_an_anchor_detects_a_rollback(
+    cli: Cli, tmp_path: Path, database_url: str
+) -> None:
+    register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
+    older: dict[str, Any] = {}
+    _tamper(
+        database_url,
+        lambda c: older.update(c.execute(text("SELECT * FROM audithead")).mappings().one()),
+    )
+    ok(place(cli, GGD_PRO, "laag"))
+    anchor_file = tmp_path / "anker.json"
+    printed = ok(cli("audit", "anchor", "--output", str(anchor_file))).stdout
+    anchor = json.loads(anchor_file.read_text())
+    assert json.loads(printed) == anchor
+    assert anchor["event_id"] > older["last_event_id"] and anchor["key_id"] and anchor["mac"]
+    held = ok(cli("audit", "verify", "--anchor", str(anchor_file)))
+    assert f"anchor at event {anchor['event_id']} held" in held.stdout
+
+    def roll_back(connection: Any) -> None:  # to the copy taken before the signal
+        connection.execute(
+            text("DELETE FROM auditevent WHERE id > :id"), {"id": older["last_event_id"]}
+        )
+        connection.execute(
+            text(
+                "UPDATE audithead SET last_event_id = :last_event_id, last_hash = :last_hash,"
+                " event_count = :event_count, key_id = :key_id, mac = :mac"
+            ),
+            older,
+        )
+
+    _tamper(database_url, roll_back)
+    assert ok(cli("audit", "verify")).stdout.startswith("OK: ")  # consistent in itself
+    rolled_back = cli("audit", "verify", "--anchor", str(anchor_file))
+    assert rolled_back.exit_code == 1 and "rolled back to an older copy" in rolled_back.stdout
+    report = json.loads(cli("audit", "verify", "--anchor", str(anchor_file), "--json").stdout)
+    assert report["intact"] is False and report["break"]["event_id"] == anchor["event_id"]
+
+    anchor_file.write_text(json.dumps({**anchor, "event_id": older["last_event_id"]}))
+    forged = cli("audit", "verify", "--anchor", str(anchor_file))
+    assert forged.exit_code == 1 and "anchor itself was changed" in forged.stdout
+
+
 def test_audit_list_shows_the_views_of_a_youth(cli: Cli, tmp_path: Path) -> None:
     register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
     ok(cli("youth", "show", "--bsn", BSN, "--by", "beheer@regio.example"))
@@ -468,7 +589,10 @@ def test_db_upgrade_sweep_and_outbox_retry(cli: Cli, tmp_path: Path) -> None:
 
     register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
     register(cli, tmp_path, "wij-groningen", f"{BSN};Testkind;01-05-2016;Groningen;WIJ-7")
-    [pending] = as_json(cli("outbox", "list", "--status", "pending", "--json"))
+    listed = as_json(cli("outbox", "list", "--status", "pending", "--json"))
+    # Each sweep day mails the logboek's anchor to the region's administrator (core.audit_anchor).
+    assert counts["audit_anchor"] == 1
+    [pending] = [message for message in listed if message["kind"] != "logboek-anker"]
     not_failed = cli("outbox", "retry", str(pending["id"]))
     assert not_failed.exit_code == 1 and "alleen mislukte berichten" in not_failed.stderr
     missing = cli("outbox", "retry", "999999")

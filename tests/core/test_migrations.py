@@ -10,18 +10,26 @@ moves or a changed partial-index WHERE clause) and commit it with the model chan
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import shutil
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
 
+from core.audit import use_keyring, verify_chain
 from core.db import create_db_engine
+from core.identity import IdentityKeys, YouthIdentity
+from core.keyring import KeyRing, SecretKey
 from core.migrations import (
     MIGRATIONS_DIR,
     alembic_config,
@@ -31,6 +39,9 @@ from core.migrations import (
     upgrade_database,
 )
 from core.models import metadata
+from core.sealing import IDENTITY_PURPOSE, INBOUND_MAIL_PURPOSE, Sealer
+from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_KEYRING
 
 DDL_PREFIXES = ("CREATE", "ALTER", "DROP")
 
@@ -343,3 +354,202 @@ def test_sqlite_table_rebuild_keeps_the_rows_that_refer_to_it(tmp_path: Path) ->
             assert "note" in {c["name"] for c in inspect(connection).get_columns("youth")}
     finally:
         engine.dispose()
+
+
+# -- revision 0002: the logboek is keyed --------------------------------------------------------
+
+_UNKEYED_EVENTS = sa.table(
+    "auditevent",
+    sa.column("occurred_at", sa.DateTime(timezone=True)),
+    sa.column("actor", sa.String()),
+    sa.column("action", sa.String()),
+    sa.column("subject", sa.String()),
+    sa.column("channel", sa.String()),
+    sa.column("details", sa.JSON()),
+    sa.column("prev_hash", sa.String()),
+    sa.column("hash", sa.String()),
+)
+
+
+def _write_chain_at_0001(database_url: str, count: int) -> list[str]:
+    """The logboek as the code before revision 0002 wrote it (its SHA-256, spelled out here as
+    that code had it); returns the hashes."""
+    prev, hashes = "0" * 64, []
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            for n in range(count):
+                occurred_at = datetime(2026, 3, 2, 9, n, 0, 1234, tzinfo=UTC)
+                row: dict[str, Any] = {
+                    "occurred_at": occurred_at,
+                    "actor": "system:scheduler",
+                    "action": "test-event",
+                    "subject": f"test:{n}",
+                    "channel": "system",
+                    "details": {"n": n, "why": "upgrade"},
+                }
+                payload = json.dumps(
+                    [prev, occurred_at.isoformat(timespec="microseconds"),
+                     row["actor"], row["action"], row["subject"], row["channel"], row["details"]],
+                    sort_keys=True, separators=(",", ":"), default=str,
+                )  # fmt: skip
+                digest = hashlib.sha256(payload.encode()).hexdigest()
+                connection.execute(
+                    sa.insert(_UNKEYED_EVENTS).values(**row, prev_hash=prev, hash=digest)
+                )
+                prev = digest
+                hashes.append(digest)
+            connection.execute(
+                text(
+                    "INSERT INTO audithead (id, last_event_id, last_hash, event_count)"
+                    " VALUES (1, :n, :h, :n)"
+                ),
+                {"n": count, "h": prev},
+            )
+    finally:
+        engine.dispose()
+    return hashes
+
+
+def _verified(database_url: str) -> tuple[int, Any]:
+    engine = create_db_engine(database_url)
+    use_keyring(engine, TEST_KEYRING)
+    try:
+        with Session(engine) as session:
+            return verify_chain(session)
+    finally:
+        engine.dispose()
+
+
+def test_a_chain_written_at_0001_is_keyed_by_the_upgrade_and_then_verifies(
+    database_url: str,
+) -> None:
+    upgrade_database(database_url, "0001")
+    unkeyed = _write_chain_at_0001(database_url, 3)
+
+    with pytest.raises(RuntimeError, match="needs the secret key"):
+        upgrade_database(database_url)
+    assert current_revision(database_url) == "0001"
+
+    assert upgrade_database(database_url, keyring=TEST_KEYRING) == head_revision()
+    assert _verified(database_url) == (3, None)
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT key_id, hash FROM auditevent")).all()
+            head = connection.execute(text("SELECT key_id, mac FROM audithead")).one()
+        assert {key_id for key_id, _ in rows} == {TEST_KEYRING.current.id}
+        assert not {digest for _, digest in rows} & set(unkeyed)
+        assert head.key_id == TEST_KEYRING.current.id and head.mac
+
+        # Down again: the chain the code before 0002 verifies, exactly as it was.
+        command.downgrade(alembic_config(database_url, keyring=TEST_KEYRING), "0001")
+        with engine.connect() as connection:
+            hashes = connection.execute(text("SELECT hash FROM auditevent ORDER BY id")).scalars()
+            assert list(hashes) == unkeyed
+    finally:
+        engine.dispose()
+
+
+def test_a_chain_broken_before_0002_stays_unkeyed_and_is_reported(database_url: str) -> None:
+    upgrade_database(database_url, "0001")
+    _write_chain_at_0001(database_url, 3)
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE auditevent SET subject = 'x' WHERE id = 2"))
+    finally:
+        engine.dispose()
+
+    upgrade_database(database_url, keyring=TEST_KEYRING)
+    count, chain_break = _verified(database_url)
+    assert count == 1 and chain_break.event_id == 1 and "no MAC" in chain_break.reason
+
+
+def _legacy_seal(secret: bytes, purpose: bytes, plaintext: bytes) -> bytes:
+    """A value as revision 0002 sealed it: nonce || ciphertext, no key id."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(SecretKey(secret).derive(purpose)).encrypt(nonce, plaintext, None)
+
+
+def test_0003_encrypts_the_clear_birth_dates_with_the_regions_key(database_url: str) -> None:
+    secret = TEST_SECRET.encode()
+    keys = IdentityKeys(secret)
+    without_bsn = YouthIdentity(date(2019, 2, 11), surname="van Dijk", sex="X", name="Eva van Dijk")
+    upgrade_database(database_url, "0002")
+    engine = create_db_engine(database_url)
+    mail = b"Subject: aanmelding\r\n\r\nBSN: 111222333\r\n"
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO municipality (name, contact_email, active) VALUES (:n, :e, :a)"),
+                {"n": "Groningen", "e": "jeugd@groningen.example", "a": True},
+            )
+            insert_youth = text(
+                "INSERT INTO youth (id, identity_key, has_bsn, bsn_encrypted, name_encrypted,"
+                " birth_date, municipality, purge_on, created_at) VALUES (:id, :key, :has_bsn,"
+                " :bsn, :name, :born, 'Groningen', :purge, '2026-03-02 09:00:00')"
+            )
+            for youth_id, key, bsn, name, born in (
+                (1, keys.bsn_digest("111222333"), "111222333", "Testkind", date(2016, 5, 1)),
+                (2, keys.identity_key(without_bsn), None, "Eva van Dijk", date(2019, 2, 11)),
+            ):
+                connection.execute(
+                    insert_youth,
+                    {
+                        "id": youth_id,
+                        "key": key,
+                        "has_bsn": bsn is not None,
+                        "bsn": _legacy_seal(secret, IDENTITY_PURPOSE, bsn.encode())
+                        if bsn
+                        else None,
+                        "name": _legacy_seal(secret, IDENTITY_PURPOSE, name.encode()),
+                        "born": born,
+                        "purge": born.replace(year=born.year + 23),
+                    },
+                )
+            connection.execute(
+                text("INSERT INTO youthparent (youth_id, parent_key) VALUES (1, :key)"),
+                {"key": keys.bsn_digest("100000009")},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO inboundmessage (dedupe_key, message_id, transport, mail_from,"
+                    " rcpt_to, mailbox, size, raw, received_at, status, attempts) VALUES ('d',"
+                    " '<m@x>', 'smtp', 'a@x', 'registratie@x', '', 1, :raw,"
+                    " '2026-03-02 09:00:00', 'refused', 0)"
+                ),
+                {"raw": _legacy_seal(secret, INBOUND_MAIL_PURPOSE, mail)},
+            )
+
+        with pytest.raises(RuntimeError, match="needs the region's key"):
+            upgrade_database(database_url)  # without the key: nothing changes
+        assert current_revision(database_url) == "0002"
+
+        upgrade_database(database_url, keyring=KeyRing.of(secret))
+
+        with engine.connect() as connection:
+            columns = {c["name"] for c in inspect(connection).get_columns("youth")}
+            rows = connection.execute(
+                text(
+                    "SELECT key_id, bsn_encrypted, name_encrypted, birth_date_encrypted,"
+                    " substitute_encrypted, purge_month FROM youth ORDER BY id"
+                )
+            ).all()
+            parent_key_ids = connection.execute(text("SELECT key_id FROM youthparent")).all()
+            [raw] = connection.execute(text("SELECT raw FROM inboundmessage")).scalars().all()
+    finally:
+        engine.dispose()
+    assert "birth_date" not in columns and "purge_on" not in columns  # no clear birth date left
+    assert [tuple(r) for r in parent_key_ids] == [(keys.key_id,)]
+    with_bsn, alternative = rows
+    assert with_bsn.key_id == alternative.key_id == keys.key_id
+    assert keys.decrypt(bytes(with_bsn.bsn_encrypted)) == "111222333"
+    assert keys.decrypt(bytes(with_bsn.name_encrypted)) == "Testkind"
+    assert keys.decrypt_date(bytes(with_bsn.birth_date_encrypted)) == date(2016, 5, 1)
+    assert with_bsn.purge_month == date(2039, 5, 1)
+    assert keys.decrypt_date(bytes(alternative.birth_date_encrypted)) == date(2019, 2, 11)
+    # Surname and sex found again from the name, so this youth can be rotated too.
+    substitute = keys.decrypt(bytes(alternative.substitute_encrypted))
+    assert keys.substitute_digest(substitute, date(2019, 2, 11)) == keys.identity_key(without_bsn)
+    assert Sealer(keys.ring, INBOUND_MAIL_PURPOSE, unreadable="").open(bytes(raw)) == mail

@@ -26,6 +26,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default
@@ -36,6 +37,8 @@ from urllib.parse import quote
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests import privacy_guard
 
 
 def free_port() -> int:
@@ -116,6 +119,7 @@ class RelaySink:
     ):
         self.port = port or free_port()
         self.handler = SinkHandler()
+        privacy_guard.watch(self._privacy_texts)
         self.credentials = credentials
         self.options: dict[str, Any] = dict(controller_options)
         self.certificate = None
@@ -151,6 +155,14 @@ class RelaySink:
         return self.certificate.client_context()
 
     # -- up and down --------------------------------------------------------------------------
+
+    def _privacy_texts(self) -> Iterator[tuple[str, str]]:
+        """Every mail received, for the suite's privacy guard (tests/privacy_guard.py)."""
+        with self.handler.lock:
+            received = list(self.handler.received)
+        for index, item in enumerate(received):
+            for text in privacy_guard.mail_texts(item.message):
+                yield f"relayed mail #{index + 1}", text
 
     @property
     def running(self) -> bool:

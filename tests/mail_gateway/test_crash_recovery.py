@@ -55,16 +55,20 @@ class Service:
         self.log = tmp_path / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *roles: str) -> None:
+        """``serve`` with all roles, or ``--only`` each of ``roles``; returns once SMTP listens
+        (when it runs)."""
+        only = [argument for role in roles for argument in ("--only", role)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", "serve"],
+                [sys.executable, "-m", "cli", "serve", *only],
                 env=self.env,
                 cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for_port(self.port, timeout=60)
+        if not roles or "smtp" in roles:
+            wait_for_port(self.port, timeout=60)
 
     def kill(self, signum: int) -> int:
         assert self.process is not None
@@ -200,52 +204,55 @@ def _receipts(engine: Engine) -> list[OutboxMessage]:
 def test_receipts_a_killed_worker_held_go_out_within_the_short_lease(
     tmp_path: Path, database_url: str, empty_engine: Engine
 ) -> None:
-    """The first process claims receipts and hangs on a relay that accepts the connection but
-    never greets; it keeps renewing its claim past the lease. Killed, it leaves them claimed;
-    the next process sends them within seconds, not minutes."""
+    """A delivery process claims the receipts and hangs on a relay that accepts the connection
+    but never greets; it keeps renewing its claim past the lease. Killed, it leaves them
+    claimed; the next delivery process sends them within seconds, not minutes."""
+    intake = Service(tmp_path, database_url)
+    intake.start("smtp", "processing")  # no delivery yet: the receipts wait, to be claimed at once
+    bsns = valid_bsns(RECEIPTS, start_prefix=32_000_000)
+    with smtplib.SMTP("127.0.0.1", intake.port, timeout=30) as smtp:
+        for number, bsn in enumerate(bsns):
+            smtp.sendmail(SENDER, [f"registratie@{MAIL_DOMAIN}"], registration(bsn, number))
+    wait_until(lambda: len(_receipts(empty_engine)) == RECEIPTS, timeout=60, what="the receipts")
+    assert intake.kill(signal.SIGTERM) == 0
+
     silent_relay = socket.socket()
     silent_relay.bind(("127.0.0.1", 0))
     silent_relay.listen(16)  # the kernel completes the handshakes; nobody ever answers
-    first = Service(tmp_path, database_url)
-    first.env["VERWIJSINDEX_OUTBOX_LEASE_SECONDS"] = str(OUTBOX_LEASE_SECONDS)
-    first.env["VERWIJSINDEX_RELAY_URL"] = (
+    stuck, restarted = Service(tmp_path, database_url), Service(tmp_path, database_url)
+    for service in (stuck, restarted):
+        service.env["VERWIJSINDEX_OUTBOX_LEASE_SECONDS"] = str(OUTBOX_LEASE_SECONDS)
+    stuck.env["VERWIJSINDEX_RELAY_URL"] = (
         f"smtp://127.0.0.1:{silent_relay.getsockname()[1]}?timeout=300"
     )
-    second = Service(tmp_path, database_url)
-    second.env["VERWIJSINDEX_OUTBOX_LEASE_SECONDS"] = str(OUTBOX_LEASE_SECONDS)
     try:
-        first.start()
-        bsns = valid_bsns(RECEIPTS, start_prefix=32_000_000)
-        with smtplib.SMTP("127.0.0.1", first.port, timeout=30) as smtp:
-            for number, bsn in enumerate(bsns):
-                smtp.sendmail(SENDER, [f"registratie@{MAIL_DOMAIN}"], registration(bsn, number))
-        held = wait_until(
-            lambda: [r.id for r in _receipts(empty_engine) if r.status == OutboxStatus.SENDING],
+        stuck.start("delivery")
+        wait_until(
+            lambda: {r.status for r in _receipts(empty_engine)} == {OutboxStatus.SENDING},
             timeout=60,
-            what="the first process to claim a receipt",
+            what="the delivery process to claim the receipts",
         )
-
         time.sleep(OUTBOX_LEASE_SECONDS * 1.5)  # the first lease is long over by now
-        for row in _receipts(empty_engine):
-            if row.id in held:  # still the live worker's: renewed, not up for grabs
-                assert row.status == OutboxStatus.SENDING
-                assert row.claimed_until is not None and as_utc(row.claimed_until) > utcnow()
+        for row in _receipts(empty_engine):  # still the live worker's: renewed, not up for grabs
+            assert row.status == OutboxStatus.SENDING
+            assert row.claimed_until is not None and as_utc(row.claimed_until) > utcnow()
 
-        first.kill(signal.SIGKILL)
+        stuck.kill(signal.SIGKILL)
         killed_at = time.monotonic()
         with RelaySink() as sink:
-            second.env["VERWIJSINDEX_RELAY_URL"] = sink.url
-            second.start()
+            restarted.env["VERWIJSINDEX_RELAY_URL"] = sink.url
+            restarted.start("delivery")
             arrived = sink.wait_for(RECEIPTS, kind="ontvangstbevestiging", timeout=40)
             took = time.monotonic() - killed_at
             wait_until(
-                lambda: all(r.status == OutboxStatus.SENT for r in _receipts(empty_engine)),
+                lambda: {r.status for r in _receipts(empty_engine)} == {OutboxStatus.SENT},
                 timeout=10,
                 what="the receipts to be recorded as sent",
             )
     finally:
-        first.stop()
-        second.stop()
+        intake.stop()
+        stuck.stop()
+        restarted.stop()
         silent_relay.close()
     assert took < 30, f"the receipts went out {took:.0f} s after the kill"
     assert len({r.message["Message-ID"] for r in arrived}) == len(arrived) == RECEIPTS
