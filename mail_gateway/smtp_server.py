@@ -5,6 +5,8 @@ Answers (CONTRACT §4), named like Mailman's LMTP runner:
 * unknown mailbox → ``550 5.1.1`` at RCPT;
 * sender not allowed for the mailbox → ``550 5.7.1`` (an SMTP answer, never a bounce mailed
   to a sender that may be forged);
+* message that does not prove its sender as its mailbox requires (login, DKIM, or a trusted
+  relay's Authentication-Results: :mod:`mail_gateway.authentication`) → ``550 5.7.1`` at DATA;
 * too large → ``552`` (aiosmtpd, from the SIZE we announce and the data it reads);
 * anything that goes wrong on our side → ``451 4.3.0``: the sender keeps the message and
   retries, and the retry is recognised by its Message-ID. No exception text reaches the peer;

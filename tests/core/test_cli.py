@@ -605,3 +605,32 @@ def test_database_url_option_overrides_the_setting(
     monkeypatch.setenv("VERWIJSINDEX_DATABASE_URL", "sqlite:////nonexistent/dir/x.db")
     ok(cli("--database-url", database_url, "db", "upgrade"))
     assert as_json(cli("--database-url", database_url, "outbox", "list", "--json")) == []
+
+
+def test_keys_rotate_moves_everything_and_status_says_when_the_old_key_can_go(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
+    register(cli, tmp_path, "wij-groningen", f"{OTHER_BSN};;14-03-2012;Groningen;WIJ-1")
+    assert as_json(cli("keys", "status", "--json"))["old_keys_can_be_dropped"] is True
+    old_id = as_json(cli("keys", "status", "--json"))["current_key"]
+
+    new_secret = "n" * 40
+    monkeypatch.setenv("VERWIJSINDEX_SECRET_KEY", new_secret)  # the old key not kept: refused
+    missing = cli("keys", "status", "--json")
+    assert missing.exit_code == 1 and json.loads(missing.stdout)["missing_keys"] == [old_id]
+    assert cli("keys", "rotate").exit_code == 1
+
+    monkeypatch.setenv("VERWIJSINDEX_PREVIOUS_SECRET_KEYS", TEST_SECRET)
+    waiting = cli("keys", "status")
+    assert waiting.exit_code == 1 and "keys rotate" in waiting.stdout
+    found = as_json(cli("youth", "show", "--bsn", BSN, "--json"))  # found under the old key
+    assert [i["institution"] for i in found["involvements"]] == ["ggd-groningen"]
+
+    rotated = as_json(cli("keys", "rotate", "--batch-size", "1", "--json"))
+    assert rotated["remaining"] == 0 and rotated["old_keys_can_be_dropped"] is True
+    assert "kunnen uit VERWIJSINDEX_PREVIOUS_SECRET_KEYS" in ok(cli("keys", "status")).stdout
+
+    monkeypatch.delenv("VERWIJSINDEX_PREVIOUS_SECRET_KEYS")  # the old key dropped
+    found = as_json(cli("youth", "show", "--bsn", BSN, "--json"))
+    assert [i["institution"] for i in found["involvements"]] == ["ggd-groningen"]

@@ -13,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import shutil
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
@@ -40,8 +42,7 @@ from core.migrations import (
 )
 from core.models import metadata
 from core.sealing import IDENTITY_PURPOSE, INBOUND_MAIL_PURPOSE, Sealer
-from tests.conftest import TEST_SECRET
-from tests.conftest import TEST_KEYRING
+from tests.conftest import TEST_KEYRING, TEST_SECRET
 
 DDL_PREFIXES = ("CREATE", "ALTER", "DROP")
 
@@ -547,7 +548,7 @@ def test_0003_encrypts_the_clear_birth_dates_with_the_regions_key(database_url: 
     assert keys.decrypt(bytes(with_bsn.bsn_encrypted)) == "111222333"
     assert keys.decrypt(bytes(with_bsn.name_encrypted)) == "Testkind"
     assert keys.decrypt_date(bytes(with_bsn.birth_date_encrypted)) == date(2016, 5, 1)
-    assert with_bsn.purge_month == date(2039, 5, 1)
+    assert str(with_bsn.purge_month) == "2039-05-01"  # text on SQLite
     assert keys.decrypt_date(bytes(alternative.birth_date_encrypted)) == date(2019, 2, 11)
     # Surname and sex found again from the name, so this youth can be rotated too.
     substitute = keys.decrypt(bytes(alternative.substitute_encrypted))
