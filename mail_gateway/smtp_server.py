@@ -234,18 +234,26 @@ class InstitutionAuthenticator:
         if self.throttle.refuses(peer, login):
             log.warning("SMTP AUTH from %s refused: too many failed logins", peer)
             return LoginVerdict(None, refused=True)
+        # Shielded: a client that hangs up before the answer still has its attempt counted and
+        # audited, and its check keeps its place among the PASSWORD_CHECKS_AT_ONCE until the
+        # thread is done (else connect, AUTH, hang up would run any number of checks at once).
+        verdict, delay = await asyncio.shield(self._check(peer, login, password))
+        await asyncio.sleep(delay)
+        return verdict
+
+    async def _check(self, peer: str, login: str, password: str) -> tuple[LoginVerdict, float]:
+        """The verdict, and how long to wait before giving it."""
         institution = self.gateway.config.covenant.institution(login)
         stored = institution.smtp_auth_hash if institution is not None else None
         async with self._checks:
             right = await asyncio.to_thread(verify_password, password, stored or self._stand_in)
         if right and institution is not None and stored is not None:
-            return LoginVerdict(institution.id)
+            return LoginVerdict(institution.id), 0.0
         failure = self.throttle.failed(peer, login)
         log.info("SMTP AUTH failed from %s (%d failures in the window)", peer, failure.failures)
         async with self._checks:
             await asyncio.to_thread(self._audit_failure, peer, login, failure)
-        await asyncio.sleep(failure.delay)
-        return LoginVerdict(None, refused=failure.blocked)
+        return LoginVerdict(None, refused=failure.blocked), failure.delay
 
     def _audit_failure(self, peer: str, login: str, failure: LoginFailure) -> None:
         actor = Actor(kind="peer", identifier=peer, channel="smtp")

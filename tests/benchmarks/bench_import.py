@@ -140,10 +140,11 @@ def build_database(
                     1,
                     os.urandom(37),
                     os.urandom(40),
-                    born.isoformat(),
                     municipality,
-                    purge.isoformat(),
                     created_text,
+                    config.keys.key_id,
+                    config.keys.encrypt_date(born),  # the rules decrypt it
+                    purge.replace(day=1).isoformat(),
                 )
             )
             registration_rows.append(
@@ -163,7 +164,8 @@ def build_database(
             next_id += 1
         connection.executemany(
             "INSERT INTO youth (id, identity_key, has_bsn, bsn_encrypted, name_encrypted, "
-            "birth_date, municipality, purge_on, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            "municipality, created_at, key_id, birth_date_encrypted, purge_month) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             youth_rows,
         )
         connection.executemany(
@@ -322,10 +324,11 @@ def child_baseline(database: Path, csv_path: Path) -> dict[str, Any]:
                     1,
                     os.urandom(37),
                     os.urandom(40),
-                    f"{year}-{month}-{day}",
                     municipality,
-                    f"{int(year) + 23}-{month}-{day}",
                     created,
+                    config.keys.key_id,
+                    os.urandom(47),  # the size of a sealed birth date
+                    f"{int(year) + 23}-{month}-01",
                 )
             )
             registrations.append((key, INSTITUTION, reference, None, created, None, "active", None))
@@ -336,7 +339,8 @@ def child_baseline(database: Path, csv_path: Path) -> dict[str, Any]:
     connection.execute("BEGIN IMMEDIATE")
     connection.executemany(
         "INSERT OR IGNORE INTO youth (identity_key, has_bsn, bsn_encrypted, name_encrypted, "
-        "birth_date, municipality, purge_on, created_at) VALUES (?,?,?,?,?,?,?,?)",
+        "municipality, created_at, key_id, birth_date_encrypted, purge_month) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
         youths,
     )
     connection.executemany(

@@ -5,6 +5,7 @@ stays findable under either key; once done, the old key can go."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 
@@ -16,7 +17,7 @@ from core.bulk_import import import_registrations, read_registration_csv
 from core.config import CoreConfig
 from core.errors import SystemError_
 from core.identity import IdentityKeys, YouthIdentity
-from core.key_rotation import key_status, move_youths, rotate_keys
+from core.key_rotation import KeyStatus, key_status, move_youths, rotate_keys
 from core.keyring import KeyRing
 from core.models import InboundMessage, Match, MatchKind, Youth, YouthParent
 from core.registration import RegisterYouth, register_youth
@@ -79,11 +80,13 @@ def keep_mail(core: CoreDriver) -> None:
         session.commit()
 
 
-def rotate(core: CoreDriver, **options: object) -> None:
-    rotate_keys(core.engine, core.config, actor=SYSTEM, **options)  # type: ignore[arg-type]
+def rotate(
+    core: CoreDriver, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
+) -> None:
+    rotate_keys(core.engine, core.config, actor=SYSTEM, batch_size=batch_size, progress=progress)
 
 
-def status(core: CoreDriver) -> object:
+def status(core: CoreDriver) -> KeyStatus:
     return core.run(lambda s: key_status(s, core.config))
 
 
@@ -137,9 +140,9 @@ def test_rotation_moves_youths_parent_links_family_matches_and_kept_mail(
         found = find(new_only, identity)
         assert found is not None
         assert new_only.config.keys.decrypt_date(found.birth_date_encrypted) == identity.birth_date
-    kid = find(new_only, youth(BSN_A))
-    assert kid is not None and kid.name_encrypted is not None
-    assert new_only.config.keys.decrypt(kid.name_encrypted) == "Testkind Geheimnaam"
+    named = find(new_only, youth(BSN_A))
+    assert named is not None and named.name_encrypted is not None
+    assert new_only.config.keys.decrypt(named.name_encrypted) == "Testkind Geheimnaam"
     # A third child of the same parent joins the family under the new digest.
     register(new_only, "wij-groningen", youth(BSN_C), BSN_PARENT)
     with Session(new_only.engine) as session:
@@ -161,9 +164,9 @@ def test_an_interrupted_rotation_carries_on_where_it_stopped(core: CoreDriver) -
         rotate(rotating, batch_size=1, progress=interrupt)
 
     assert batches == [1]
-    assert sum(status(rotating).youths.values()) == 2  # type: ignore[attr-defined]
+    assert sum(status(rotating).youths.values()) == 2
     rotate(rotating, batch_size=1)
-    assert status(rotating).remaining == 0  # type: ignore[attr-defined]
+    assert status(rotating).remaining == 0
     assert {y.key_id for y in youths(rotating)} == {rotating.config.keys.key_id}
 
 
@@ -213,7 +216,7 @@ def test_a_missing_old_key_gives_a_clear_error(core: CoreDriver) -> None:
     new_only = keyed(core, NEW)  # the old key dropped before the rotation ran
 
     state = status(new_only)
-    assert state.unknown_keys == (core.config.keys.key_id,)  # type: ignore[attr-defined]
+    assert state.unknown_keys == (core.config.keys.key_id,)
     with pytest.raises(SystemError_, match="VERWIJSINDEX_PREVIOUS_SECRET_KEYS"):
         rotate(new_only)
     [kid] = youths(new_only)

@@ -29,6 +29,21 @@ PASSWORD = "koppeling-wachtwoord-2026"
 COUPLING = "koppeling-jhn@ecd-leverancier.example"  # an allowed sender of jeugdhulp-noord
 
 
+def coupling_config(tmp_path: Path, engine: Engine, iterations: int = 1000) -> CoreConfig:
+    """The example covenant with Jeugdhulp Noord's coupling password, synced into ``engine``."""
+    text = bundled_covenant_path().read_text(encoding="utf-8")
+    anchor = 'id = "jeugdhulp-noord"\n'
+    hashed = hash_password(PASSWORD, iterations=iterations)
+    covenant_file = tmp_path / "covenant.toml"
+    covenant_file.write_text(
+        text.replace(anchor, anchor + f'smtp_auth_hash = "{hashed}"\n', 1), encoding="utf-8"
+    )
+    config = CoreConfig(load_covenant(covenant_file), IdentityKeys(TEST_SECRET.encode()))
+    with transaction(engine) as session:
+        sync_covenant(session, config.covenant)
+    return config
+
+
 @pytest.fixture
 def make_tls_gateway(
     tmp_path: Path,
@@ -42,16 +57,7 @@ def make_tls_gateway(
     def make(
         *, iterations: int = 1000, also: Sequence[Beside] = (), **overrides: Any
     ) -> tuple[RunningGateway, LocalCertificate]:
-        text = bundled_covenant_path().read_text(encoding="utf-8")
-        anchor = 'id = "jeugdhulp-noord"\n'
-        hashed = hash_password(PASSWORD, iterations=iterations)
-        covenant_file = tmp_path / "covenant.toml"
-        covenant_file.write_text(
-            text.replace(anchor, anchor + f'smtp_auth_hash = "{hashed}"\n', 1), encoding="utf-8"
-        )
-        config = CoreConfig(load_covenant(covenant_file), IdentityKeys(TEST_SECRET.encode()))
-        with transaction(engine) as session:
-            sync_covenant(session, config.covenant)
+        config = coupling_config(tmp_path, engine, iterations)
         certificate = make_certificate(tmp_path / "tls")
         settings = gateway_settings(
             tmp_path,

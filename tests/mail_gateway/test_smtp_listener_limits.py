@@ -6,20 +6,31 @@ Linux answers on all of 127.0.0.0/8, so a client bound to 127.0.0.2 is another p
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import smtplib
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+from aiosmtpd.smtp import LoginPassword
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from core.models import AuditEvent
 from core.passwords import HASH_ITERATIONS, hash_password, verify_password
-from mail_gateway.context import Gateway
+from mail_gateway.context import Gateway, build_gateway
+from mail_gateway.smtp_limits import LoginThrottle
+from mail_gateway.smtp_server import InstitutionAuthenticator
 from tests.mail_gateway.certificates import LocalCertificate
-from tests.mail_gateway.conftest import RunningGateway, wait_until
-from tests.mail_gateway.test_smtp_auth import PASSWORD, make_tls_gateway  # noqa: F401
+from tests.mail_gateway.conftest import RunningGateway, gateway_settings, wait_until
+from tests.mail_gateway.test_smtp_auth import (  # noqa: F401
+    PASSWORD,
+    coupling_config,
+    make_tls_gateway,
+)
 from tests.mail_gateway.test_smtp_intake import GGD, REGISTRATIE, registration
 
 TlsGateway = Callable[..., tuple[RunningGateway, LocalCertificate]]
@@ -191,3 +202,40 @@ def hash_check_seconds() -> float:
     started = time.monotonic()
     verify_password("y", stored)
     return time.monotonic() - started
+
+
+def test_a_client_that_hangs_up_during_the_check_is_counted_and_audited_all_the_same(
+    tmp_path: Path, database_url: str, engine: Engine
+) -> None:
+    # aiosmtpd cancels a session's work when its client hangs up; the check must not go with it.
+    config = coupling_config(tmp_path, engine, iterations=HASH_ITERATIONS)
+    gateway = build_gateway(gateway_settings(tmp_path, database_url), engine, config)
+    throttle = LoginThrottle(max_failures=1, window=60.0, base_delay=0)
+
+    async def hang_up_during_the_check() -> None:
+        logins = InstitutionAuthenticator(gateway, throttle)
+        attempt = asyncio.create_task(
+            logins.authenticate("192.0.2.1", LoginPassword(b"jeugdhulp-noord", b"geraden"))
+        )
+        await asyncio.sleep(0.05)  # inside the check: it takes far longer than this
+        assert not attempt.done()
+        attempt.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await attempt
+        for _ in range(600):
+            if throttle.refuses("192.0.2.1", "jeugdhulp-noord") and audited(engine):
+                return
+            await asyncio.sleep(0.05)
+
+    asyncio.run(hang_up_during_the_check())
+    assert throttle.refuses("192.0.2.1", "jeugdhulp-noord")
+    assert audited(engine) == 1
+
+
+def audited(engine: Engine) -> int:
+    with Session(engine) as session:
+        return len(
+            session.exec(
+                select(AuditEvent).where(col(AuditEvent.action) == "smtp-auth-failed")
+            ).all()
+        )
