@@ -55,17 +55,21 @@ _DIGIT_RUN = re.compile(r"[0-9](?:[\s.\-]?[0-9])*")
 
 
 def check_no_bsn(text: str | None, field: str, bsns: Iterable[str]) -> None:
-    """Refuse ``text`` (a kenmerk) when it carries one of ``bsns``: a kenmerk goes into every
-    notification to its institution, where a BSN must never be (DOMAIN: Content-free)."""
-    numbers = [b for b in bsns if b]
-    if not text or not numbers:
+    """Refuse ``text`` (a kenmerk) when it carries one of ``bsns`` (the youth's, a parent's) or
+    any number of nine (or eight) digits that passes the elfproef: a kenmerk goes into every
+    notification to its institution and every receipt, where a BSN must never be (DOMAIN:
+    Content-free), and a number that passes the elfproef may be anyone's BSN."""
+    if not text:
         return
+    numbers = [b for b in bsns if b]
     for run in _DIGIT_RUN.findall(text):
         digits = _BSN_SEPARATORS.sub("", run)
-        if any(b in digits or (b.startswith("0") and b[1:] in digits) for b in numbers):
+        # A number of its own (not part of a longer one) as a BSN is written: 9 digits, or 8.
+        bsn_like = len(digits) in (8, 9) and passes_elfproef(digits.zfill(9))
+        if bsn_like or any(b in digits or (b.startswith("0") and b[1:] in digits) for b in numbers):
             raise InvalidInput(
-                "bevat het BSN van de jongere of een ouder; gebruik een kenmerk uit uw eigen "
-                "systeem zonder BSN",
+                "bevat een BSN (of een nummer dat de elfproef doorstaat); gebruik een kenmerk "
+                "uit uw eigen systeem zonder BSN",
                 field=field,
             )
 

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -36,7 +37,7 @@ class SecretKey:
 
     secret: bytes = field(repr=False)
 
-    @property
+    @cached_property  # asked for every sealed value and digest: HKDF once per key
     def id(self) -> str:
         return _hkdf(self.secret, b"verwijsindex key id v1").hex()[:KEY_ID_LENGTH]
 

@@ -29,9 +29,10 @@ from mail_gateway.processing.receipts import Outcome
 
 log = logging.getLogger(__name__)
 
+# The example holds no real-looking BSN or birth date: a valid example BSN is someone's BSN.
 FIELDS_HINT = (
-    "Zet per jongere de velden op een eigen regel, bijvoorbeeld 'BSN: 123456782', "
-    "'Geboortedatum: 01-05-2016', 'Gemeente: Groningen', 'Kenmerk: uw cliëntnummer'; "
+    "Zet per jongere de velden op een eigen regel, bijvoorbeeld 'BSN: <9 cijfers>', "
+    "'Geboortedatum: DD-MM-JJJJ', 'Gemeente: Groningen', 'Kenmerk: uw cliëntnummer'; "
     "scheid jongeren met een regel '---', of stuur een CSV-bijlage met een kopregel."
 )
 

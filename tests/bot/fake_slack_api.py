@@ -16,6 +16,13 @@ class FakeSlackApi(_StandIn):
         super().__init__(team_id=team_id, bot_user_id=bot_user_id)
         privacy_guard.watch(self._privacy_texts)
 
+    def start(self) -> FakeSlackApi:
+        super().start()
+        return self
+
+    def __enter__(self) -> FakeSlackApi:
+        return self.start()
+
     def _privacy_texts(self) -> Iterator[tuple[str, str]]:
         return privacy_guard.slack_texts((call.method, call.args) for call in self.calls)
 

@@ -26,13 +26,27 @@ from tests.mail_gateway.certificates import LocalCertificate
 from tests.mail_gateway.conftest import RunningGateway, free_port, wait_until
 from tests.mail_gateway.test_smtp_auth import make_tls_gateway  # noqa: F401
 from tests.mail_gateway.test_smtp_intake import GGD, REGISTRATIE, registration
-from tests.mail_gateway.test_smtp_listener_limits import plain, tls_session
+from tests.mail_gateway.test_smtp_listener_limits import audited, plain, tls_session
 
 FLOODERS = 10
 # Generous for a loaded machine; with the check on the event loop, every step of a session
 # waits behind the ten checks queued there, and a registration takes well over half a minute.
 REGISTRATION_SECONDS = 8.0
 SLACK_SECONDS = 5.0
+
+
+def checks_in_flight(running: RunningGateway) -> int:
+    """Password checks still under way in the gateway's event loop (those of clients that hung
+    up go on to the end: InstitutionAuthenticator.authenticate)."""
+
+    async def count() -> int:
+        return sum(
+            1
+            for task in asyncio.all_tasks()
+            if getattr(task.get_coro(), "__qualname__", "") == "InstitutionAuthenticator._check"
+        )
+
+    return asyncio.run_coroutine_threadsafe(count(), running._loop).result(10)
 
 
 async def slack_endpoint(gateway: Gateway, stop: asyncio.Event) -> None:
@@ -117,6 +131,9 @@ def test_while_ten_clients_hammer_auth_mail_and_slack_are_answered_promptly(
 
         # Still going: the checks queued behind one another all along.
         wait_until(lambda: flood.attempts > before, timeout=30, what="the flood to go on")
+    # Every attempt answered is in the audit log, and so are those whose clients hung up.
+    wait_until(lambda: checks_in_flight(running) == 0, timeout=120, what="the last checks")
+    assert audited(running.gateway.engine) >= flood.attempts
     assert not flood.errors, flood.errors[:1]
     assert registration_seconds < REGISTRATION_SECONDS
     assert answer.seconds < SLACK_SECONDS
