@@ -122,6 +122,7 @@ def test_a_chain_rehashed_without_the_key_is_detected(engine: Engine) -> None:
     assert _verify(engine) == (2, ChainBreak(2, "contents were changed after writing"))
 
     _rechain_from(engine, 1, unkeyed_event_hash)
+    assert _verify(engine) == (1, ChainBreak(1, "contents were changed after writing"))
     with engine.begin() as connection:
         connection.execute(update(EVENTS).values(key_id=None))
     count, chain_break = _verify(engine)

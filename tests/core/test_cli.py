@@ -234,18 +234,15 @@ def _delete_the_second_event(connection: Any) -> None:
 
 
 def _rehash_after_an_edit(connection: Any) -> None:
-    """Edit event 2, then recompute every link and the head: with SHA-256 as the chain was
-    before it was keyed (that passed), with a made-up key and with the real key's id."""
-    from core.audit import GENESIS_HASH, event_mac, unkeyed_event_hash
-    from core.keyring import KeyRing
+    """Edit event 2, then recompute every link and the head with SHA-256, as the chain was made
+    before it was keyed (that passed ``audit verify`` then)."""
+    from core.audit import GENESIS_HASH, unkeyed_event_hash
 
-    made_up = KeyRing.of(b"the-attackers-own-key-0123456789-0123456789").current
     prev = GENESIS_HASH
     for row in _events(connection):
         if row["id"] == 2:
             row["action"] = "x"
-        seal = unkeyed_event_hash if row["id"] % 2 else lambda p, r: event_mac(made_up, p, r)
-        row["hash"] = seal(prev, row)
+        row["hash"] = unkeyed_event_hash(prev, row)
         connection.execute(
             text("UPDATE auditevent SET action = :a, prev_hash = :p, hash = :h WHERE id = :id"),
             {"a": row["action"], "p": prev, "h": row["hash"], "id": row["id"]},

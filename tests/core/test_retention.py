@@ -103,7 +103,7 @@ def register(
     request = RegisterYouth(
         youth(bsn, birth),
         "Groningen",
-        f"{institution_id}-{bsn}",
+        f"{institution_id}-K{int(bsn) % 99991}",  # a kenmerk never holds the BSN
         ends_on=ends_on,
         parent_bsns=parent_bsns,
     )
