@@ -5,6 +5,8 @@ calls the suite's privacy guard scans as well (tests/privacy_guard.py)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from bot.arguments import reference
@@ -12,8 +14,9 @@ from bot.inline_fields import split_fields
 from core.errors import InvalidInput
 from tests.bot.conftest import ANNA, SlackSender
 from tests.bot.fake_slack_api import FakeSlackApi
+from tests.bot.forms import signal_fields, submit_signal
 from tests.bot.test_commands import ask
-from tests.core.conftest import BSN_A
+from tests.core.conftest import BSN_A, BSN_B
 
 BIRTH = "01-05-2016"
 NAME = "Testkind Geheimnaam"
@@ -53,3 +56,21 @@ def test_a_subcommand_answer_does_not_repeat_a_bsn_or_date(
 ) -> None:
     answer = ask(sender, slack_api, ANNA, text)
     assert BSN_A not in answer.replace(" ", "") and BIRTH not in answer
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("kenmerk", "DOSSIER-\u202e77", "bevat onzichtbare of stuurtekens (U+202E)"),
+        ("kenmerk", f"DOSSIER-{BSN_B}", "bevat een BSN"),
+        ("naam", "Fenna\u2066 Testkind", "bevat onzichtbare of stuurtekens (U+2066)"),
+    ],
+)
+def test_the_form_refuses_invisible_characters_and_a_bsn_in_the_kenmerk_on_the_field(
+    sender: SlackSender, slack_api: FakeSlackApi, field: str, value: str, error: str
+) -> None:
+    fields = signal_fields(BSN_B, date(2016, 5, 1), **{field: value})
+    _, answer = submit_signal(sender, slack_api, ANNA, fields)
+    errors = answer.json()["errors"]
+    assert list(errors) == [field] and error in errors[field]
+    assert BSN_B not in errors[field] and "Testkind" not in errors[field]

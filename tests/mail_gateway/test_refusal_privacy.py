@@ -130,6 +130,7 @@ CSV_ROWS = {
     "impossible birth date": ("123456782;;31-02-2016;Groningen;K-1;", "31-02-2016"),
     "bad parent BSN": (f"123456782;;02-06-2015;Groningen;K-1;{BSN_PARENT}1", BSN_PARENT),
     "name with a bidi control": ("123456782;Geheim\u202enaam;02-06-2015;Groningen;K-1;", "Geheim"),
+    "bidi in the kenmerk": ("123456782;;02-06-2015;Groningen;K-\u202e1;", "K-\u202e1"),
     "BSN in the kenmerk": (f"{BSN_A};;02-06-2015;Groningen;dossier {BSN_A};", BSN_A),
     "too many values": (f"{BSN_A};Geheimnaam;01-05-2016;Groningen;K-1;;;extra", "Geheimnaam"),
 }
@@ -207,16 +208,19 @@ def service(
 def test_the_receipt_of_every_malformed_shape_carries_no_identity(
     service: RunningGateway, sink: RelaySink
 ) -> None:
-    body = registration("---\n".join(_block(label, shape) for label, _, shape in _cases()))
+    blocks = [_block(label, shape) for label, _, shape in _cases()]
+    blocks.append(_block("Kenmerk", "Kenmerk: GGD-\u202e2400"))  # read, then refused by the core
+    body = registration("---\n".join(blocks))
     csv_body = CSV_HEADER + "\n" + "\n".join(row for row, _ in CSV_ROWS.values()) + "\n"
     attached = registration("Zie de bijlage.")
     attached.add_attachment(csv_body.encode(), maintype="text", subtype="csv", filename="r.csv")
     with smtplib.SMTP("127.0.0.1", service.smtp_port) as client:
         client.send_message(body, from_addr=GGD)
         client.send_message(attached, from_addr=GGD)
-    for mail, refused in ((body, len(CASES)), (attached, len(CSV_ROWS))):
+    for mail, refused in ((body, len(blocks)), (attached, len(CSV_ROWS))):
         receipt = answer_to(sink, str(mail["Message-ID"]))
         text = "\n".join(mail_texts(receipt.message))
         assert f"{refused} niet verwerkt" in text
+        assert "veld Kenmerk: bevat onzichtbare of stuurtekens (U+202E)" in text
         for value in [*IDENTITY.values(), *(value for _, value in CSV_ROWS.values())]:
             _assert_not_in(value, text)
