@@ -313,7 +313,7 @@ def child_baseline(database: Path, csv_path: Path) -> dict[str, Any]:
         reader = csv.reader(stream, delimiter=";")
         next(reader)
         for bsn, _name, born, municipality, reference, _prof, _parent, _end, _action in reader:
-            day, month, year = born.split("-")
+            _day, month, year = born.split("-")
             try:
                 key = config.keys.bsn_digest(bsn)
             except Exception:  # the few invalid rows: the baseline validates nothing
