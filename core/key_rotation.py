@@ -35,7 +35,7 @@ from core import audit
 from core.config import CoreConfig
 from core.db import run_in_transaction
 from core.matching import lock_family
-from core.models import InboundMessage, Match, Youth, YouthParent
+from core.models import AuditEvent, InboundMessage, Match, Youth, YouthParent
 from core.sealing import HEADER_BYTES, INBOUND_MAIL_PURPOSE, Sealer, header
 
 DEFAULT_BATCH_SIZE = 500
@@ -58,6 +58,11 @@ class KeyStatus:
     unmovable_youths: int = 0
     unmovable_parent_links: int = 0
     unknown_keys: tuple[str, ...] = ()  # old key ids the ring does not hold
+    # Logboek events stay under the key they were MACed with (rotation never rewrites the
+    # chain: that would void every anchor kept outside). The old key is then only read, to
+    # verify them; its holder cannot rewrite them undetected, because the first event under
+    # the new key MACs the last old one.
+    logboek: dict[str, int] = field(default_factory=dict)
 
     @property
     def remaining(self) -> int:
@@ -113,10 +118,24 @@ def key_status(session: Session, config: CoreConfig) -> KeyStatus:
         .select_from(YouthParent)
         .where(col(YouthParent.parent_key).in_(unsealed))
     ).one()
+    logboek = _counts(
+        session.exec(
+            select(AuditEvent.key_id, func.count())
+            .where(col(AuditEvent.key_id).is_not(None), AuditEvent.key_id != current)
+            .group_by(col(AuditEvent.key_id))
+        ).all()
+    )
     known = {key.id for key in config.keys.ring.keys}
-    unknown = sorted({*youths, *parent_links, *kept_mail} - known)
+    unknown = sorted({*youths, *parent_links, *kept_mail, *logboek} - known)
     return KeyStatus(
-        current, youths, parent_links, kept_mail, unmovable_youths, unmovable_links, tuple(unknown)
+        current,
+        youths,
+        parent_links,
+        kept_mail,
+        unmovable_youths,
+        unmovable_links,
+        tuple(unknown),
+        logboek,
     )
 
 

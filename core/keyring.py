@@ -17,7 +17,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -27,6 +27,7 @@ from core.errors import SystemError_
 KEY_ID_LENGTH = 8  # hex characters: enough to tell a handful of region keys apart
 
 
+@cache  # a handful of keys and purposes, derived on every MAC and seal otherwise
 def _hkdf(secret: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
 

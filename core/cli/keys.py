@@ -79,7 +79,9 @@ def status_json(status: KeyStatus) -> dict[str, Any]:
         "unmovable_youths": status.unmovable_youths,
         "unmovable_parent_links": status.unmovable_parent_links,
         "remaining": status.remaining,
-        "old_keys_can_be_dropped": status.remaining == 0,
+        "logboek": status.logboek,
+        "old_keys_can_be_dropped": status.remaining == 0 and not status.logboek,
+        "old_keys_needed_for_audit_verify": sorted(status.logboek),
     }
 
 
@@ -88,11 +90,19 @@ def _report(status: KeyStatus, json_output: bool) -> None:
         print_json(status_json(status))
         return
     if status.remaining == 0:
+        if not status.logboek:
+            say(
+                f"Alles staat onder de huidige sleutel {status.current}: de oude sleutels kunnen "
+                "uit VERWIJSINDEX_PREVIOUS_SECRET_KEYS.",
+                "green",
+            )
+            return
         say(
-            f"Alles staat onder de huidige sleutel {status.current}: de oude sleutels kunnen uit "
-            "VERWIJSINDEX_PREVIOUS_SECRET_KEYS.",
+            "Alle identiteitsgegevens en bewaarde berichten staan onder de huidige sleutel "
+            f"{status.current}.",
             "green",
         )
+        _report_logboek(status)
         return
     overview = table(
         f"Nog onder een oude sleutel (huidige: {status.current})", "Sleutel", "Wat", "Aantal"
@@ -124,3 +134,18 @@ def _report(status: KeyStatus, json_output: bool) -> None:
             "brengt ze over; zonder de oude sleutel worden ze niet meer gevonden.",
             "yellow",
         )
+    if status.logboek:
+        _report_logboek(status)
+
+
+def _report_logboek(status: KeyStatus) -> None:
+    """The logboek keeps the key it was written with (core.key_rotation.KeyStatus.logboek)."""
+    events = ", ".join(f"{key_id}: {count}" for key_id, count in sorted(status.logboek.items()))
+    missing = [key_id for key_id in status.logboek if key_id in status.unknown_keys]
+    say(
+        f"Het logboek blijft onder de sleutel waarmee het is geschreven ({events} "
+        "gebeurtenissen): houd die sleutel in VERWIJSINDEX_PREVIOUS_SECRET_KEYS zolang "
+        "'verwijsindex audit verify' die gebeurtenissen moet controleren; hij wordt alleen nog "
+        "gelezen.",
+        "red" if missing else "yellow",
+    )

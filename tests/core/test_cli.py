@@ -625,9 +625,15 @@ def test_keys_rotate_moves_everything_and_status_says_when_the_old_key_can_go(
     assert [i["institution"] for i in found["involvements"]] == ["ggd-groningen"]
 
     rotated = as_json(cli("keys", "rotate", "--batch-size", "1", "--json"))
-    assert rotated["remaining"] == 0 and rotated["old_keys_can_be_dropped"] is True
-    assert "kunnen uit VERWIJSINDEX_PREVIOUS_SECRET_KEYS" in ok(cli("keys", "status")).stdout
+    assert rotated["remaining"] == 0
+    # The logboek keeps the key it was MACed with: the old key is still needed, only to read.
+    assert rotated["old_keys_can_be_dropped"] is False
+    assert rotated["old_keys_needed_for_audit_verify"] == [old_id]
+    assert "alleen nog gelezen" in ok(cli("keys", "status")).stdout
+    ok(cli("audit", "verify"))
 
-    monkeypatch.delenv("VERWIJSINDEX_PREVIOUS_SECRET_KEYS")  # the old key dropped
+    monkeypatch.delenv("VERWIJSINDEX_PREVIOUS_SECRET_KEYS")  # the old key dropped all the same
     found = as_json(cli("youth", "show", "--bsn", BSN, "--json"))
     assert [i["institution"] for i in found["involvements"]] == ["ggd-groningen"]
+    unverifiable = cli("audit", "verify")
+    assert unverifiable.exit_code != 0 and old_id in unverifiable.stdout + unverifiable.stderr
