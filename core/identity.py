@@ -74,6 +74,15 @@ def check_no_bsn(text: str | None, field: str, bsns: Iterable[str]) -> None:
             )
 
 
+def check_reference_text(
+    reference: str | None, identity: YouthIdentity, parent_bsns: tuple[str, ...]
+) -> None:
+    """What any kenmerk (of a registration or a signal) may not hold: bidirectional or control
+    characters, or the youth's or a parent's BSN."""
+    check_free_text(reference, "Kenmerk")
+    check_no_bsn(reference, "Kenmerk", (identity.bsn or "", *parent_bsns))
+
+
 def passes_elfproef(digits: str) -> bool:
     """The BSN's check: weights 9..2 and -1, the sum divisible by 11 (and not all zeros)."""
     if len(digits) != 9 or not (digits.isascii() and digits.isdigit()) or digits == "000000000":

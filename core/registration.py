@@ -17,8 +17,7 @@ from core.clock import utcnow
 from core.config import CoreConfig
 from core.errors import InvalidInput, NotFound
 from core.events import InvolvementAddedEvent
-from core.free_text import check_free_text
-from core.identity import YouthIdentity, check_no_bsn
+from core.identity import YouthIdentity, check_reference_text
 from core.involvement import involved_institution_ids
 from core.models import Institution, Registration, RegistrationStatus
 from core.notifications import publish
@@ -55,15 +54,6 @@ class RegistrationOutcome:
     registration_number: str
     new_involvement: bool
     others_involved: tuple[InvolvedInstitution, ...]
-
-
-def check_reference_text(
-    reference: str | None, identity: YouthIdentity, parent_bsns: tuple[str, ...]
-) -> None:
-    """What any kenmerk (of a registration or a signal) may not hold: bidirectional or control
-    characters, or the youth's or a parent's BSN."""
-    check_free_text(reference, "Kenmerk")
-    check_no_bsn(reference, "Kenmerk", (identity.bsn or "", *parent_bsns))
 
 
 def check_reference(reference: str, request: RegisterYouth) -> str:

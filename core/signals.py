@@ -15,7 +15,7 @@ from core.config import CoreConfig
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.events import ArchivedSignalRecalledEvent, SignalEndedEvent, SignalPlacedEvent
 from core.free_text import check_free_text
-from core.identity import YouthIdentity, check_youth_age
+from core.identity import YouthIdentity, check_reference_text, check_youth_age
 from core.involvement import involved_institution_ids
 from core.models import (
     ArchiveReason,
@@ -32,7 +32,6 @@ from core.models import (
 from core.notifications import publish
 from core.notifications.recipients import current_stand_in
 from core.reconcile import reconcile_youth
-from core.registration import check_reference_text
 from core.youths import age_of, get_or_create_youth, lock_youth, resolve_municipality
 
 MAX_SIGNAL_YEARS = 2  # Jeugdwet: a signal lives at most 2 years after placing

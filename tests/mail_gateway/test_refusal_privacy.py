@@ -14,7 +14,8 @@ import pytest
 
 from core.errors import InvalidInput
 from core.fields import parse_registration
-from core.registration import RegisterYouth, check_reference, check_reference_text
+from core.identity import check_reference_text
+from core.registration import RegisterYouth, check_reference
 from mail_gateway.context import Gateway
 from mail_gateway.parsing.blocks import parse_registration_blocks, parse_signal_blocks
 from mail_gateway.parsing.csv_attachment import read_csv_rows
