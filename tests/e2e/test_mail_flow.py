@@ -5,7 +5,7 @@ in Gmail's Dutch style, and every notification arrives at the relay sink."""
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
@@ -22,13 +22,6 @@ from tests.mail_gateway.relay_sink import Received, RelaySink
 GGD = "verwijsindex@ggd-groningen.example"
 WIJ = "verwijsindex@wij-groningen.example"
 YOUTH = f"BSN: {BSN_A}\nGeboortedatum: 01-05-2016\nGemeente: Groningen\n"
-
-
-@pytest.fixture
-def sink() -> Iterator[RelaySink]:
-    relay = RelaySink().start()
-    yield relay
-    relay.stop()
 
 
 @pytest.fixture

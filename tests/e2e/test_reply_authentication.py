@@ -6,7 +6,7 @@ is taken."""
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
@@ -43,13 +43,6 @@ YOUTH = f"BSN: {BSN_A}\nGeboortedatum: 01-05-2016\nGemeente: Groningen\n"
 @pytest.fixture(scope="module")
 def keys() -> dict[str, SigningDomain]:
     return {d: SigningDomain(d) for d in ("ggd-groningen.example", "wij-groningen.example")}
-
-
-@pytest.fixture
-def sink() -> Iterator[RelaySink]:
-    relay = RelaySink().start()
-    yield relay
-    relay.stop()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from core.settings import Settings
 from mail_gateway.context import Gateway, build_gateway
 from tests.conftest import TEST_SECRET
 from tests.core.conftest import config  # noqa: F401  (the session-wide covenant fixture)
+from tests.mail_gateway.relay_sink import RelaySink
 
 MAIL_DOMAIN = "verwijsindex.localhost"
 
@@ -124,6 +125,14 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = 
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+@pytest.fixture
+def sink() -> Iterator[RelaySink]:
+    """An aiosmtpd relay sink on loopback: the outbound relay the gateway delivers to."""
+    relay = RelaySink().start()
+    yield relay
+    relay.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ it is the sequence that counts.
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
@@ -31,13 +31,6 @@ GGD = "verwijsindex@ggd-groningen.example"
 FORGER = "directie@kwaadwillend.example"
 REGISTRATIE = f"registratie@{MAIL_DOMAIN}"
 MAX_SIZE = 100_000
-
-
-@pytest.fixture
-def sink() -> Iterator[RelaySink]:
-    relay = RelaySink().start()
-    yield relay
-    relay.stop()
 
 
 @pytest.fixture

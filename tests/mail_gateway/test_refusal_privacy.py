@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import smtplib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -188,13 +188,6 @@ def test_an_unknown_answer_is_not_repeated(answer: str) -> None:
 
 
 # -- the same through the real gateway ---------------------------------------------------------
-
-
-@pytest.fixture
-def sink() -> Iterator[RelaySink]:
-    relay = RelaySink().start()
-    yield relay
-    relay.stop()
 
 
 @pytest.fixture
