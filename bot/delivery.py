@@ -43,9 +43,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 
 from core import outbox
-from core.audit import use_keyring
 from core.config import CoreConfig
-from core.db import create_db_engine
+from core.db import service_engine
 from core.models import Channel, OutboxStatus
 from core.outbox import (
     DEFAULT_LEASE,
@@ -273,9 +272,7 @@ class SlackDelivery:
         )
         return ref
 
-    async def _deliver_one(
-        self, notification: OutboundNotification, now: datetime | None
-    ) -> str:
+    async def _deliver_one(self, notification: OutboundNotification, now: datetime | None) -> str:
         """Send and record the outcome: sent, retried, failed or lost."""
         try:
             ref = await self.send(notification)
@@ -403,9 +400,7 @@ async def run_slack_delivery(
     Without ``engine`` it opens (and closes) one on ``settings.database_url``.
     """
     own_engine = engine is None
-    database = engine if engine is not None else create_db_engine(settings.database_url)
-    if own_engine:
-        use_keyring(database, settings.keyring())  # it logs what it delivers (core.audit)
+    database = engine if engine is not None else service_engine(settings)
     renderer = TemplateRenderer(settings.templates_dir, timezone=_timezone(settings, config))
     delivery = SlackDelivery(
         database,
@@ -449,9 +444,7 @@ def _timezone(settings: Settings, config: CoreConfig | None) -> ZoneInfo:
     return ZoneInfo(load_covenant(settings.covenant_path).region.timezone)
 
 
-async def _until_set(
-    wake: asyncio.Event | None, stop: asyncio.Event, *, timeout: float
-) -> None:
+async def _until_set(wake: asyncio.Event | None, stop: asyncio.Event, *, timeout: float) -> None:
     waiters = {asyncio.ensure_future(stop.wait())}
     if wake is not None:
         waiters.add(asyncio.ensure_future(wake.wait()))

@@ -23,7 +23,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, create_engine
 
+from core.audit import use_keyring
 from core.file_privacy import create_private_file, sqlite_file
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,14 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(
         url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20
     )
+
+
+def service_engine(settings: Settings) -> Engine:
+    """The engine every part of the service works on: ``settings.database_url`` with the region's
+    keyring bound, so the logboek it writes is MACed (core.audit refuses to write without it)."""
+    engine = create_db_engine(settings.database_url)
+    use_keyring(engine, settings.keyring())
+    return engine
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -42,12 +42,11 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from core.audit import use_keyring
 from core.cli.runtime import sync_covenant_if_changed, upgrade_schema
 from core.clock import utcnow
 from core.config import CoreConfig, build_config
 from core.covenant import bundled_covenant_path
-from core.db import create_db_engine
+from core.db import service_engine
 from core.models import (
     Absence,
     Coordination,
@@ -183,8 +182,7 @@ class Demo:
         )
         upgrade_schema(self.settings)
         self.config = build_config(self.settings)
-        self.engine = create_db_engine(self.settings.database_url)
-        use_keyring(self.engine, self.settings.keyring())
+        self.engine = service_engine(self.settings)
         sync_covenant_if_changed(self.engine, self.config)
         self.service = Service(self.settings, self.engine, self.config)
         self.slack = SignedSlackRequests(

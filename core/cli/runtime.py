@@ -36,11 +36,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.core import TyperGroup
 
-from core.audit import Actor, use_keyring
+from core.audit import Actor
 from core.clock import DEFAULT_TIMEZONE, as_utc
 from core.config import CoreConfig, build_config
 from core.covenant import CovenantError
-from core.db import create_db_engine, run_in_transaction
+from core.db import run_in_transaction, service_engine
 from core.errors import DomainError
 from core.fields import parse_date
 from core.free_text import quote
@@ -141,8 +141,7 @@ def open_core(*, sync: bool = True) -> Iterator[Core]:
     settings = load_cli_settings()
     config = build_config(settings)
     upgrade_schema(settings)
-    engine = create_db_engine(settings.database_url)
-    use_keyring(engine, settings.keyring())
+    engine = service_engine(settings)
     try:
         if sync:
             sync_covenant_if_changed(engine, config)
