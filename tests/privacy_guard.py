@@ -5,8 +5,10 @@ foutmelding, notification) or a Slack message.
 ``tests/conftest.py`` runs :func:`guard` around every test: a handler on the root logger keeps
 every record (the project's own loggers at every level), and at teardown their text, every mail
 in the test's ``verzonden`` maildir and in a :class:`~tests.mail_gateway.relay_sink.RelaySink`,
-and every call the fake Slack Web API received (forms excepted: a modal holds what the user is
-typing) are scanned for the identities the tests use. A find fails the test.
+every call the fake Slack Web API received (forms excepted: a modal holds what the user is
+typing) and every answer the CLI gave through ``tests/core/test_cli.py``'s ``cli`` fixture (the
+subject-access report excepted: it is the youth's own data, asked for) are scanned for the
+identities the tests use. A find fails the test.
 
 What is looked for, collected once:
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 from core.cli import app
 from core.covenant import bundled_covenant_path
 from core.db import create_db_engine
+from tests import privacy_guard
 from tests.conftest import TEST_SECRET
 
 Cli = Callable[..., Result]
@@ -41,9 +42,16 @@ def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> C
     monkeypatch.setenv("COLUMNS", "200")  # rich folds table cells to the width; keep them whole
     monkeypatch.chdir(tmp_path)  # a stray .env, database or maildir lands here, not in the repo
     runner = CliRunner()
+    outputs: list[tuple[str, str]] = []
+    privacy_guard.watch(lambda: outputs)  # every answer the CLI gives is scanned (DOMAIN)
 
     def invoke(*args: str) -> Result:
-        return runner.invoke(app, list(args), catch_exceptions=False)
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        # A subject-access report (AVG art. 15) is the one output that holds the youth's
+        # identity by design: it is what the youth or parent asked to see.
+        if "access-report" not in args:
+            outputs.append((f"CLI 'verwijsindex {' '.join(args[:2])}'", result.output))
+        return result
 
     return invoke
 
