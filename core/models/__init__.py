@@ -17,6 +17,7 @@ from core.models.care import (
     SignalStatus,
 )
 from core.models.coordination import OPEN_STATUSES, Coordination, CoordinationStatus
+from core.models.installation import Installation
 from core.models.matching import Match, MatchKind, MatchMember, MatchStatus
 from core.models.messaging import (
     Channel,
@@ -46,6 +47,7 @@ __all__ = [
     "InboundMessage",
     "InboundStatus",
     "Informed",
+    "Installation",
     "Institution",
     "Match",
     "MatchKind",

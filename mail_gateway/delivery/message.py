@@ -68,9 +68,13 @@ class UnsendableNotification(ValueError):
 MESSAGE_ID_PURPOSE = b"verwijsindex notification message-id v1"
 
 
-def message_id_salt(keyring: KeyRing) -> bytes:
-    """This installation's key for notification Message-IDs (core.keyring: its own purpose)."""
-    return keyring.current.derive(MESSAGE_ID_PURPOSE)
+def message_id_salt(keyring: KeyRing, installation_id: str) -> bytes:
+    """This installation's key for notification Message-IDs: the region key's own purpose key
+    (core.keyring), bound to the database's random installation id (core.installation), so
+    neither a new key nor a new database repeats an old id."""
+    return hmac.new(
+        keyring.current.derive(MESSAGE_ID_PURPOSE), installation_id.encode(), hashlib.sha256
+    ).digest()
 
 
 def message_id_for(notification: OutboundNotification, mail_domain: str, salt: bytes) -> str:

@@ -36,6 +36,7 @@ import jinja2
 from sqlalchemy.engine import Engine
 
 from core import outbox
+from core.installation import installation_id
 from core.models import Channel
 from core.outbox import DeliveryReport, OutboundNotification, PermanentDeliveryError
 from core.rendering import RenderedEmail, TemplateRenderer
@@ -94,7 +95,7 @@ class MailDelivery:
     ):
         self.engine = engine
         self.mail_domain = settings.mail_domain
-        self.message_id_salt = message_id_salt(settings.keyring())
+        self.message_id_salt = message_id_salt(settings.keyring(), installation_id(engine))
         self.envelope_from = f"postmaster@{settings.mail_domain}"  # see the module docstring
         self.region_name = region_name
         self.relay = relay or relay_from_url(settings.relay_url, local_hostname=self.mail_domain)

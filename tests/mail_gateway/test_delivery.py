@@ -31,6 +31,7 @@ from core import outbox
 from core.audit import use_keyring
 from core.clock import as_utc, utcnow
 from core.db import create_db_engine, transaction
+from core.installation import installation_id
 from core.models import OutboxMessage, OutboxStatus, metadata
 from core.notifications.subscribers import NOTIFICATION_KINDS
 from core.outbox import OutboundNotification
@@ -274,7 +275,7 @@ def test_message_ids_follow_the_idempotency_key(monkeypatch: pytest.MonkeyPatch)
         )  # fmt: skip
 
     rendered = RenderedEmail(subject="Match M-1", text="tekst\n", html="<p>html</p>\n")
-    salt = message_id_salt(TEST_KEYRING)
+    salt = message_id_salt(TEST_KEYRING, "0" * 32)
 
     def build(key: str) -> EmailMessage:
         return build_message(
@@ -294,18 +295,22 @@ def test_message_ids_follow_the_idempotency_key(monkeypatch: pytest.MonkeyPatch)
     assert first["Auto-Submitted"] == "auto-generated"
 
 
+@pytest.mark.parametrize("secret", ["same key", "another key"])
 def test_a_new_installation_on_the_same_domain_never_reissues_a_message_id(
-    engine: Engine, sink: RelaySink, tmp_path: Path
+    engine: Engine, sink: RelaySink, tmp_path: Path, secret: str
 ) -> None:
     """A new database starts its idempotency keys again (``test:1`` here, ``match:M-3:...`` in
-    real life); with another secret key its Message-IDs are its own (RFC 5322 §3.6.4)."""
+    real life); its Message-IDs are its own (RFC 5322 §3.6.4), with another secret key or with
+    the same one (a trial copy, a second database of one region)."""
     enqueue_notification(engine, 1)
     delivery_for(engine, tmp_path, sink.url).deliver_batch()
     [before] = outbox_rows(engine)
 
-    new_settings = delivery_settings(tmp_path, sink.url).model_copy(
-        update={"secret_key": SecretStr("een-andere-installatie-" + "x" * 32)}
-    )
+    new_settings = delivery_settings(tmp_path, sink.url)
+    if secret == "another key":
+        new_settings = new_settings.model_copy(
+            update={"secret_key": SecretStr("een-andere-installatie-" + "x" * 32)}
+        )
     new_database = create_db_engine(f"sqlite:///{tmp_path / 'nieuw.db'}")
     use_keyring(new_database, new_settings.keyring())
     metadata.create_all(new_database)
@@ -322,6 +327,11 @@ def test_a_new_installation_on_the_same_domain_never_reissues_a_message_id(
     ]
     digest = hashlib.sha256(before.idempotency_key.encode()).hexdigest()[:32]
     assert f"<{digest}@{MAIL_DOMAIN}>" not in (before.message_id, after.message_id)
+
+
+def test_the_installation_id_is_drawn_once_and_kept(engine: Engine) -> None:
+    first = installation_id(engine)
+    assert len(first) == 32 and installation_id(engine) == first
 
 
 def test_a_resend_after_a_crash_carries_the_same_message_id(
