@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SECRET_FILE = Path(".verwijsindex-secret")
 MIN_SECRET_LENGTH = 32
+_WARNED_ABOUT: set[Path] = set()  # generated-key files already warned about
 
 
 class Settings(BaseSettings):
@@ -140,11 +141,13 @@ def _generated_secret(path: Path) -> str:
             return path.read_text().strip()
         with os.fdopen(fd, "w") as handle:
             handle.write(secret + "\n")
-    log.warning(
-        "VERWIJSINDEX_SECRET_KEY is not set: using the generated key in %s. "
-        "Production MUST set VERWIJSINDEX_SECRET_KEY (and back it up).",
-        path,
-    )
+    if path.resolve() not in _WARNED_ABOUT:  # once per process, not at every key derivation
+        _WARNED_ABOUT.add(path.resolve())
+        log.warning(
+            "VERWIJSINDEX_SECRET_KEY is not set: using the generated key in %s. "
+            "Production MUST set VERWIJSINDEX_SECRET_KEY (and back it up).",
+            path,
+        )
     return secret
 
 
