@@ -17,7 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.access import who_is, who_submits
 from bot.answered import MessagePlace, mark_answered, pack, unpack
@@ -29,10 +29,8 @@ from bot.identity import Linked
 from bot.reply import ReplyTo
 from bot.submission import Submission
 from core.clock import utcnow
-from core.errors import Conflict, DomainError, NotAllowed, NotFound, UserError
-from core.involvement import involved_institution_ids
-from core.models import Coordination, Institution, ReplyPurpose, ReplyToken
-from core.replies import ReplyAction, answer
+from core.errors import DomainError, UserError
+from core.replies import ReplyAction, answer, hand_over_options
 
 log = logging.getLogger(__name__)
 
@@ -69,36 +67,11 @@ def answered_line(
 
 
 def hand_over_choices(token: str, linked: Linked) -> Callable[[Session], list[tuple[str, str]]]:
-    """The involved institutions that may take over the coordination the token is about, for
-    the one it was sent to (anyone else learns nothing about the youth's involvements)."""
+    """The form's choices: the core resolves the token and checks the sender as for the answer
+    itself (core.replies.hand_over_options)."""
 
     def choices(session: Session) -> list[tuple[str, str]]:
-        row = session.exec(
-            select(ReplyToken).where(ReplyToken.token == token.strip().lower())
-        ).first()
-        if row is None or row.purpose != ReplyPurpose.COORDINATION.value:
-            raise NotFound("dit bericht is onbekend bij de verwijsindex")
-        if row.used_at is not None:
-            raise Conflict("op dit bericht is al geantwoord; het antwoord is eerder verwerkt")
-        if row.professional_id != linked.professional_id and (
-            row.institution_id is None or row.institution_id != linked.institution_id
-        ):
-            raise NotAllowed("dit bericht is voor een andere instelling; alleen die kan overdragen")
-        coordination = session.get(Coordination, row.subject_id)
-        if coordination is None:
-            raise NotFound(f"coördinatie C-{row.subject_id} bestaat niet (meer)")
-        institutions = (
-            session.get(Institution, i)
-            for i in involved_institution_ids(session, coordination.youth_id)
-        )
-        return [
-            (i.id, i.name)
-            for i in institutions
-            if i is not None
-            and i.active
-            and i.may_coordinate
-            and i.id != coordination.institution_id
-        ]
+        return hand_over_options(token, sender=linked.email, session=session)
 
     return choices
 

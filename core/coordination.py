@@ -25,7 +25,7 @@ from core.events import (
     CoordinationReminderDueEvent,
 )
 from core.free_text import check_free_text, quote
-from core.involvement import active_signals, involved_institution_ids
+from core.involvement import active_signals, involved_institution_ids, takeover_candidates
 from core.models import (
     OPEN_STATUSES,
     Coordination,
@@ -368,19 +368,20 @@ def hand_over_coordination(
     if actor.institution_id != coordination.institution_id:
         raise NotAllowed(f"alleen de coördinerende instelling kan {coordination.number} overdragen")
     target = session.get(Institution, (target_institution_id or "").strip().lower())
-    involved = involved_institution_ids(session, coordination.youth_id)
     if target is None or not target.active:
         raise InvalidInput(
             f"onbekende instelling {quote(target_institution_id)}", field="instelling"
         )
-    if target.id not in involved:
-        raise InvalidInput(f"{target.name} is niet betrokken bij deze jongere", field="instelling")
-    if not target.may_coordinate:
-        raise InvalidInput(
-            f"{target.name} mag volgens het convenant niet coördineren", field="instelling"
-        )
-    if target.id == coordination.institution_id:
-        raise InvalidInput("u kunt niet aan uw eigen instelling overdragen", field="instelling")
+    candidates = takeover_candidates(session, coordination.youth_id, coordination.institution_id)
+    if target not in candidates:
+        # The rule is the list; the refusal says which part of it the target misses.
+        if target.id == coordination.institution_id:
+            reason = "u kunt niet aan uw eigen instelling overdragen"
+        elif not target.may_coordinate:
+            reason = f"{target.name} mag volgens het convenant niet coördineren"
+        else:
+            reason = f"{target.name} is niet betrokken bij deze jongere"
+        raise InvalidInput(reason, field="instelling")
     previous = coordination.institution_id
     coordination.round += 1
     audit.record(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from core.models import Registration, RegistrationStatus, Signal, SignalStatus
+from core.models import Institution, Registration, RegistrationStatus, Signal, SignalStatus
 
 
 def involved_institution_ids(session: Session, youth_id: int) -> list[str]:
@@ -35,3 +35,19 @@ def institution_reference(session: Session, youth_id: int, institution_id: str) 
             Registration.youth_id == youth_id, Registration.institution_id == institution_id
         )
     ).first()
+
+
+def takeover_candidates(
+    session: Session, youth_id: int, current_institution_id: str | None
+) -> list[Institution]:
+    """Who may take over a youth's coordination from ``current_institution_id``: the other
+    involved institutions that are active and that the covenant lets coordinate. The one rule
+    behind the hand-over command, the choices in the assignment mail and the Slack form."""
+    institutions = (
+        session.get(Institution, i) for i in involved_institution_ids(session, youth_id)
+    )
+    return [
+        i
+        for i in institutions
+        if i is not None and i.active and i.may_coordinate and i.id != current_institution_id
+    ]

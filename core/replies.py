@@ -12,9 +12,15 @@ from core import audit
 from core.actors import find_professional, institution_actor, professional_actor
 from core.clock import utcnow
 from core.config import CoreConfig
-from core.coordination import accept_coordination, decline_coordination, hand_over_coordination
+from core.coordination import (
+    accept_coordination,
+    decline_coordination,
+    find_coordination,
+    hand_over_coordination,
+)
 from core.errors import InvalidInput, NotAllowed
 from core.follow_up import confirm_match_contact
+from core.involvement import takeover_candidates
 from core.models import Institution, Professional, ReplyPurpose
 from core.reply_tokens import mark_used, resolve_token
 from core.signals import extend_signal
@@ -75,6 +81,28 @@ def answer(
     mark_used(row, action.keyword, now=now)
     session.add(row)
     return result
+
+
+def hand_over_options(
+    token: str, *, sender: str, session: Session, now: datetime | None = None
+) -> list[tuple[str, str]]:
+    """The institutions (id, name) the coordination a token is about may be handed over to,
+    asked before answering with OVERDRAGEN (the Slack form's choices). The token is resolved and
+    its sender checked exactly as for the answer itself (:func:`answer`): unknown, used or
+    expired tokens and anyone but the addressee learn nothing about the youth's involvements."""
+    row = resolve_token(session, token, now=now or utcnow())
+    _actor_for(session, row.institution_id, row.professional_id, sender, "slack")
+    if row.purpose != ReplyPurpose.COORDINATION.value:
+        raise InvalidInput(
+            f"op dit bericht kunt u antwoorden met {KEYWORDS_NL[row.purpose]}", field="antwoord"
+        )
+    coordination = find_coordination(session, row.subject_id)
+    return [
+        (institution.id, institution.name)
+        for institution in takeover_candidates(
+            session, coordination.youth_id, coordination.institution_id
+        )
+    ]
 
 
 def _actor_for(

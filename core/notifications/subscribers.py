@@ -33,7 +33,12 @@ from core.events import (
     TransferExecutedEvent,
     TransferRequestedEvent,
 )
-from core.involvement import active_signals, institution_reference, involved_institution_ids
+from core.involvement import (
+    active_signals,
+    institution_reference,
+    involved_institution_ids,
+    takeover_candidates,
+)
 from core.models import (
     Absence,
     Coordination,
@@ -438,11 +443,7 @@ def _coordination_context(
     municipality = _municipality_of(session, coordination.youth_id)
     hand_over_options = [
         institution_card(i)
-        for i in (
-            session.get(Institution, x)
-            for x in involved_institution_ids(session, coordination.youth_id)
-        )
-        if i is not None and i.may_coordinate and i.id != coordination.institution_id
+        for i in takeover_candidates(session, coordination.youth_id, coordination.institution_id)
     ]
     return {
         "coordination_number": coordination.number,

@@ -18,6 +18,7 @@ from core.models import (
     MatchMember,
     OutboxMessage,
     OutboxStatus,
+    ReplyToken,
     Signal,
 )
 from tests.bot.conftest import (
@@ -269,6 +270,24 @@ def test_the_coordinator_hands_over_to_an_involved_institution(
     press(matched, assignment, EVA, "antwoord_overdragen")
     wait_until(lambda: _ephemeral_texts(slack_api), what="refusal")
     assert _ephemeral_texts(slack_api)[-1].startswith("Dat kan nu niet: op dit bericht is al")
+
+
+def test_an_expired_assignment_opens_no_hand_over_form(
+    matched: SlackSender, slack_api: FakeSlackApi, synced_engine: Engine
+) -> None:
+    """The hand-over button resolves its token through the core as a reply mail does: past its
+    expiry it shows nothing about the youth's involvements (once it skipped that check)."""
+    assignment = wait_for_message(slack_api, WIJ_CHANNEL, "antwoord_overdragen")
+    with Session(synced_engine) as session:
+        for token in session.exec(select(ReplyToken)).all():
+            token.expires_at = token.issued_at - timedelta(seconds=1)
+            session.add(token)
+        session.commit()
+    opened = len(slack_api.calls_to("views.open"))
+    press(matched, assignment, SANNE, "antwoord_overdragen")
+    wait_until(lambda: _ephemeral_texts(slack_api), what="refusal")
+    assert "verlopen" in _ephemeral_texts(slack_api)[-1]
+    assert len(slack_api.calls_to("views.open")) == opened
 
 
 def test_a_stand_in_receives_the_dms_of_an_absent_professional(

@@ -7,24 +7,28 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
 
 from core.audit import verify_chain
-from core.coordination import accept_coordination
+from core.clock import as_utc
+from core.coordination import accept_coordination, sweep_coordination
 from core.db import transaction
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.involvement import takeover_candidates
 from core.models import (
     Coordination,
     CoordinationStatus,
+    Institution,
     MatchMember,
     OutboxMessage,
     ReplyToken,
     Signal,
 )
 from core.registration import RegisterYouth, register_youth
-from core.replies import ReplyAction, answer
+from core.replies import ReplyAction, answer, hand_over_options
 from core.reply_tokens import TOKEN_LIFETIME, issue_token
 from core.retention import warn_expiring_signals
 from core.signals import PlaceSignal, SignalOutcome, place_signal
@@ -427,3 +431,45 @@ def test_outbox_rows_without_a_question_carry_no_token(core: CoreDriver) -> None
         ).all()
     assert rows and all(row.reply_token is None for row in rows)
     assert_logbook_intact(core)
+
+
+# --- who may take over: one rule for the command, the mail's choices and the Slack form ----------
+
+
+def options(core: CoreDriver, token: str, *, sender: str, now: datetime = LATER) -> Any:
+    return core.run(lambda s: hand_over_options(token, sender=sender, session=s, now=now))
+
+
+def test_hand_over_options_are_checked_like_the_answer_itself(core: CoreDriver) -> None:
+    token = assigned_to_wij(core)
+    assert options(core, token, sender=SANNE) == [("ggd-groningen", "GGD Groningen")]
+    # The same refusals as for the answer: anyone but the addressee, and an expired token
+    # (the Slack button once skipped the expiry), learn nothing about who is involved.
+    with pytest.raises(NotAllowed):
+        options(core, token, sender=ANNA)
+    with pytest.raises(Conflict, match="verlopen"):
+        options(core, token, sender=SANNE, now=LATER + TOKEN_LIFETIME + timedelta(days=1))
+    with pytest.raises(NotFound):
+        options(core, "a" * 32, sender=SANNE)
+
+
+def test_an_institution_that_left_is_no_candidate_anywhere(core: CoreDriver) -> None:
+    token = assigned_to_wij(core)
+    [assignment] = core.outbox("coordinatie-toegewezen")
+    assert [o["id"] for o in assignment.context["hand_over_options"]] == ["ggd-groningen"]
+    with transaction(core.engine) as session:
+        ggd = session.get(Institution, "ggd-groningen")
+        assert ggd is not None
+        ggd.active = False  # left the covenant (its registration is still active here)
+        session.add(ggd)
+    with Session(core.engine) as session:
+        coordination = session.exec(select(Coordination)).one()
+        assert takeover_candidates(session, coordination.youth_id, "wij-groningen") == []
+    assert options(core, token, sender=SANNE) == []
+    # The reminder mail offers no hand-over to it either (its choices once skipped 'active').
+    assert coordination.remind_at is not None
+    core.run(lambda s: sweep_coordination(s, core.config, as_utc(coordination.remind_at)))
+    [reminder] = core.outbox("coordinatie-herinnering")
+    assert reminder.context["hand_over_options"] == []
+    with pytest.raises(InvalidInput, match="onbekende instelling"):
+        reply(core, token, "hand-over", "ggd-groningen", sender=SANNE)
