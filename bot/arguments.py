@@ -75,7 +75,6 @@ def reference(word: str, letter: str, *, field: str) -> str:
     if _REFERENCE.match(text) and text[0].upper() == letter:
         return f"{letter}-{text.lstrip(text[0]).lstrip('-')}"
     raise InvalidInput(
-        f"{slack_escape(quote(text, limit=20))} is geen {letter}-nummer "
-        f"(bijvoorbeeld {letter}-12)",
+        f"{slack_escape(quote(text, limit=20))} is geen {letter}-nummer (bijvoorbeeld {letter}-12)",
         field=field,
     )

@@ -24,12 +24,11 @@ from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from core import audit
-from core.actors import find_professional
+from core.actors import find_professional, professionals_with_slack_user
 from core.db import run_in_transaction
-from core.models import Professional
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +183,9 @@ def _unlinker(user_id: str) -> Callable[[Session], None]:
 def _unlink(session: Session, user_id: str, *, keep: int | None = None) -> None:
     """No other professional keeps this Slack user: its notifications would reach the wrong
     person (an address moved to another account, or the account was deactivated)."""
-    query = select(Professional).where(Professional.slack_user_id == user_id)
-    if keep is not None:
-        query = query.where(col(Professional.id) != keep)
-    for professional in session.exec(query).all():
+    for professional in professionals_with_slack_user(session, user_id):
+        if professional.id == keep:
+            continue
         professional.slack_user_id = None
         session.add(professional)
         audit.record(

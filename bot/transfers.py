@@ -16,7 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.access import acting, who_is, who_submits
 from bot.answered import MessagePlace, mark_answered
@@ -28,10 +28,14 @@ from bot.identity import Linked
 from bot.reply import ReplyTo
 from bot.signal_form import decode_metadata, encode_metadata
 from bot.submission import Submission
-from core.actors import require_professional
+from core.actors import (
+    active_professionals_with_role,
+    professionals_by_id,
+    require_professional,
+)
 from core.clock import utcnow
 from core.errors import InvalidInput, UserError
-from core.models import Professional, Role
+from core.models import Role
 from core.transfer import execute_transfer, request_transfer
 
 log = logging.getLogger(__name__)
@@ -53,20 +57,11 @@ def request_transfer_for(
             config=bot.config,
             actor=acting(session, linked),
         )
-        names = {
-            p.id: p.name
-            for p in session.exec(
-                select(Professional).where(
-                    col(Professional.id).in_(
-                        [
-                            transfer.from_professional_id,
-                            transfer.to_professional_id,
-                            transfer.instructed_by_id,
-                        ]
-                    )
-                )
-            ).all()
-        }
+        people = professionals_by_id(
+            session,
+            (transfer.from_professional_id, transfer.to_professional_id, transfer.instructed_by_id),
+        )
+        names = {i: p.name for i, p in people.items()}
         return {
             "number": transfer.number,
             "from_name": names.get(transfer.from_professional_id, from_email),
@@ -82,12 +77,8 @@ def seniors_of(from_email: str) -> Callable[[Session], list[tuple[str, str]]]:
 
     def run(session: Session) -> list[tuple[str, str]]:
         source = require_professional(session, from_email, field="van")
-        people = session.exec(
-            select(Professional)
-            .where(Professional.institution_id == source.institution_id, col(Professional.active))
-            .order_by(col(Professional.name))
-        ).all()
-        return [(p.email, p.name) for p in people if p.has_role(Role.SENIOR)]
+        seniors = active_professionals_with_role(session, source.institution_id, Role.SENIOR)
+        return [(p.email, p.name) for p in seniors]
 
     return run
 

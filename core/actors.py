@@ -1,18 +1,80 @@
-"""Resolving who acts, and the role checks every command shares."""
+"""Resolving who acts, and the role checks every command shares; the read functions the
+transports ask who someone is (they run no queries of their own on these tables)."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from collections.abc import Iterable
+
+from sqlmodel import Session, col, select
 
 from core.audit import Actor
 from core.errors import NotAllowed, NotFound
-from core.models import Institution, Professional, Role
+from core.models import Institution, Professional, Role, Team
 
 
 def find_professional(session: Session, email: str) -> Professional | None:
     return session.exec(
         select(Professional).where(Professional.email == email.strip().lower())
     ).first()
+
+
+def professionals_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, Professional]:
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    rows = session.exec(select(Professional).where(col(Professional.id).in_(wanted))).all()
+    return {p.id: p for p in rows if p.id is not None}
+
+
+def active_professionals_with_role(
+    session: Session, institution_id: str, role: Role
+) -> list[Professional]:
+    """The institution's active professionals who have ``role``, by name."""
+    people = session.exec(
+        select(Professional)
+        .where(Professional.institution_id == institution_id, col(Professional.active))
+        .order_by(col(Professional.name))
+    ).all()
+    return [p for p in people if p.has_role(role)]
+
+
+def professionals_with_slack_user(session: Session, user_id: str) -> list[Professional]:
+    return list(
+        session.exec(select(Professional).where(Professional.slack_user_id == user_id)).all()
+    )
+
+
+def professional_and_team(session: Session, email: str) -> tuple[Professional, Team] | None:
+    """The professional with this address and the team they are in (whether it may signal)."""
+    row = session.exec(
+        select(Professional, Team)
+        .join(Team, col(Team.id) == Professional.team_id)
+        .where(Professional.email == email.strip().lower())
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def sender_allowed(institution: Institution, address: str) -> bool:
+    """Whether ``address`` may send for the institution: one of its allowed senders (an address,
+    or ``@domain``), or its notification mailbox."""
+    address = address.strip().lower()
+    for allowed in institution.allowed_senders:
+        allowed = allowed.strip().lower()
+        if allowed.startswith("@") and address.endswith(allowed):
+            return True
+        if address == allowed:
+            return True
+    return address == institution.notification_email.lower()
+
+
+def institution_for_sender(session: Session, address: str) -> Institution | None:
+    """The active institution that allows ``address``; an exact address beats a domain."""
+    institutions = session.exec(select(Institution).where(col(Institution.active))).all()
+    address = address.strip().lower()
+    exact = [i for i in institutions if address in (s.lower() for s in i.allowed_senders)]
+    if exact:
+        return exact[0]
+    return next((i for i in institutions if sender_allowed(i, address)), None)
 
 
 def require_professional(session: Session, email: str, *, field: str | None = None) -> Professional:

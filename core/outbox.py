@@ -719,3 +719,19 @@ def list_outbox(
 
 def _now(now: datetime | None) -> datetime:
     return as_utc(now) if now is not None else utcnow()
+
+
+def reply_token_answered(session: Session, message_ids: Sequence[str]) -> str | None:
+    """The reply token of the newest notification sent with one of ``message_ids`` (a reply
+    that reached another of our addresses names what it answers in its References)."""
+    if not message_ids:
+        return None
+    row = session.exec(
+        sqlmodel.select(OutboxMessage)
+        .where(
+            sqlmodel.col(OutboxMessage.message_id).in_(list(message_ids)),
+            sqlmodel.col(OutboxMessage.reply_token).is_not(None),
+        )
+        .order_by(sqlmodel.col(OutboxMessage.id).desc())
+    ).first()
+    return row.reply_token if row else None

@@ -204,9 +204,7 @@ def _active_signals_of(session: Session, professional_id: int) -> list[Signal]:
     return list(
         session.exec(
             select(Signal)
-            .where(
-                Signal.professional_id == professional_id, Signal.status == SignalStatus.ACTIVE
-            )
+            .where(Signal.professional_id == professional_id, Signal.status == SignalStatus.ACTIVE)
             .order_by(col(Signal.ends_on), col(Signal.id))
         ).all()
     )
@@ -256,9 +254,7 @@ def _matches(
     return items
 
 
-def _partner(
-    session: Session, member: MatchMember, signal: Signal, today: date
-) -> MatchPartner:
+def _partner(session: Session, member: MatchMember, signal: Signal, today: date) -> MatchPartner:
     reporter = session.get(Professional, signal.professional_id)
     assert reporter is not None, signal.professional_id
     stand_in = current_stand_in(session, signal.professional_id, today)

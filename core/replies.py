@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from core import audit
-from core.actors import find_professional, institution_actor, professional_actor
+from core.actors import find_professional, institution_actor, professional_actor, sender_allowed
 from core.clock import utcnow
 from core.config import CoreConfig
 from core.coordination import (
@@ -42,17 +42,6 @@ KEYWORDS_NL = {
     ReplyPurpose.MATCH.value: "CONTACT GELEGD",
     ReplyPurpose.SIGNAL_EXPIRY.value: "VERLENG [maanden]",
 }
-
-
-def sender_allowed(institution: Institution, address: str) -> bool:
-    address = address.strip().lower()
-    for allowed in institution.allowed_senders:
-        allowed = allowed.strip().lower()
-        if allowed.startswith("@") and address.endswith(allowed):
-            return True
-        if address == allowed:
-            return True
-    return address == institution.notification_email.lower()
 
 
 def answer(

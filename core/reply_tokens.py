@@ -46,6 +46,12 @@ def issue_token(
     return token
 
 
+def find_token(session: Session, token: str) -> ReplyToken | None:
+    """The token's record for a cheap early check (the SMTP listener's RCPT); what acts on it
+    goes through :func:`resolve_token`."""
+    return session.exec(select(ReplyToken).where(ReplyToken.token == token.strip().lower())).first()
+
+
 def resolve_token(session: Session, token: str, *, now: datetime | None = None) -> ReplyToken:
     """The token's record, or a user error a transport can show as it is.
 

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from core.models import Institution, Professional, ReplyToken, Team
-from core.replies import sender_allowed
+from core.actors import (
+    find_professional,
+    institution_for_sender,
+    professional_and_team,
+    sender_allowed,
+)
+from core.models import Institution, Professional
+from core.reply_tokens import find_token
 from mail_gateway.mailboxes import Destination, Mailbox
 
 
@@ -24,16 +30,6 @@ class SenderDecision:
     institution_id: str | None = None
     professional_id: int | None = None
     reason: str = ""  # English, for the SMTP answer and the log (no message content)
-
-
-def institution_for_sender(session: Session, address: str) -> Institution | None:
-    """The active institution that allows ``address``; an exact address beats a domain."""
-    institutions = session.exec(select(Institution).where(col(Institution.active))).all()
-    address = address.strip().lower()
-    exact = [i for i in institutions if address in (s.lower() for s in i.allowed_senders)]
-    if exact:
-        return exact[0]
-    return next((i for i in institutions if sender_allowed(i, address)), None)
 
 
 def check_sender(
@@ -77,11 +73,7 @@ def _registration_sender(
 
 
 def _signal_sender(session: Session, mail_from: str) -> SenderDecision:
-    row = session.exec(
-        select(Professional, Team)
-        .join(Team, col(Team.id) == Professional.team_id)
-        .where(Professional.email == mail_from)
-    ).first()
+    row = professional_and_team(session, mail_from)
     if row is None or not row[0].active:
         return SenderDecision(False, reason="sender is not a covenant professional")
     professional, team = row
@@ -98,7 +90,7 @@ def _reply_sender(session: Session, mail_from: str, token: str) -> SenderDecisio
     kept, never answered (RFC 3834)."""
     if not mail_from:
         return SenderDecision(True)
-    row = session.exec(select(ReplyToken).where(ReplyToken.token == token)).first()
+    row = find_token(session, token)
     if row is not None:
         if row.institution_id:
             institution = session.get(Institution, row.institution_id)
@@ -112,10 +104,8 @@ def _reply_sender(session: Session, mail_from: str, token: str) -> SenderDecisio
                     institution_id=professional.institution_id,
                     professional_id=professional.id,
                 )
-    known_professional = session.exec(
-        select(Professional).where(Professional.email == mail_from, col(Professional.active))
-    ).first()
-    if known_professional is not None:
+    known_professional = find_professional(session, mail_from)
+    if known_professional is not None and known_professional.active:
         return SenderDecision(True, institution_id=known_professional.institution_id)
     institution = institution_for_sender(session, mail_from)
     if institution is not None:

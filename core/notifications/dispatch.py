@@ -105,9 +105,7 @@ def _exists(session: Session, idempotency_key: str) -> bool:
     )
 
 
-def _token_for(
-    session: Session, recipient: Recipient, reply: ReplyRequest, now: datetime
-) -> str:
+def _token_for(session: Session, recipient: Recipient, reply: ReplyRequest, now: datetime) -> str:
     # A professional's (or stand-in's) token is personal; an institution's is for its mailbox.
     return issue_token(
         session,

@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import Table, update
 from sqlmodel import Session, col, select
 
-from core.models import InboundMessage, InboundStatus, Institution, Professional
+from core.actors import find_professional
+from core.models import InboundMessage, InboundStatus, Institution
 from mail_gateway.context import Gateway
 from mail_gateway.mailboxes import Mailbox
 from mail_gateway.parsing.mime import ParsedMail
@@ -103,9 +104,7 @@ class Addressees:
         return self._known[key]
 
     def _look_up(self, stored: Stored) -> Addressee:
-        professional = self.session.exec(
-            select(Professional).where(Professional.email == stored.mail_from)
-        ).first()
+        professional = find_professional(self.session, stored.mail_from)
         if professional is not None:
             return Addressee(
                 stored.mail_from, professional.name, professional.institution_id, professional.id

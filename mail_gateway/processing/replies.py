@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from core import audit
 from core.config import CoreConfig
 from core.errors import UserError
-from core.models import OutboxMessage
+from core.outbox import reply_token_answered
 from core.replies import answer
 from mail_gateway.parsing.mime import ParsedMail
 from mail_gateway.parsing.reply import extract_reply, parse_reply_command
@@ -29,12 +29,7 @@ def token_from_thread(session: Session, mail: ParsedMail) -> str | None:
     ids = [m for m in referenced if m]
     if not ids:
         return None
-    row = session.exec(
-        select(OutboxMessage)
-        .where(col(OutboxMessage.message_id).in_(ids), col(OutboxMessage.reply_token).is_not(None))
-        .order_by(col(OutboxMessage.id).desc())
-    ).first()
-    return row.reply_token if row else None
+    return reply_token_answered(session, ids)
 
 
 def answer_reply(

@@ -1,0 +1,107 @@
+"""The layout's rules, checked on the source (STYLE: dependencies point inward; every rule has one
+home): ``core/`` imports no transport, and the transports (``bot/``, ``mail_gateway/``) run no
+query of their own on a domain table — they ask a core read function, so who may see or do what
+is decided in one place.
+
+The gateway's own tables (the stored inbound mail, the IMAP cursor) and the outbox queue it
+counts for flow control are not domain tables; everything else in ``core.models`` is.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TRANSPORTS = ("bot", "mail_gateway")
+TRANSPORT_MODULES = ("bot", "mail_gateway", "slack_bolt", "slack_sdk", "aiosmtpd", "imapclient")
+DOMAIN_TABLES = frozenset(
+    {
+        "Absence",
+        "AuditEvent",
+        "AuditHead",
+        "Coordination",
+        "Installation",
+        "Institution",
+        "Match",
+        "MatchMember",
+        "Municipality",
+        "Professional",
+        "Registration",
+        "ReplyToken",
+        "Signal",
+        "Team",
+        "TransferRequest",
+        "Youth",
+        "YouthParent",
+    }
+)
+QUERY_BUILDERS = frozenset({"select", "select_from", "join", "outerjoin"})
+
+
+def transport_imports(source: str) -> list[str]:
+    """The transport modules a core module imports (anywhere in it, also inside functions)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        found += [n for n in names if n.split(".")[0] in TRANSPORT_MODULES]
+    return found
+
+
+def _called_name(call: ast.Call) -> str | None:
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    return None
+
+
+def domain_queries(source: str) -> list[tuple[int, str]]:
+    """(line, table) for each query builder (``select(...)``, ``.join(...)``, ...) that names a
+    domain table."""
+    found: set[tuple[int, str]] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and _called_name(node) in QUERY_BUILDERS):
+            continue
+        for argument in node.args:
+            for inner in ast.walk(argument):
+                if isinstance(inner, ast.Name) and inner.id in DOMAIN_TABLES:
+                    found.add((node.lineno, inner.id))
+    return sorted(found)
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _modules("core"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_imports_no_transport(path: Path) -> None:
+    assert transport_imports(path.read_text()) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for package in TRANSPORTS for p in _modules(package)],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_transports_ask_the_core_instead_of_querying_domain_tables(path: Path) -> None:
+    assert domain_queries(path.read_text()) == []
+
+
+def test_the_checks_catch_a_deliberate_violation() -> None:
+    """Planted violations, so that the two checks above cannot pass by looking at nothing."""
+    assert transport_imports("def f():\n    from bot.reply import ReplyTo\n") == ["bot.reply"]
+    assert transport_imports("import aiosmtpd.smtp\nfrom core import audit\n") == ["aiosmtpd.smtp"]
+    query = (
+        "rows = session.exec(select(Professional).where(Professional.email == a)).all()\n"
+        "n = select(func.count()).select_from(Youth)\n"
+        "m = select(Signal.id).join(Match, col(Match.id) == 1)\n"
+        "ok = select(InboundMessage.id).where(InboundMessage.id == 1)\n"
+    )
+    assert domain_queries(query) == [(1, "Professional"), (2, "Youth"), (3, "Match"), (3, "Signal")]
