@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlmodel import Session, col, select
 
-from core import audit
+from core import audit, outbox
 from core.actors import acting_institution
 from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
@@ -37,8 +37,6 @@ from core.fields import canonical_label, parse_registration, quote_label
 from core.identity import IdentityKeys, check_youth_age, purge_month, substitute_identity
 from core.models import (
     Institution,
-    OutboxMessage,
-    OutboxStatus,
     Professional,
     Registration,
     RegistrationStatus,
@@ -89,7 +87,6 @@ T = TypeVar("T")
 
 _youth: Table = Youth.__table__  # type: ignore[attr-defined]
 _registration: Table = Registration.__table__  # type: ignore[attr-defined]
-_outbox: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -875,39 +872,17 @@ def _notify_involved(
             }
             for channel, address in channels(recipient):
                 rows.append(
-                    {
-                        "idempotency_key": idempotency_key(
+                    outbox.NewNotification(
+                        kind=kind,
+                        channel=channel,
+                        recipient=address,
+                        recipient_role=recipient.role,
+                        reference=reference,
+                        context=context,
+                        idempotency_key=idempotency_key(
                             kind, involvement_occasion(reg_id, now), recipient, channel, address
                         ),
-                        "kind": kind,
-                        "channel": channel,
-                        "recipient": address,
-                        "recipient_role": recipient.role,
-                        "professional_id": None,
-                        "institution_id": recipient.institution_id,
-                        "reference": reference,
-                        "context": context,
-                        "reply_token": None,
-                        "in_reply_to": None,
-                        "status": OutboxStatus.PENDING.value,
-                        "attempts": 0,
-                        "created_at": now,
-                        "next_attempt_at": now,
-                    }
+                        institution_id=recipient.institution_id,
+                    )
                 )
-    if not rows:
-        return 0
-    connection = session.connection()
-    existing: set[str] = set()
-    for chunk in _in_chunks([r["idempotency_key"] for r in rows]):
-        existing.update(
-            connection.execute(
-                select(_outbox.c.idempotency_key).where(_outbox.c.idempotency_key.in_(chunk))
-            ).scalars()
-        )
-    rows = [r for r in rows if r["idempotency_key"] not in existing]
-    if rows:
-        connection.execute(
-            ctx.insert(_outbox).on_conflict_do_nothing(index_elements=["idempotency_key"]), rows
-        )
-    return len(rows)
+    return outbox.enqueue_many(session, rows, now=now)

@@ -156,62 +156,91 @@ class DeliveryReport:
 # -- enqueue ----------------------------------------------------------------------------------
 
 
-def enqueue(
-    session: Session,
-    *,
-    kind: str,
-    channel: str,
-    recipient: str,
-    recipient_role: str,
-    reference: str,
-    context: dict[str, Any],
-    idempotency_key: str,
-    professional_id: int | None = None,
-    institution_id: str | None = None,
-    reply_token: str | None = None,
-    in_reply_to: str | None = None,
-    now: datetime | None = None,
-) -> bool:
-    """Add a notification in the caller's transaction; False if its key was already there."""
-    Channel(channel)  # ValueError on a channel no worker delivers
-    if len(idempotency_key) > IDEMPOTENCY_KEY_LENGTH:
-        raise ValueError(f"idempotency key longer than {IDEMPOTENCY_KEY_LENGTH} characters")
+@dataclass(frozen=True)
+class NewNotification:
+    """One row to add to the outbox (``enqueue_many``)."""
+
+    kind: str
+    channel: str
+    recipient: str
+    recipient_role: str
+    reference: str
+    context: dict[str, Any]
+    idempotency_key: str
+    professional_id: int | None = None
+    institution_id: str | None = None
+    reply_token: str | None = None
+    in_reply_to: str | None = None
+
+
+# Keys per ``IN (...)`` when looking for rows already there (SQLite's bound-parameter limit).
+_KEYS_PER_LOOKUP = 500
+
+
+def enqueue_many(
+    session: Session, notifications: Sequence[NewNotification], *, now: datetime | None = None
+) -> int:
+    """Add notifications in the caller's transaction, set-wise; returns how many were new. The
+    one way into the outbox: every notification, receipt and bulk import's chain notice comes
+    through here, and a key already there (the same occasion again) adds nothing."""
     moment = _now(now)
-    values = {
-        "idempotency_key": idempotency_key,
-        "kind": kind,
-        "channel": channel,
-        "recipient": recipient,
-        "recipient_role": recipient_role,
-        "professional_id": professional_id,
-        "institution_id": institution_id,
-        "reference": reference,
-        "context": dict(context),
-        "reply_token": reply_token,
-        "in_reply_to": in_reply_to,
-        "status": OutboxStatus.PENDING.value,
-        "attempts": 0,
-        "created_at": moment,
-        "next_attempt_at": moment,
-    }
-    statement = _insert_ignoring_duplicates(session.get_bind().dialect.name, values)
+    rows: dict[str, dict[str, Any]] = {}
+    for notification in notifications:
+        Channel(notification.channel)  # ValueError on a channel no worker delivers
+        key = notification.idempotency_key
+        if len(key) > IDEMPOTENCY_KEY_LENGTH:
+            raise ValueError(f"idempotency key longer than {IDEMPOTENCY_KEY_LENGTH} characters")
+        rows.setdefault(
+            key,
+            {
+                "idempotency_key": key,
+                "kind": notification.kind,
+                "channel": notification.channel,
+                "recipient": notification.recipient,
+                "recipient_role": notification.recipient_role,
+                "professional_id": notification.professional_id,
+                "institution_id": notification.institution_id,
+                "reference": notification.reference,
+                "context": dict(notification.context),
+                "reply_token": notification.reply_token,
+                "in_reply_to": notification.in_reply_to,
+                "status": OutboxStatus.PENDING.value,
+                "attempts": 0,
+                "created_at": moment,
+                "next_attempt_at": moment,
+            },
+        )
+    if not rows:
+        return 0
+    connection = session.connection()
+    keys = list(rows)
+    for start in range(0, len(keys), _KEYS_PER_LOOKUP):
+        chunk = keys[start : start + _KEYS_PER_LOOKUP]
+        for existing in connection.execute(
+            select(_col.idempotency_key).where(_col.idempotency_key.in_(chunk))
+        ).scalars():
+            rows.pop(existing, None)
+    if not rows:
+        return 0
+    # ON CONFLICT DO NOTHING still: a concurrent transaction may add the same key meanwhile.
+    statement = _insert_ignoring_duplicates(session.get_bind().dialect.name)
     # RETURNING, not rowcount: PostgreSQL drivers report -1 for an INSERT that returns rows.
-    return session.connection().execute(statement.returning(_col.id)).first() is not None
+    added = connection.execute(statement.returning(_col.id), list(rows.values())).all()
+    return len(added)
 
 
-def _insert_ignoring_duplicates(dialect: str, values: dict[str, Any]) -> Insert:
+def enqueue(session: Session, *, now: datetime | None = None, **fields: Any) -> bool:
+    """One notification (:class:`NewNotification`'s fields); False if its key was there."""
+    return enqueue_many(session, [NewNotification(**fields)], now=now) == 1
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Insert:
     if dialect == "postgresql":
-        return (
-            postgresql.insert(_outbox)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        return postgresql.insert(_outbox).on_conflict_do_nothing(
+            index_elements=["idempotency_key"]
         )
     if dialect == "sqlite":
-        return (
-            sqlite.insert(_outbox)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        )
+        return sqlite.insert(_outbox).on_conflict_do_nothing(index_elements=["idempotency_key"])
     raise NotImplementedError(f"the outbox supports SQLite and PostgreSQL, not {dialect}")
 
 

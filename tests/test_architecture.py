@@ -105,3 +105,44 @@ def test_the_checks_catch_a_deliberate_violation() -> None:
         "ok = select(InboundMessage.id).where(InboundMessage.id == 1)\n"
     )
     assert domain_queries(query) == [(1, "Professional"), (2, "Youth"), (3, "Match"), (3, "Signal")]
+
+
+def outbox_writes(source: str) -> list[int]:
+    """Lines that add outbox rows other than through ``core.outbox.enqueue_many``: an INSERT
+    into the outbox table, or an ``OutboxMessage(...)`` made to be added."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _called_name(node)
+        if name == "OutboxMessage":
+            found.add(node.lineno)
+        if name == "insert":
+            for argument in node.args:
+                for inner in ast.walk(argument):
+                    if isinstance(inner, ast.Name) and inner.id in ("_outbox", "OutboxMessage"):
+                        found.add(node.lineno)
+    return sorted(found)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for package in ("core", *TRANSPORTS)
+        for p in _modules(package)
+        if p != ROOT / "core" / "outbox.py"  # enqueue_many itself
+    ],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_one_way_into_the_outbox(path: Path) -> None:
+    assert outbox_writes(path.read_text()) == []
+
+
+def test_the_outbox_check_catches_a_deliberate_violation() -> None:
+    source = (
+        "connection.execute(sqlite.insert(_outbox).on_conflict_do_nothing(), rows)\n"
+        "session.add(OutboxMessage(kind='match'))\n"
+        "connection.execute(insert(_youth), rows)\n"
+    )
+    assert outbox_writes(source) == [1, 2]

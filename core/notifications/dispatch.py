@@ -42,32 +42,32 @@ def notify(
 ) -> int:
     """Enqueue ``kind`` for every recipient; ``key`` identifies the occasion, so the same
     occasion never notifies the same recipient twice. Returns the number of rows added."""
-    added = 0
+    rows = []
     for recipient in recipients:
         for channel, address in channels(recipient):
             row_key = idempotency_key(kind, key, recipient, channel, address)
             if _exists(session, row_key):
-                continue
+                continue  # before a reply token is issued for nothing
             token = _token_for(session, recipient, reply, now) if reply else None
             full_context = {
                 **context,
                 **common_context(config, kind, reference, recipient, asks_reply=reply is not None),
             }
-            added += outbox.enqueue(
-                session,
-                kind=kind,
-                channel=channel,
-                recipient=address,
-                recipient_role=recipient.role,
-                reference=reference,
-                context=full_context,
-                idempotency_key=row_key,
-                professional_id=recipient.professional_id,
-                institution_id=recipient.institution_id,
-                reply_token=token,
-                now=now,
+            rows.append(
+                outbox.NewNotification(
+                    kind=kind,
+                    channel=channel,
+                    recipient=address,
+                    recipient_role=recipient.role,
+                    reference=reference,
+                    context=full_context,
+                    idempotency_key=row_key,
+                    professional_id=recipient.professional_id,
+                    institution_id=recipient.institution_id,
+                    reply_token=token,
+                )
             )
-    return added
+    return outbox.enqueue_many(session, rows, now=now)
 
 
 def common_context(

@@ -120,6 +120,31 @@ def test_enqueue_ignores_a_duplicate_key(engine: Engine) -> None:
     assert rows[0].context == {"note": SECRET}
 
 
+def test_enqueue_many_adds_a_set_at_once_and_only_what_is_new(engine: Engine) -> None:
+    def note(key: str, recipient: str = "hulp@example.org") -> outbox.NewNotification:
+        return outbox.NewNotification(
+            kind="nieuwe-betrokkenheid",
+            channel="email",
+            recipient=recipient,
+            recipient_role="institution",
+            reference="R-1",
+            context={"n": key},
+            idempotency_key=key,
+        )
+
+    with transaction(engine) as session:
+        assert outbox.enqueue_many(session, []) == 0
+        assert outbox.enqueue_many(session, [note("k1"), note("k2"), note("k1")]) == 2
+    with transaction(engine) as session:
+        # Keys already there add nothing; the first of a key given twice is the one kept.
+        batch = [note(f"k{i}") for i in range(1, 1200)]
+        assert outbox.enqueue_many(session, batch) == 1197
+    with Session(engine) as session:
+        rows = session.exec(select(OutboxMessage)).all()
+    assert len(rows) == 1199 and len({row.idempotency_key for row in rows}) == 1199
+    assert all(row.status == OutboxStatus.PENDING for row in rows)
+
+
 def test_enqueue_belongs_to_the_callers_transaction(engine: Engine) -> None:
     with pytest.raises(RuntimeError), transaction(engine) as session:
         outbox.enqueue(
