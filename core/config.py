@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
+from core.clock import local_date, utcnow
 from core.covenant import Covenant, load_covenant
 from core.errors import InvalidInput
 from core.free_text import quote
@@ -36,8 +37,6 @@ class CoreConfig:
         return signal_code.label if signal_code else code
 
     def today(self) -> date:
-        from core.clock import local_date, utcnow
-
         return local_date(utcnow(), self.tz)
 
 

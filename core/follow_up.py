@@ -14,7 +14,7 @@ from core.clock import local_date, utcnow
 from core.config import CoreConfig
 from core.errors import Conflict, NotAllowed, NotFound
 from core.events import MatchEscalatedEvent, MatchFollowUpDueEvent
-from core.matching import match_members
+from core.match_members import match_members
 from core.models import Match, MatchStatus, Professional
 from core.notifications import publish
 from core.notifications.recipients import current_stand_in

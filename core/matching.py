@@ -241,17 +241,3 @@ def _end_match(session: Session, match: Match, now: datetime) -> None:
         member.left_at = now
         session.add(member)
     session.flush()
-
-
-def match_members(
-    session: Session, match_id: int, *, current_only: bool = True
-) -> list[tuple[MatchMember, Signal]]:
-    query = (
-        select(MatchMember, Signal)
-        .join(Signal, col(Signal.id) == MatchMember.signal_id)
-        .where(MatchMember.match_id == match_id)
-        .order_by(col(MatchMember.id))
-    )
-    if current_only:
-        query = query.where(col(MatchMember.left_at).is_(None))
-    return [(member, signal) for member, signal in session.exec(query).all()]

@@ -236,9 +236,7 @@ def enqueue(session: Session, *, now: datetime | None = None, **fields: Any) -> 
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:
     if dialect == "postgresql":
-        return postgresql.insert(_outbox).on_conflict_do_nothing(
-            index_elements=["idempotency_key"]
-        )
+        return postgresql.insert(_outbox).on_conflict_do_nothing(index_elements=["idempotency_key"])
     if dialect == "sqlite":
         return sqlite.insert(_outbox).on_conflict_do_nothing(index_elements=["idempotency_key"])
     raise NotImplementedError(f"the outbox supports SQLite and PostgreSQL, not {dialect}")

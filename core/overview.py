@@ -22,7 +22,7 @@ from core import audit
 from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
 from core.involvement import institution_reference
-from core.matching import match_members
+from core.match_members import match_members
 from core.models import (
     Absence,
     Coordination,

@@ -7,15 +7,14 @@ from datetime import datetime
 from sqlmodel import Session
 
 from core.config import CoreConfig
+from core.coordination import reconcile_coordination
+from core.matching import reconcile_client_match, reconcile_family_matches
 from core.models import Coordination, Match
 
 
 def reconcile_youth(
     session: Session, config: CoreConfig, youth_id: int, now: datetime
 ) -> tuple[Match | None, Coordination | None]:
-    from core.coordination import reconcile_coordination
-    from core.matching import reconcile_client_match, reconcile_family_matches
-
     session.flush()
     match = reconcile_client_match(session, config, youth_id, now)
     reconcile_family_matches(session, config, youth_id, now)

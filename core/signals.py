@@ -32,9 +32,9 @@ from core.models import (
 from core.notifications import publish
 from core.notifications.recipients import current_stand_in
 from core.reconcile import reconcile_youth
+from core.signal_terms import MAX_SIGNAL_YEARS, latest_end_date
 from core.youths import age_of, get_or_create_youth, lock_youth, resolve_municipality
 
-MAX_SIGNAL_YEARS = 2  # Jeugdwet: a signal lives at most 2 years after placing
 WITHDRAW_REASONS = {"onterecht": "unjustified", "risico-weg": ArchiveReason.RISK_GONE.value}
 
 
@@ -68,10 +68,6 @@ def informed_party_for(age: int) -> str:
     if age < 16:
         return "jongere en ouders"
     return "jongere"
-
-
-def latest_end_date(placed_on: date) -> date:
-    return placed_on + relativedelta(years=MAX_SIGNAL_YEARS)
 
 
 def signal_end_date(

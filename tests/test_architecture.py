@@ -146,3 +146,72 @@ def test_the_outbox_check_catches_a_deliberate_violation() -> None:
         "connection.execute(insert(_youth), rows)\n"
     )
     assert outbox_writes(source) == [1, 2]
+
+
+def import_graph(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Module → the modules of ``sources`` it imports (anywhere in it, also inside functions;
+    a package's ``__init__`` importing its own submodules is no dependency back)."""
+    graph: dict[str, set[str]] = {name: set() for name in sources}
+    for name, source in sources.items():
+        for node in ast.walk(ast.parse(source)):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for target in targets:
+                if target in sources and target != name and not name.startswith(target + "."):
+                    graph[name].add(target)
+    return graph
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of the graph (its modules in order), or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        state[module] = 2
+        path.pop()
+        return []
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module)):
+            return found
+    return []
+
+
+def _core_sources() -> dict[str, str]:
+    sources = {}
+    for path in _modules("core"):
+        if "migrations" in path.parts:
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        sources[name] = path.read_text()
+    return sources
+
+
+def test_core_has_no_import_cycle() -> None:
+    """Rules are layered (read modules below the commands, subscribers below neither), so no
+    import has to hide inside a function to break a cycle."""
+    assert import_cycle(import_graph(_core_sources())) == []
+
+
+def test_the_cycle_check_catches_a_deliberate_cycle() -> None:
+    sources = {
+        "core.a": "from core.b import f\n",
+        "core.b": "def f():\n    from core.c import g\n",
+        "core.c": "import core.a\n",
+        "core.pkg": "from core.pkg.sub import x\n",
+        "core.pkg.sub": "from core.a import y\n",
+    }
+    assert import_cycle(import_graph(sources)) == ["core.a", "core.b", "core.c", "core.a"]
+    del sources["core.c"]
+    assert import_cycle(import_graph(sources)) == []

@@ -7,11 +7,10 @@ from sqlmodel import Session
 
 from core.config import CoreConfig
 from core.events import Event
+from core.notifications.subscribers import SUBSCRIBERS
 
 
 def publish(session: Session, config: CoreConfig, event: Event) -> None:
-    from core.notifications.subscribers import SUBSCRIBERS
-
     for event_type, subscriber in SUBSCRIBERS:
         if isinstance(event, event_type):
             subscriber(session, config, event)

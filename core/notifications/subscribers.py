@@ -39,12 +39,15 @@ from core.involvement import (
     involved_institution_ids,
     takeover_candidates,
 )
+from core.match_members import match_members
 from core.models import (
     Absence,
     Coordination,
     Institution,
     Match,
     MatchKind,
+    MatchMember,
+    MatchStatus,
     Municipality,
     Professional,
     ReplyPurpose,
@@ -62,6 +65,7 @@ from core.notifications.recipients import (
     municipality_recipient,
     professional_recipients,
 )
+from core.signal_terms import latest_end_date
 
 Subscriber = Callable[[Session, CoreConfig, Any], None]
 
@@ -279,8 +283,6 @@ def on_signal_ended(session: Session, config: CoreConfig, event: SignalEndedEven
 
 
 def on_signal_expiring(session: Session, config: CoreConfig, event: SignalExpiringEvent) -> None:
-    from core.signals import latest_end_date
-
     signal = session.get(Signal, event.signal_id)
     assert signal is not None
     latest = latest_end_date(local_date(signal.placed_at, config.tz))
@@ -331,7 +333,6 @@ def _match_context(
 def on_match_members_joined(
     session: Session, config: CoreConfig, event: MatchMembersJoinedEvent
 ) -> None:
-    from core.matching import match_members
 
     match = session.get(Match, event.match_id)
     assert match is not None
@@ -369,7 +370,6 @@ def _first_signal_per_professional(signals: list[Signal]) -> dict[int, Signal]:
 def on_match_follow_up_due(
     session: Session, config: CoreConfig, event: MatchFollowUpDueEvent
 ) -> None:
-    from core.matching import match_members
 
     match = session.get(Match, event.match_id)
     assert match is not None
@@ -394,7 +394,6 @@ def on_match_follow_up_due(
 
 
 def on_match_escalated(session: Session, config: CoreConfig, event: MatchEscalatedEvent) -> None:
-    from core.matching import match_members
 
     match = session.get(Match, event.match_id)
     assert match is not None
@@ -693,9 +692,6 @@ def _transfer_context(session: Session, transfer: TransferRequest, *, stage: str
 def on_transfer_executed(
     session: Session, config: CoreConfig, event: TransferExecutedEvent
 ) -> None:
-    from core.matching import match_members
-    from core.models import MatchMember, MatchStatus
-
     transfer = session.get(TransferRequest, event.transfer_id)
     assert transfer is not None
     today = _today(config, event.at)
