@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,20 +13,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core import audit
+from core.actors import institution_actor
 from core.audit import Actor
-from core.bulk_import import import_registrations
+from core.bulk_import import RowResult, apply_requests, import_registrations
 from core.config import CoreConfig
 from core.errors import UserError
-from core.registration import (
-    DeregisterYouth,
-    InvolvedInstitution,
-    RegisterYouth,
-    deregister_youth,
-    register_youth,
-)
-from mail_gateway.parsing.blocks import parse_registration_blocks
+from core.registration import InvolvedInstitution, RegisterYouth
+from mail_gateway.context import Gateway
+from mail_gateway.parsing.blocks import BlockResult, parse_registration_blocks
 from mail_gateway.parsing.csv_attachment import registration_rows
 from mail_gateway.parsing.mime import ParsedMail
+from mail_gateway.processing.handler import Handler, Opened
 from mail_gateway.processing.receipts import Outcome
 
 log = logging.getLogger(__name__)
@@ -70,42 +69,107 @@ def import_csv_attachments(
     return bool(attachments)
 
 
-def register_body_blocks(
+class RegistrationBlocks(Handler[list[BlockResult]]):
+    """Registration blocks in the body. A run of mails goes through the set-wise path of the
+    core (:func:`core.bulk_import.apply_requests`: the one registration rule) in arrival
+    order, one call per run of consecutive mails of one institution; each mail still gets its
+    own receipt listing its own blocks. A client system's nightly burst is a few calls."""
+
+    def prepare(self, gateway: Gateway, item: Opened, outcome: Outcome) -> list[BlockResult]:
+        return parse_registration_blocks(item.mail.text)
+
+    def handle(
+        self,
+        session: Session,
+        gateway: Gateway,
+        items: Sequence[Opened],
+        prepared: Sequence[list[BlockResult]],
+        outcomes: Sequence[Outcome],
+        now: datetime,
+    ) -> None:
+        requests: list[_Request] = []
+        for index, blocks in enumerate(prepared):
+            for block in blocks:
+                if block.refusal is not None:
+                    outcomes[index].refuse(block.line, block.refusal.reason, block.refusal.field)
+                else:
+                    requests.append(_Request(index, block))
+        # The audit's actor is the institution and the transport (its channel).
+        for (institution_id, transport), run in itertools.groupby(
+            requests,
+            key=lambda r: (
+                items[r.mail].stored.institution_id or "",
+                items[r.mail].stored.transport,
+            ),
+        ):
+            _register_run(
+                session,
+                gateway.config,
+                list(run),
+                institution_actor(institution_id, transport),
+                outcomes,
+                now,
+            )
+        for outcome in outcomes:
+            outcome.refused.sort(key=lambda refused: refused["line"] or 0)
+            explain_if_not_understood(outcome)
+
+
+@dataclass(frozen=True)
+class _Request:
+    mail: int  # index in the run
+    block: BlockResult
+
+
+def _register_run(
     session: Session,
     config: CoreConfig,
-    mail: ParsedMail,
+    run: list[_Request],
     actor: Actor,
-    outcome: Outcome,
+    outcomes: Sequence[Outcome],
     now: datetime,
 ) -> None:
-    """Every block of the body, each in a savepoint: a refused block leaves the others."""
-    for block in parse_registration_blocks(mail.text):
-        if block.refusal is not None:
-            outcome.refuse(block.line, block.refusal.reason, block.refusal.field)
-            continue
-        command = block.command
-        try:
-            with audit.savepoint(session):
-                if isinstance(command, RegisterYouth):
-                    result = register_youth(
-                        command, session=session, config=config, actor=actor, now=now
-                    )
-                    outcome.accepted.append(
-                        accepted_line(
-                            block.line,
-                            result.registration_number,
-                            command.reference,
-                            result.others_involved,
-                        )
-                    )
-                elif isinstance(command, DeregisterYouth):
-                    number = deregister_youth(
-                        command, session=session, config=config, actor=actor, now=now
-                    )
-                    outcome.accepted.append(accepted_line(block.line, number))
-        except UserError as error:
-            outcome.refuse(block.line, error)
-    explain_if_not_understood(outcome)
+    """One institution's blocks; their numbers within the run are their lines for the core."""
+    try:
+        with audit.savepoint(session):
+            report = apply_requests(
+                session,
+                config,
+                [(number, request.block.command) for number, request in enumerate(run)],
+                actor=actor,
+                now=now,
+            )
+    except UserError as error:  # the institution itself may not register (no longer active)
+        for request in run:
+            outcomes[request.mail].refuse(request.block.line, error)
+        return
+    for refused in report.refused:
+        request = run[refused.line]
+        outcomes[request.mail].refuse(request.block.line, refused.reason, refused.field)
+    for result in report.results:
+        request = run[result.line]
+        outcomes[request.mail].accepted.append(_accepted(request.block, result))
+
+
+def _accepted(block: BlockResult, result: RowResult) -> dict[str, Any]:
+    if result.action == "deregister":
+        return accepted_line(block.line, result.registration_number)
+    assert isinstance(block.command, RegisterYouth)
+    return accepted_line(
+        block.line, result.registration_number, block.command.reference, result.others_involved
+    )
+
+
+class RegistrationFile(Handler[None]):
+    """CSV attachments: each through the bulk import, batch by batch in transactions of its
+    own (a file of 100,000 rows cannot wait for one); taken up again after a crash it changes
+    nothing twice. One mail at a time: the import holds the worker for minutes."""
+
+    together = 1
+
+    def prepare(self, gateway: Gateway, item: Opened, outcome: Outcome) -> None:
+        actor = institution_actor(item.stored.institution_id or "", item.stored.transport)
+        import_csv_attachments(gateway.engine, gateway.config, item.mail, actor, outcome)
 
 
 def accepted_line(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import Session
@@ -11,8 +12,10 @@ from core.config import CoreConfig
 from core.errors import UserError
 from core.outbox import reply_token_answered
 from core.replies import answer
+from mail_gateway.context import Gateway
 from mail_gateway.parsing.mime import ParsedMail
 from mail_gateway.parsing.reply import extract_reply, parse_reply_command
+from mail_gateway.processing.handler import Handler, Opened
 from mail_gateway.processing.receipts import Outcome
 
 KEYWORDS_HINT = (
@@ -57,3 +60,28 @@ def answer_reply(
     except UserError as error:
         outcome.problems.append(error.message)
         outcome.hint = KEYWORDS_HINT
+
+
+class Replies(Handler[None]):
+    """Keyword answers, each in a savepoint: one reply that is refused leaves the others."""
+
+    def handle(
+        self,
+        session: Session,
+        gateway: Gateway,
+        items: Sequence[Opened],
+        prepared: Sequence[None],
+        outcomes: Sequence[Outcome],
+        now: datetime,
+    ) -> None:
+        for item, outcome in zip(items, outcomes, strict=True):
+            answer_reply(
+                session,
+                gateway.config,
+                item.mail,
+                item.token,
+                item.stored.mail_from,
+                "email",
+                outcome,
+                now,
+            )

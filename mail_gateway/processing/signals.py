@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import Session
 
 from core import audit
+from core.actors import professional_actor, require_professional
 from core.audit import Actor
 from core.config import CoreConfig
 from core.errors import UserError
 from core.signals import place_signal
-from mail_gateway.parsing.blocks import parse_signal_blocks
-from mail_gateway.parsing.mime import ParsedMail
+from mail_gateway.context import Gateway
+from mail_gateway.parsing.blocks import BlockResult, parse_signal_blocks
+from mail_gateway.processing.handler import Handler, Opened
 from mail_gateway.processing.receipts import Outcome
 
 FIELDS_HINT = (
@@ -22,15 +25,43 @@ FIELDS_HINT = (
 )
 
 
-def place_body_signals(
+class SignalBlocks(Handler[list[BlockResult]]):
+    """Signal blocks in the body, each in a savepoint: a refused block leaves the others. The
+    sender must be a professional of the covenant (whose team may signal: the core checks)."""
+
+    def prepare(self, gateway: Gateway, item: Opened, outcome: Outcome) -> list[BlockResult]:
+        return parse_signal_blocks(item.mail.text)
+
+    def handle(
+        self,
+        session: Session,
+        gateway: Gateway,
+        items: Sequence[Opened],
+        prepared: Sequence[list[BlockResult]],
+        outcomes: Sequence[Outcome],
+        now: datetime,
+    ) -> None:
+        for item, blocks, outcome in zip(items, prepared, outcomes, strict=True):
+            try:
+                professional = require_professional(
+                    session, item.stored.mail_from, field="afzender"
+                )
+            except UserError as error:
+                outcome.problems.append(error.message)
+                continue
+            actor = professional_actor(professional, item.stored.transport)
+            _place_blocks(session, gateway.config, blocks, actor, outcome, now)
+
+
+def _place_blocks(
     session: Session,
     config: CoreConfig,
-    mail: ParsedMail,
+    blocks: Sequence[BlockResult],
     actor: Actor,
     outcome: Outcome,
     now: datetime,
 ) -> None:
-    for block in parse_signal_blocks(mail.text):
+    for block in blocks:
         if block.refusal is not None:
             outcome.refuse(block.line, block.refusal.reason, block.refusal.field)
             continue

@@ -1,6 +1,7 @@
-"""Registration mails processed together (``mail_gateway.processing.batch``) come to exactly
-what processing them one by one comes to: the same receipts, line by line, the same
-registrations and chain notifications; and a batch that cannot be finished writes nothing."""
+"""Registration mails processed together (a run through ``routing.HANDLERS``) come to exactly
+what processing them one by one (runs of one, through the same handler) comes to: the same
+receipts, line by line, the same registrations and chain notifications; and a run that cannot
+be finished writes nothing."""
 
 from __future__ import annotations
 
@@ -21,13 +22,15 @@ from mail_gateway.context import Gateway
 from mail_gateway.intake import Envelope as IntakeEnvelope
 from mail_gateway.intake import Intake, accept_message
 from mail_gateway.mailboxes import Destination, Mailbox
-from mail_gateway.processing.batch import process_registrations
 from mail_gateway.processing.claims import claim_next
+from mail_gateway.processing.handler import Kind
 from mail_gateway.processing.inbound import AlreadyDone
+from mail_gateway.processing.routing import HANDLERS
 from mail_gateway.processing.worker import (
-    _plain_run,
     _process_claimed,
+    open_run,
     process_inbound,
+    process_run,
 )
 from tests.bsns import valid_bsns
 from tests.core.conftest import BSN_A, BSN_B, BSN_C
@@ -164,7 +167,8 @@ def test_a_batch_one_of_whose_mails_another_worker_finished_writes_nothing(
             for n, bsn in enumerate((BSN_A, BSN_B, BSN_C))
         ],
     )
-    opened = _plain_run(gateway, ids)
+    opened = open_run(gateway, ids)
+    assert len(opened) == 3
     with gateway.engine.begin() as connection:  # another worker, between opening and finishing
         connection.execute(
             update(InboundMessage.__table__)  # type: ignore[arg-type]
@@ -172,7 +176,7 @@ def test_a_batch_one_of_whose_mails_another_worker_finished_writes_nothing(
             .values(status=InboundStatus.PROCESSED.value)
         )
     with pytest.raises(AlreadyDone):
-        process_registrations(gateway, opened, utcnow())
+        process_run(gateway, opened, utcnow())
     with Session(gateway.engine) as session:
         assert session.exec(select(Registration)).all() == []
         assert session.exec(select(OutboxMessage)).all() == []
@@ -300,3 +304,67 @@ def test_while_a_worker_works_on_a_large_csv_the_mail_it_handed_back_stays_free(
         states = [(str(r.status), r.claimed_until, r.attempts) for r in rows_now if r]
     assert states[0][0] == "processed"
     assert states[1:] == [("received", None, 0), ("received", None, 0)]
+
+
+def test_a_run_that_fails_is_processed_again_one_by_one_through_the_same_handler(
+    intake: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registration handler breaks on one mail of three (as a bug would): the run is rolled
+    back and each mail is processed alone by that same handler; the two good ones get their
+    receipts, the bad one stays waiting for its next attempt."""
+    gateway = intake.gateway
+    messages = [
+        mail(GGD, REGISTRATIE, block(bsn, f"GGD-{n}"))
+        for n, bsn in enumerate((BSN_A, BSN_B, BSN_C))
+    ]
+    ids = stored_ids(gateway, [store(gateway, message) for message in messages])
+    handler = HANDLERS[Kind.REGISTRATIONS]
+    runs: list[list[int]] = []
+    real_handle = handler.handle
+
+    def breaks_on_the_second(session, gateway, items, *rest):  # type: ignore[no-untyped-def]
+        runs.append([item.stored.id for item in items])
+        if ids[1] in runs[-1]:
+            raise RuntimeError("a bug in the handler")
+        return real_handle(session, gateway, items, *rest)
+
+    monkeypatch.setattr(handler, "handle", breaks_on_the_second)
+    _process_claimed(gateway, claim_next(gateway.engine, lease=LEASE, limit=50), LEASE)
+
+    assert runs == [ids, [ids[0]], [ids[1]], [ids[2]]]
+    with Session(gateway.engine) as session:
+        statuses = [session.get(InboundMessage, i).status for i in ids]  # type: ignore[union-attr]
+        assert statuses == ["processed", "received", "processed"]
+        assert sorted(r.reference for r in session.exec(select(Registration))) == ["GGD-0", "GGD-2"]
+        receipts = session.exec(select(OutboxMessage)).all()
+        assert sorted(r.reference for r in receipts) == [f"B-{ids[0]}", f"B-{ids[2]}"]
+
+
+def test_every_kind_of_message_has_its_one_handler(intake: RunningGateway) -> None:
+    """One decision per message, one table: the kind decides the handler, the run stops at the
+    first message of another kind, a CSV mail runs alone."""
+    gateway = intake.gateway
+
+    def with_csv() -> EmailMessage:
+        message = mail(GGD, REGISTRATIE, "Bijgaand.\n")
+        message.add_attachment(b"bsn;kenmerk\r\n", maintype="text", subtype="csv", filename="a.csv")
+        return message
+
+    messages = [
+        mail(GGD, REGISTRATIE, block(BSN_A, "GGD-A")),
+        mail(GGD, REGISTRATIE, block(BSN_B, "GGD-B")),
+        with_csv(),
+        with_csv(),
+        mail(GGD, REGISTRATIE, block(BSN_A), Auto_Submitted="auto-generated"),
+    ]
+    ids = stored_ids(gateway, [store(gateway, message) for message in messages])
+
+    assert set(HANDLERS) == set(Kind)
+    kinds = [[item.kind for item in open_run(gateway, ids[i:])] for i in range(len(ids))]
+    assert kinds == [
+        [Kind.REGISTRATIONS, Kind.REGISTRATIONS],
+        [Kind.REGISTRATIONS],
+        [Kind.REGISTRATION_FILE],
+        [Kind.REGISTRATION_FILE],
+        [Kind.IGNORED],
+    ]
