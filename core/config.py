@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from core.clock import local_date, utcnow
@@ -12,6 +13,7 @@ from core.errors import InvalidInput
 from core.free_text import quote
 from core.identity import IdentityKeys
 from core.settings import Settings
+from core.working_days import WorkingCalendar
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,11 @@ class CoreConfig:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.covenant.region.timezone)
+
+    @cached_property
+    def calendar(self) -> WorkingCalendar:
+        """The region's working days: the statutory ones minus its closing days."""
+        return WorkingCalendar.for_region(self.covenant.region.closing_days, self.tz)
 
     def response_working_days(self, code: str) -> int:
         signal_code = self.covenant.signal_code(code)

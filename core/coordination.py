@@ -37,7 +37,7 @@ from core.models import (
     YouthParent,
 )
 from core.notifications import publish
-from core.working_days import deadline_after, halfway
+from core.working_days import halfway
 from core.youths import age_of, lock_youth, parent_keys_of
 
 
@@ -92,7 +92,7 @@ def _tighten_deadline(
     """A more urgent signal arriving while the assignment waits shortens the deadline."""
     if coordination.status != CoordinationStatus.PENDING or coordination.due_at is None:
         return
-    due = deadline_after(now, days, config.tz)
+    due = config.calendar.deadline_after(now, days)
     if due < coordination.due_at:
         coordination.due_at = due
         coordination.remind_at = halfway(now, due)
@@ -226,7 +226,7 @@ def _assign_next(
     coordination.rule_name = choice.rule_name
     coordination.rule_reason = choice.reason
     coordination.status = CoordinationStatus.PENDING
-    coordination.due_at = deadline_after(now, days, config.tz)
+    coordination.due_at = config.calendar.deadline_after(now, days)
     coordination.remind_at = halfway(now, coordination.due_at)
     session.add(coordination)
     session.flush()

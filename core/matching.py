@@ -26,7 +26,7 @@ from core.models import (
     YouthParent,
 )
 from core.notifications import publish
-from core.working_days import deadline_after, halfway
+from core.working_days import halfway
 from core.youths import parent_keys_of
 
 
@@ -223,7 +223,7 @@ def _set_follow_up_deadline(
     """Matched professionals must confirm contact within the most urgent code's response time
     (Jeugdwet 7.1.3.2: the municipality checks that contact is made)."""
     days = min(config.response_working_days(signal.code) for signal in signals)
-    match.follow_up_due_at = deadline_after(now, days, config.tz)
+    match.follow_up_due_at = config.calendar.deadline_after(now, days)
     match.follow_up_remind_at = halfway(now, match.follow_up_due_at)
     match.follow_up_reminded_at = None
     match.escalated_at = None

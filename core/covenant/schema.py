@@ -24,6 +24,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -236,6 +237,9 @@ class Region(_Section):
     # The region's administrator: gets the logboek's daily anchor (core.audit) by mail, to keep
     # outside the database. Unset: no mail; the operator runs ``audit anchor`` instead.
     admin_email: Email | None = None
+    # Days the region's institutions are closed besides the statutory holidays (a collective
+    # closing day): deadlines in working days skip them (core.working_days).
+    closing_days: tuple[date, ...] = ()
 
     @field_validator("archive_years")
     @classmethod

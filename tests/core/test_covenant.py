@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,26 @@ def test_unknown_timezone_is_refused() -> None:
     found = problems(variant(('timezone = "Europe/Amsterdam"', 'timezone = "Europe/Groningen"')))
 
     assert "time zone" in found["region.timezone"]
+
+
+def test_closing_days_are_read_as_dates_and_a_bad_one_is_named() -> None:
+    text = variant(
+        (
+            'timezone = "Europe/Amsterdam"',
+            'timezone = "Europe/Amsterdam"\nclosing_days = [2026-12-28]',
+        )
+    )
+    covenant = load_covenant_text(text, source="test.toml")
+    assert covenant.region.closing_days == (date(2026, 12, 28),)
+    found = problems(
+        variant(
+            (
+                'timezone = "Europe/Amsterdam"',
+                'timezone = "Europe/Amsterdam"\nclosing_days = ["28-12"]',
+            )
+        )
+    )
+    assert "valid date" in found["region.closing_days[0]"]
 
 
 def test_bool_field_wants_a_boolean() -> None:

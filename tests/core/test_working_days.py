@@ -1,5 +1,6 @@
 """Working days (core.working_days): response times of signal codes are counted in working days,
-Monday to Friday minus Dutch public holidays, and a deadline is the end of the local day."""
+Monday to Friday minus the days of the Algemene termijnenwet (art. 3) and the region's own
+closing days, and a deadline is the end of the local day."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.working_days import (
-    add_working_days,
-    deadline_after,
-    halfway,
-    is_working_day,
-    working_days_between,
-)
+from core.working_days import NATIONAL, WorkingCalendar, halfway
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+is_working_day = NATIONAL.is_working_day
+add_working_days = NATIONAL.add_working_days
+working_days_between = NATIONAL.working_days_between
+
+
+def deadline_after(moment: datetime, days: int, tz: ZoneInfo = AMSTERDAM) -> datetime:
+    return WorkingCalendar(tz=tz).deadline_after(moment, days)
 
 
 def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -56,6 +58,10 @@ def test_weekends_are_not_working_days(day: date) -> None:
         date(2025, 12, 25),  # Eerste kerstdag (Thursday)
         date(2025, 12, 26),  # Tweede kerstdag (Friday)
         date(2025, 5, 5),  # Bevrijdingsdag in a lustrum year (Monday)
+        date(2026, 5, 5),  # Bevrijdingsdag in any other year too (Tuesday): art. 3
+        date(2027, 5, 5),  # (Wednesday)
+        date(2026, 4, 3),  # Goede Vrijdag
+        date(2027, 3, 26),  # Goede Vrijdag 2027
         date(2025, 4, 21),  # Tweede paasdag 2025
         date(2025, 5, 29),  # Hemelvaartsdag 2025
         date(2025, 6, 9),  # Tweede pinksterdag 2025
@@ -174,9 +180,25 @@ def test_urgent_deadline_over_kings_day_weekend_is_the_end_of_tuesday() -> None:
     assert deadline_after(friday, 1, AMSTERDAM) == end_of_day_utc(date(2026, 4, 28))
 
 
-def test_deadline_defaults_to_dutch_time() -> None:
+def test_the_national_calendar_counts_in_dutch_time() -> None:
     friday = local(2026, 3, 6, 15, 30)
-    assert deadline_after(friday, 1) == deadline_after(friday, 1, AMSTERDAM)
+    assert NATIONAL.tz == AMSTERDAM
+    assert NATIONAL.deadline_after(friday, 1) == deadline_after(friday, 1, AMSTERDAM)
+
+
+def test_liberation_day_is_a_day_off_every_year_not_only_in_lustrum_years() -> None:
+    monday = date(2026, 5, 4)
+    assert add_working_days(monday, 1) == date(2026, 5, 6)  # Tuesday 5 May 2026 is off
+
+
+def test_the_regions_closing_days_are_skipped_too() -> None:
+    closed = WorkingCalendar.for_region([date(2026, 12, 28), date(2026, 12, 29)], AMSTERDAM)
+    wednesday = date(2026, 12, 23)
+    # Thu 24, (Fri 25, Sat, Sun, Mon 28 and Tue 29 closed), Wed 30.
+    assert NATIONAL.add_working_days(wednesday, 2) == date(2026, 12, 28)
+    assert closed.add_working_days(wednesday, 2) == date(2026, 12, 30)
+    assert not closed.is_working_day(date(2026, 12, 28))
+    assert closed.working_days_between(wednesday, date(2026, 12, 30)) == 2
 
 
 def test_halfway_lies_midway_between_two_moments() -> None:

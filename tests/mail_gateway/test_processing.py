@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Callable
+from dataclasses import replace
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from core.clock import as_utc, utcnow
+from core.config import CoreConfig
 from core.models import (
     Coordination,
     InboundMessage,
@@ -21,7 +24,7 @@ from core.models import (
     Registration,
     Signal,
 )
-from mail_gateway.context import Gateway
+from mail_gateway.context import Gateway, build_gateway
 from tests.core.conftest import BSN_A, BSN_B
 from tests.mail_gateway.conftest import MAIL_DOMAIN, RunningGateway, wait_until
 
@@ -249,3 +252,33 @@ def test_a_reply_from_someone_else_and_an_unknown_token_get_clear_answers(
     assert answer is not None and "onbekend" in answer.context["problems"][0]
     with Session(gateway.gateway.engine) as session:
         assert session.exec(select(Coordination)).one().status == "pending"
+
+
+def test_the_covenants_closing_days_push_a_coordination_deadline_set_by_mail(
+    make_gateway: Callable[..., Gateway],
+    run_gateway: Callable[..., RunningGateway],
+    config: CoreConfig,
+) -> None:
+    """A region closed for the next three working days (covenant ``closing_days``): the
+    coordination two signals by mail start is due three working days later than the national
+    calendar says."""
+    national = make_gateway()
+    today = national.config.calendar.add_working_days(utcnow().date(), 0)
+    closed = [national.config.calendar.add_working_days(today, n) for n in (1, 2, 3)]
+    region = config.covenant.region.model_copy(update={"closing_days": tuple(closed)})
+    closing_config = replace(config, covenant=config.covenant.model_copy(update={"region": region}))
+    running = run_gateway(
+        build_gateway(national.settings, national.engine, closing_config), ["smtp", "processing"]
+    )
+    fields = block(Code="laag", Geinformeerd="ja").replace("Kenmerk: GGD-1", "Kenmerk: eigen-1")
+    for sender in ("a.devries@ggd-groningen.example", "s.jansen@wij-groningen.example"):
+        outcome(running, send(running, mail(sender, f"signaal@{MAIL_DOMAIN}", fields)))
+    with Session(running.gateway.engine) as session:
+        coordination = session.exec(select(Coordination)).one()
+        assigned_at = coordination.assigned_at
+        due_at = coordination.due_at
+    assert assigned_at is not None and due_at is not None
+    days = coordination.response_working_days
+    assert due_at == closing_config.calendar.deadline_after(assigned_at, days)
+    national_due = national.config.calendar.deadline_after(assigned_at, days)
+    assert (as_utc(due_at) - as_utc(national_due)).days >= 3
