@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core import audit
+from core.access_trail import disclosures, views, youth_references
 from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
 from core.coordination import open_coordination
@@ -177,8 +178,9 @@ def access_report(
     actor: audit.Actor,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Which institutions registered or signalled the youth, when, and the status — without
-    professionals' names (the law gives the subject the institutions, not the people)."""
+    """Which institutions registered or signalled the youth, when, and the status; who received
+    a notification about the youth (institution and person) and who looked at the youth's data,
+    with dates (AVG art. 15: the recipients to whom the data were disclosed)."""
     now = now or utcnow()
     youth = require_youth(session, config, identity)
     lines = [
@@ -200,10 +202,15 @@ def access_report(
         for s in session.exec(select(Signal).where(Signal.youth_id == youth.id)).all()
     ]
     lines.sort(key=lambda line: (line.date, line.kind, line.institution))
+    references = youth_references(session, youth.id or 0)
+    told = disclosures(session, references, config.tz)
+    looked = views(session, youth.id or 0, references, config.tz)  # before this report's own
     audit.record(session, actor, "access-report", f"youth:{youth.id}", at=now)
     return {
         "youth": {"reference": f"J-{youth.id}", "municipality": youth.municipality},
         "generated_at": now.isoformat(),
         "region": config.covenant.region.name,
         "lines": [asdict(line) for line in lines],
+        "notifications": [asdict(item) for item in told],
+        "views": [asdict(item) for item in looked],
     }

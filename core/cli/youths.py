@@ -132,8 +132,8 @@ def access_report_command(
 ) -> None:
     """Subject-access report (inzage, AVG art. 15).
 
-    Which institutions registered or signalled the youth, when, and the status; never the names
-    of professionals.
+    Which institutions registered or signalled the youth, when, and the status; who received a
+    notification about the youth, and who looked at the youth's data, with dates.
     """
     identity = youth_identity(None, None, bsn=bsn, birth_date=birth_date, surname=surname, sex=sex)
     with open_core() as core:
@@ -155,14 +155,33 @@ def access_report_command(
     )
     if not report["lines"]:
         console.print("Er zijn geen registraties of signalen.")
-        return
-    lines = table(None, "Soort", "Instelling", "Datum", "Status", "Einddatum")
-    for line in report["lines"]:
-        lines.add_row(
-            line["kind"],
-            line["institution"],
-            local_date(line["date"]),
-            line["status"],
-            local_date(line.get("ends_on")),
-        )
-    console.print(lines)
+    else:
+        lines = table(None, "Soort", "Instelling", "Datum", "Status", "Einddatum")
+        for line in report["lines"]:
+            lines.add_row(
+                line["kind"],
+                line["institution"],
+                local_date(line["date"]),
+                line["status"],
+                local_date(line.get("ends_on")),
+            )
+        console.print(lines)
+    if report["notifications"]:
+        told = table("Berichten over de jongere", "Aan", "Persoon", "Over", "Soort", "Datum", "")
+        for item in report["notifications"]:
+            told.add_row(
+                item["institution"],
+                item["person"],
+                item["about"],
+                item["kind"],
+                local_date(item["date"]),
+                item["status"],
+            )
+        console.print(told)
+    if report["views"]:
+        looked = table("Ingezien", "Instelling", "Persoon", "Wat", "Datum")
+        for item in report["views"]:
+            looked.add_row(
+                item["institution"], item["person"], item["what"], local_date(item["date"])
+            )
+        console.print(looked)

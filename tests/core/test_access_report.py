@@ -11,10 +11,12 @@ import pytest
 from sqlmodel import Session, select
 
 from core.access_report import access_report, youth_overview
+from core.actors import require_professional
 from core.audit import Actor, verify_chain
 from core.errors import NotFound
 from core.identity import YouthIdentity
 from core.models import AuditEvent, Youth
+from core.overview import my_work
 from core.registration import DeregisterYouth, RegisterYouth, deregister_youth, register_youth
 from core.signals import PlaceSignal, place_signal
 from tests.core.conftest import BSN_A, BSN_B, BSN_PARENT, MONDAY, CoreDriver, youth
@@ -218,10 +220,54 @@ def test_access_report_lists_institutions_dates_and_statuses(history: CoreDriver
     assert {line["ends_on"] for line in report["lines"] if line["kind"] == "signaal"} == {
         "2026-12-31"
     }
-    # The law gives the subject institutions, not people; and no identity in the report.
+    # Who registered or signalled is an institution; no identity and no address in the report.
     text = json.dumps(report, ensure_ascii=False)
-    for secret in (ANNA, SANNE, "Anna de Vries", "Sanne", BSN_A, "Geheimnaam"):
+    for secret in (ANNA, SANNE, EVA, BSN_A, "Geheimnaam"):
         assert secret not in text
+    assert {line["institution"] for line in report["lines"]} >= {"GGD Groningen"}
+
+
+def test_access_report_names_who_was_told_about_the_youth_and_who_looked(
+    history: CoreDriver,
+) -> None:
+    """AVG art. 15: the recipients. Every notification about the youth's registrations,
+    signals, match and coordination (institution, person, date), and every earlier view of the
+    youth in the logboek: the overview by name, a work list that showed the youth's signal."""
+    _overview(history)
+    anna = history.professional(ANNA)
+    history.run(
+        lambda s: my_work(
+            s,
+            history.config,
+            require_professional(s, ANNA),
+            actor=anna,
+            now=MONDAY + timedelta(hours=8),
+        )
+    )
+    henk = history.professional("h.visser@ggd-groningen.example")
+    history.run(  # someone else's work list, without this youth: not a view of it
+        lambda s: my_work(
+            s,
+            history.config,
+            require_professional(s, henk.identifier),
+            actor=henk,
+            now=MONDAY + timedelta(hours=8),
+        )
+    )
+    report = _report(history)
+    told = {(n["institution"], n["person"], n["kind"]) for n in report["notifications"]}
+    assert ("GGD Groningen", "Anna de Vries", "match") in told
+    assert ("WIJ Groningen", "Sanne Jansen", "match") in told
+    assert any(n["kind"] == "nieuwe-betrokkenheid" for n in report["notifications"])
+    assert {n["about"][:2] for n in report["notifications"]} >= {"R-", "M-"}
+    assert all(n["date"] == "2026-03-02" for n in report["notifications"])
+    assert {n["status"] for n in report["notifications"]} == {"nog niet verzonden"}
+    assert [(v["person"], v["institution"], v["what"]) for v in report["views"]] == [
+        ("Femke Dijkstra", "GGD Groningen", "overzicht"),
+        ("Anna de Vries", "GGD Groningen", "werklijst"),
+    ]
+    # The report itself is the next view.
+    assert [v["what"] for v in _report(history)["views"]][-1] == "inzage"
 
 
 def test_access_report_dates_are_local_days(core: CoreDriver) -> None:
