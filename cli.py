@@ -7,15 +7,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from core.cli import app
-from core.cli.runtime import configure_logging, open_core, say
+from core.cli.runtime import (
+    Core,
+    cli_options,
+    configure_logging,
+    load_cli_settings,
+    open_core,
+    say,
+)
+from core.config import build_config
+from core.db import service_engine
 from core.settings import Settings
+from core.wake import Wake, listen
+from core.worker_processes import WorkerProcesses, stop_when_parent_exits
 
 log = logging.getLogger("verwijsindex.serve")
 
@@ -50,42 +63,147 @@ def warn_about_exposed_files(settings: Settings) -> None:
     warn_if_readable_by_others(private_paths(settings, extra=[maildir] if maildir else []))
 
 
-async def serve_async(roles: list[str]) -> None:
+# What ``serve --workers N`` runs in each child; the parent keeps the listeners (SMTP, IMAP,
+# the Slack endpoint) and the scheduler. "slack" in a child is Slack delivery only.
+WORKER_ROLES = ("processing", "delivery", "slack")
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT: every role then finishes what it is doing."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def start_roles(
+    core: Core,
+    roles: list[str],
+    stop: asyncio.Event,
+    *,
+    slack_endpoint: bool = True,
+    slack_delivery: bool = True,
+) -> list[asyncio.Task[None]]:
+    """The tasks of ``roles`` in this process, and the wake listener for its workers."""
+    from bot.context import build_bot
     from bot.service import SlackMode, run_slack, slack_mode
     from mail_gateway.context import build_gateway
     from mail_gateway.service import run_roles
 
-    with open_core() as core:
-        warn_about_exposed_files(core.settings)
-        gateway = build_gateway(core.settings, core.engine, core.config)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        gateway_roles = [r for r in roles if r not in NOT_GATEWAY_ROLES]
-        tasks = []
-        if gateway_roles:  # asyncio.wait refuses an empty set (serve --only slack)
-            tasks.append(asyncio.create_task(run_roles(gateway, gateway_roles, stop)))
-        if "scheduler" in roles:
-            tasks.append(asyncio.create_task(run_scheduler(core.engine, core.config, stop)))
+    settings = core.settings
+    gateway = build_gateway(settings, core.engine, core.config)
+    tasks = []
+    gateway_roles = [r for r in roles if r not in NOT_GATEWAY_ROLES]
+    if gateway_roles:  # asyncio.wait refuses an empty set (serve --only slack)
+        tasks.append(asyncio.create_task(run_roles(gateway, gateway_roles, stop)))
+    if "scheduler" in roles:
+        tasks.append(asyncio.create_task(run_scheduler(core.engine, core.config, stop)))
+    bot = None
+    if "slack" in roles:
+        if slack_mode(settings) != SlackMode.OFF:
+            bot = build_bot(settings, core.engine, core.config)
+        slack = run_slack(
+            settings,
+            core.engine,
+            core.config,
+            stop,
+            bot=bot,
+            endpoint=slack_endpoint,
+            delivery=slack_delivery,
+        )
+        tasks.append(asyncio.create_task(slack))
+    listeners: dict[Wake, list[asyncio.Event]] = {}
+    if "processing" in roles:
+        listeners[Wake.INBOUND] = [gateway.inbound_waiting]
+    if "delivery" in roles:
+        listeners.setdefault(Wake.OUTBOX, []).append(gateway.outbox_waiting)
+    if bot is not None and slack_delivery:
+        listeners.setdefault(Wake.OUTBOX, []).append(bot.outbox_waiting)
+    if listeners:  # workers here: wake them when another process stores their work
+        tasks.append(asyncio.create_task(listen(core.engine, listeners, stop)))
+    return tasks
+
+
+def worker_processes(settings: Settings, roles: list[str], count: int) -> WorkerProcesses:
+    """``count`` children of this program in worker mode, running ``roles``. The database and
+    covenant go in the environment (a URL on the command line would show its password in
+    ``ps``); the rest of the settings the children read as this process did."""
+    command = [sys.executable, str(Path(__file__).resolve())]
+    if cli_options().verbose:
+        command.append("--verbose")
+    command += ["serve", "--worker-process", *[a for role in roles for a in ("--only", role)]]
+    env = {
+        **os.environ,
+        "VERWIJSINDEX_DATABASE_URL": settings.database_url,
+        "VERWIJSINDEX_COVENANT": str(settings.covenant_path.resolve()),
+    }
+    return WorkerProcesses(command, count, env=env)
+
+
+async def serve_async(roles: list[str], workers: int = 0) -> None:
+    from bot.service import SlackMode, slack_mode
+
+    with open_core() as core:  # migrations and the covenant sync: here, before any child
         settings = core.settings
-        if "slack" in roles:
-            tasks.append(asyncio.create_task(run_slack(settings, core.engine, core.config, stop)))
-            mode = slack_mode(settings)
-            if mode == SlackMode.HTTP:
-                say(f"Slack op http://{settings.slack_host}:{settings.slack_port}/slack/events")
-            elif mode == SlackMode.SOCKET:
-                say("Slack via Socket Mode")
-            else:
-                say("Slack staat uit: SLACK_BOT_TOKEN en SLACK_SIGNING_SECRET zijn niet gezet.")
-        if "smtp" in roles:
-            say(
-                f"SMTP op {settings.smtp_host}:{settings.smtp_port}, "
-                f"postvakken @{settings.mail_domain}"
-            )
-        say(f"Uitgaande post: {settings.relay_url}; rollen: {', '.join(roles)}. Stoppen: Ctrl-C.")
+        warn_about_exposed_files(settings)
+        stop = stop_on_signals()
+        in_children = [r for r in roles if r in WORKER_ROLES] if workers else []
+        if "slack" in in_children and slack_mode(settings) == SlackMode.OFF:
+            in_children.remove("slack")  # nothing to deliver to
+        tasks = start_roles(
+            core,
+            [r for r in roles if r not in in_children or r == "slack"],
+            stop,
+            slack_delivery="slack" not in in_children,
+        )
+        if in_children:
+            pool = worker_processes(settings, in_children, workers)
+            tasks.append(asyncio.create_task(pool.run(stop)))
+        _say_what_runs(settings, roles, in_children, workers)
         await asyncio.gather(*tasks)
         say("Gestopt; niets is verloren gegaan.")
+
+
+async def serve_worker_async(roles: list[str]) -> None:
+    """A child of ``serve --workers N``: ``roles`` until SIGTERM or until the parent is gone.
+    The parent upgraded the schema and synced the covenant already; a child does neither, so a
+    restarted child never runs a migration beside live workers."""
+    settings = load_cli_settings()
+    config = build_config(settings)
+    engine = service_engine(settings)
+    try:
+        core = Core(settings=settings, engine=engine, config=config)
+        stop = stop_on_signals()
+        tasks = start_roles(core, roles, stop, slack_endpoint=False)
+        tasks.append(asyncio.create_task(stop_when_parent_exits(stop)))
+        await asyncio.gather(*tasks)
+    finally:
+        engine.dispose()
+
+
+def _say_what_runs(
+    settings: Settings, roles: list[str], in_children: list[str], workers: int
+) -> None:
+    from bot.service import SlackMode, slack_mode
+
+    if "slack" in roles:
+        mode = slack_mode(settings)
+        if mode == SlackMode.HTTP:
+            say(f"Slack op http://{settings.slack_host}:{settings.slack_port}/slack/events")
+        elif mode == SlackMode.SOCKET:
+            say("Slack via Socket Mode")
+        else:
+            say("Slack staat uit: SLACK_BOT_TOKEN en SLACK_SIGNING_SECRET zijn niet gezet.")
+    if "smtp" in roles:
+        say(
+            f"SMTP op {settings.smtp_host}:{settings.smtp_port}, postvakken @{settings.mail_domain}"
+        )
+    if in_children:
+        say(f"Werkprocessen: {workers} voor {', '.join(in_children)}.")
+    elif any(r in WORKER_ROLES for r in roles):
+        say("Werkprocessen: geen; verwerking en bezorging in dit proces (--workers 0).")
+    say(f"Uitgaande post: {settings.relay_url}; rollen: {', '.join(roles)}. Stoppen: Ctrl-C.")
 
 
 @app.command()
@@ -98,9 +216,24 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Child processes for processing and delivery (the listeners and the "
+            "scheduler stay in this one); 0 runs everything in this process. Default: the "
+            "number of cores.",
+            show_default=False,
+        ),
+    ] = None,
+    worker_process: Annotated[
+        bool, typer.Option("--worker-process", hidden=True, help="A child of --workers.")
+    ] = False,
 ) -> None:
     """Run the service: SMTP intake, IMAP polling (when configured), processing, delivery, the
-    scheduler and Slack (when its secrets are set), in one process. SIGTERM finishes work in
+    scheduler and Slack (when its secrets are set). Processing and delivery run in
+    ``--workers`` child processes; a child that dies is restarted. SIGTERM finishes work in
     progress and loses nothing."""
     roles = list(only) if only else list(ROLE_NAMES)
     unknown = [r for r in roles if r not in ROLE_NAMES]
@@ -109,7 +242,10 @@ def serve(
             f"onbekende rol {', '.join(unknown)}; kies uit {', '.join(ROLE_NAMES)}",
             param_hint="--only",
         )
-    asyncio.run(serve_async(roles))
+    if worker_process:
+        asyncio.run(serve_worker_async(roles))
+        return
+    asyncio.run(serve_async(roles, (os.cpu_count() or 1) if workers is None else workers))
 
 
 @app.command()

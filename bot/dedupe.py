@@ -8,8 +8,10 @@ and the key is stored as an :class:`InboundMessage` (``transport = 'slack'``) in
 transaction as the core command: either both are committed or neither, so a retry finds the key
 and does nothing, and a failed attempt leaves nothing behind that would block a second try.
 
-The row keeps no payload (``raw`` is empty): a signal's fields include a BSN, which is never
-stored in clear, and the core's state already holds what the request did.
+The row keeps no payload (``raw`` is empty): the core's state already holds what the request
+did. A form whose work follows the acknowledgement (a signal) is *stored* instead
+(:func:`store_all`): the row stays ``received``, with the form sealed (a BSN is never stored in
+clear), until it is processed (``bot.submission_processing``), and the same commit dedupes.
 
 Two copies arriving at once: SQLite's ``BEGIN IMMEDIATE`` lets one commit first; on PostgreSQL
 the second insert waits for the first and then fails the unique key, and
@@ -19,9 +21,10 @@ the second insert waits for the first and then fails the unique key, and
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
 
 from sqlmodel import Session, select
 
@@ -71,24 +74,47 @@ def seen(session: Session, request: SlackRequest) -> bool:
     )
 
 
+def _row(request: SlackRequest, **state: Any) -> InboundMessage:
+    return InboundMessage(
+        dedupe_key=request.dedupe_key,
+        message_id=f"slack:{request.kind}:{request.slack_id}"[:998],
+        transport=TRANSPORT,
+        mail_from=request.user_id[:320],
+        rcpt_to=f"slack:{request.kind}"[:320],
+        mailbox="slack",
+        **state,
+    )
+
+
 def remember(session: Session, request: SlackRequest) -> None:
     """Add the request's key (flushed at once: on PostgreSQL a concurrent copy waits here)."""
     now = utcnow()
     session.add(
-        InboundMessage(
-            dedupe_key=request.dedupe_key,
-            message_id=f"slack:{request.kind}:{request.slack_id}"[:998],
-            transport=TRANSPORT,
-            mail_from=request.user_id[:320],
-            rcpt_to=f"slack:{request.kind}"[:320],
-            mailbox="slack",
-            raw=b"",
-            received_at=now,
-            status=InboundStatus.PROCESSED,
-            processed_at=now,
-        )
+        _row(request, raw=b"", received_at=now, status=InboundStatus.PROCESSED, processed_at=now)
     )
     session.flush()
+
+
+def keep_waiting(
+    session: Session, request: SlackRequest, sealed: bytes, *, held_for: timedelta
+) -> int:
+    """Add the request's key with its sealed form, waiting to be processed; returns the row's id.
+    The storing process holds it (``held_for``, counted as the first attempt): it processes the
+    form at once, and a recovery worker takes it only when that process died."""
+    now = utcnow()
+    row = _row(
+        request,
+        raw=sealed,
+        size=len(sealed),
+        received_at=now,
+        status=InboundStatus.RECEIVED,
+        attempts=1,
+        claimed_until=now + held_for,
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
 
 
 def once(request: SlackRequest, work: Callable[[Session], T]) -> Callable[[Session], Outcome[T]]:
@@ -100,6 +126,27 @@ def once(request: SlackRequest, work: Callable[[Session], T]) -> Callable[[Sessi
             return AlreadyDone()
         remember(session, request)
         return Done(work(session))
+
+    return run
+
+
+def store_all(
+    forms: Sequence[tuple[SlackRequest, bytes]], held_for: timedelta
+) -> Callable[[Session], list[Outcome[int]]]:
+    """For :func:`core.db.run_in_transaction`: store each (request, sealed form) unless the
+    request was seen before (or earlier in ``forms``: a retry that came with it); per form
+    ``Done(row id)`` or :class:`AlreadyDone`. One commit for all: a group commit."""
+
+    def run(session: Session) -> list[Outcome[int]]:
+        outcomes: list[Outcome[int]] = []
+        keys: set[str] = set()
+        for request, sealed in forms:
+            if request.dedupe_key in keys or seen(session, request):
+                outcomes.append(AlreadyDone())
+                continue
+            keys.add(request.dedupe_key)
+            outcomes.append(Done(keep_waiting(session, request, sealed, held_for=held_for)))
+        return outcomes
 
     return run
 

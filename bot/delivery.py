@@ -272,8 +272,11 @@ class SlackDelivery:
         )
         return ref
 
-    async def _deliver_one(self, notification: OutboundNotification, now: datetime | None) -> str:
-        """Send and record the outcome: sent, retried, failed or lost."""
+    async def _deliver_one(
+        self, notification: OutboundNotification, now: datetime | None
+    ) -> SlackMessageRef | str:
+        """Send: the message posted (recorded with the rest of the batch), or the failure,
+        recorded (retried, failed or lost)."""
         try:
             ref = await self.send(notification)
         except TemporaryDeliveryError as exc:
@@ -290,15 +293,7 @@ class SlackDelivery:
                 notification.reference,
             )
             return await self._failed(notification, type(exc).__name__, False, None, now)
-        sent = await asyncio.to_thread(
-            outbox.mark_sent,
-            self.engine,
-            notification.id,
-            worker_id=self.worker_id,
-            message_id=str(ref),
-            now=now,
-        )
-        return "sent" if sent else "lost"
+        return ref
 
     async def _failed(
         self,
@@ -360,6 +355,7 @@ class SlackDelivery:
             now=now,
             clock=self.clock,
         ).start()
+        delivered: list[tuple[int, str | None]] = []
         try:
             for position, notification in enumerate(batch):
                 out_of_time = outbox.lease_running_out(keeper)
@@ -372,10 +368,25 @@ class SlackDelivery:
                     report.released = len(unsent)
                     break
                 outcome = await self._deliver_one(notification, now)
-                setattr(report, outcome, getattr(report, outcome) + 1)
+                if isinstance(outcome, str):
+                    setattr(report, outcome, getattr(report, outcome) + 1)
+                else:
+                    delivered.append((notification.id, str(outcome)))
         finally:
-            # In a thread: a renewal in progress may wait for the database, the loop must not.
-            await asyncio.to_thread(keeper.stop)
+            try:  # the batch's deliveries in one transaction (core.outbox.mark_sent_many)
+                if delivered:
+                    recorded = await asyncio.to_thread(
+                        outbox.mark_sent_many,
+                        self.engine,
+                        delivered,
+                        worker_id=self.worker_id,
+                        now=now,
+                    )
+                    report.sent = len(recorded)
+                    report.lost += len(delivered) - len(recorded)
+            finally:
+                # In a thread: a renewal in progress may wait for the database, the loop must not.
+                await asyncio.to_thread(keeper.stop)
         return report
 
 

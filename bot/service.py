@@ -1,5 +1,6 @@
 """The ``slack`` role of ``verwijsindex serve``: the Bolt app's endpoint (HTTP, or Socket Mode
-when ``SLACK_APP_TOKEN`` is set) and the Slack delivery worker, until ``stop`` is set.
+when ``SLACK_APP_TOKEN`` is set), the Slack delivery worker and, with it, the recovery worker of
+stored forms (``bot.submission_recovery``), until ``stop`` is set.
 
 Slack is off unless its secrets are set (CONTRACT §1): the bot token, and the signing secret
 (HTTP) or the app token (Socket Mode).
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 from bot.app import create_app
 from bot.context import Bot, build_bot
 from bot.server import serve_http, serve_socket_mode
+from bot.submission_recovery import run_submission_recovery
 from core.config import CoreConfig
 from core.settings import Settings
 
@@ -62,9 +64,12 @@ async def run_slack(
     stop: asyncio.Event,
     *,
     bot: Bot | None = None,
+    endpoint: bool = True,
+    delivery: bool = True,
 ) -> None:
     """The endpoint and the delivery worker; a crash of one stops the other (the supervisor
-    restarts the service; nothing accepted is lost)."""
+    restarts the service; nothing accepted is lost). ``serve --workers N`` runs the endpoint
+    in its parent process and the delivery worker in each child."""
     mode = slack_mode(settings)
     if mode == SlackMode.OFF:
         log.info(
@@ -75,15 +80,22 @@ async def run_slack(
     from bot.delivery import run_slack_delivery
 
     bot = bot or build_bot(settings, engine, config)
-    tasks = [
-        asyncio.create_task(run_endpoint(bot, stop), name="slack-endpoint"),
-        asyncio.create_task(
-            run_slack_delivery(
-                settings, stop, engine=engine, config=config, wake=bot.outbox_waiting
-            ),
-            name="slack-delivery",
-        ),
-    ]
+    tasks = []
+    if endpoint:
+        tasks.append(asyncio.create_task(run_endpoint(bot, stop), name="slack-endpoint"))
+    if delivery:
+        tasks.append(
+            asyncio.create_task(
+                run_slack_delivery(
+                    settings, stop, engine=engine, config=config, wake=bot.outbox_waiting
+                ),
+                name="slack-delivery",
+            )
+        )
+        # Forms stored and acknowledged but never processed (a process died): processed now.
+        tasks.append(
+            asyncio.create_task(run_submission_recovery(bot, stop), name="slack-form-recovery")
+        )
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:

@@ -5,27 +5,27 @@ looks like a signal gets a button (:mod:`bot.direct_messages`) that opens the fo
 
 A submission is checked before it is acknowledged — the fields by ``core.fields``, the rest that
 needs no database by ``core.signals.check_signal`` — so mistakes show on the form's fields
-(``response_action: errors``). Then the modal closes and the signal is placed; the core decides
-who may signal, and its confirmation (the signal number) or refusal follows as an ephemeral
-message. A retried submission (the same view) places nothing and says nothing twice.
+(``response_action: errors``). Then the form is stored, sealed, in the commit that dedupes
+Slack's retry (``bot.stored_submissions.FormIntake``): only then does the modal close, so a
+crash after "ok" loses nothing. The signal is placed from what was stored
+(``bot.submission_processing``; after a crash, by the recovery worker); the core decides who may
+signal, and its confirmation (the signal number) or refusal follows as an ephemeral message
+(after a restart: a DM). A retried submission (the same view) places nothing and says nothing
+twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import Session
 
-from bot.access import acting, who_is, who_submits
+from bot.access import who_is, who_submits
 from bot.context import Bot
-from bot.dedupe import AlreadyDone, Outcome, SlackRequest, once, remember_refused
-from bot.errors import error_text
-from bot.identity import Linked
+from bot.dedupe import AlreadyDone, SlackRequest
 from bot.reply import ReplyTo
 from bot.signal_form import (
     CALLBACK_ID,
@@ -35,15 +35,23 @@ from bot.signal_form import (
     submitted_pairs,
     unusable_prefill,
 )
+from bot.signal_placement import FORM_KIND
+from bot.stored_submissions import FormIntake, StoredForm, submission_lease
 from bot.submission import Submission
+from bot.submission_processing import LiveProcessing
 from bot.typed_signal import TypedSignal, from_button_value, typed_signal
-from core.errors import InvalidInput, UserError
+from core.errors import InvalidInput
 from core.fields import collect_fields, parse_signal
-from core.signals import PlaceSignal, SignalOutcome, check_signal, place_signal
+from core.signals import check_signal
 
 log = logging.getLogger(__name__)
 
 FORM_TITLE = "Signaal afgeven"
+# Shown on the form's first field when storing it takes longer than Slack waits (bot.submission).
+BUSY = {
+    "bsn": "Het is even druk: uw signaal is nog niet opgeslagen. Druk zo nog eens op Plaatsen "
+    "(het wordt nooit dubbel geplaatst)."
+}
 OPEN_FORM_ACTION = "signaal_formulier"  # the button on the answer to a DM that looks like a signal
 
 
@@ -70,37 +78,10 @@ async def open_form(
         await reply("Het formulier kon niet worden geopend. Probeer `/signaal` nog eens.")
 
 
-def placer(bot: Bot, linked: Linked, command: PlaceSignal) -> Callable[[Session], SignalOutcome]:
-    def place(session: Session) -> SignalOutcome:
-        return place_signal(
-            command, session=session, config=bot.config, actor=acting(session, linked)
-        )
-
-    return place
-
-
-def confirmation(bot: Bot, outcome: SignalOutcome, command: PlaceSignal) -> str:
-    return bot.texts.render(
-        "signaal-geplaatst",
-        number=outcome.number,
-        own_reference=command.reference or "",
-        code_label=bot.config.code_label(command.code),
-        ends_on=outcome.ends_on,
-        informed_party=outcome.informed_party,
-        match_number=outcome.match_number or "",
-        coordination_number=outcome.coordination_number or "",
-    )
-
-
-async def place_from_slack(
-    bot: Bot, linked: Linked, request: SlackRequest, command: PlaceSignal
-) -> Outcome[SignalOutcome]:
-    outcome = await bot.run(once(request, placer(bot, linked, command)))
-    bot.outbox_waiting.set()
-    return outcome
-
-
 def register(app: AsyncApp, bot: Bot) -> None:
+    intake = FormIntake(bot.engine, bot.config.keys.ring, held_for=submission_lease(bot.settings))
+    processing = LiveProcessing(bot, intake.vault, stores_idle=intake.idle)
+
     @app.command("/signaal")
     @bot.listener
     async def open_signal_form(
@@ -156,24 +137,26 @@ def register(app: AsyncApp, bot: Bot) -> None:
         linked = await who_submits(bot, client, user_id, submission)
         if linked is None:
             return
+        pairs = submitted_pairs(view)
         try:
-            command = parse_signal(collect_fields(submitted_pairs(view)))
+            command = parse_signal(collect_fields(pairs))
             check_signal(command, config=bot.config, today=bot.config.today())
         except InvalidInput as error:
             await submission.refuse(error, field_errors)
             return
-        # The form is right: it closes now. Placing waits its turn for the database, which under
-        # load can take longer than Slack waits for this answer; the outcome follows as a message.
-        await submission.close()
+        # The form is right: stored first, then the modal closes. Placing waits its turn for
+        # the database, which under load can take longer than Slack waits for this answer; the
+        # outcome follows as a message.
         request = SlackRequest("view", str(view["id"]), user_id)
+        form = StoredForm(FORM_KIND, linked, tuple(pairs), metadata.get("response_url") or "")
         try:
-            outcome = await place_from_slack(bot, linked, request, command)
+            stored = await submission.stored(intake.store(request, form), busy=BUSY)
         except Exception as error:
-            if not isinstance(error, UserError):
-                log.exception("placing a signal from Slack failed")
-            if await bot.run(remember_refused(request)):
-                await reply(f"Het signaal is niet geplaatst. {error_text(error)}")
+            await submission.refuse(error)
             return
-        if isinstance(outcome, AlreadyDone):
-            return  # a retry: the first submission was confirmed already
-        await reply(confirmation(bot, outcome.value, command))
+        await submission.close()
+        if isinstance(stored, AlreadyDone):
+            return  # a retry: the first submission is placed and answered
+        answer = await processing.process(stored.value)
+        if answer is not None:
+            await reply(answer.text)

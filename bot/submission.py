@@ -1,10 +1,20 @@
 """Answering a view submission: the one place where the answer to Slack depends on the outcome.
 
 Slack shows errors on a modal's fields only from the acknowledgement itself
-(``response_action: errors``), so a submission runs its core command *before* acknowledging —
-but never longer than :data:`ANSWER_WITHIN`: Slack drops an answer after 3 seconds. When the
-command takes longer (a busy database), the modal is acknowledged with a "being processed" view
-and the outcome follows as a message; the command itself is not interrupted.
+(``response_action: errors``), and drops an answer after 3 seconds: nothing waits longer than
+:data:`ANSWER_WITHIN` before answering. Two shapes:
+
+* :meth:`Submission.outcome` — a form whose core command decides its field errors (a decline's
+  reason) runs the command *before* acknowledging; when it takes longer (a busy database), the
+  modal is acknowledged with a "being processed" view and the outcome follows as a message.
+* :meth:`Submission.stored` — a form checked without the database (a signal) is stored first
+  and processed after the acknowledgement (``bot.submission_processing``); the modal closes
+  only once the form is stored. When storing takes longer, the modal stays open with a "busy"
+  note on a field: pressing the button again is safe (the same view is stored once), and a form
+  that was stored after all is still processed and answered.
+
+A job past the deadline is not interrupted. A refusal found after the acknowledgement comes as a
+message.
 """
 
 from __future__ import annotations
@@ -42,11 +52,20 @@ class Submission:
 
     async def outcome(self, job: Awaitable[T]) -> T:
         """The job's result; past the deadline the modal is acknowledged first."""
+        pending = {"response_action": "update", "view": notice_view(self.title, PENDING_TEXT)}
+        return await self._within_deadline(job, pending)
+
+    async def stored(self, job: Awaitable[T], *, busy: dict[str, str]) -> T:
+        """The storing job's result; past the deadline the modal stays open with ``busy``
+        (``{block_id: text}``) shown on its fields."""
+        return await self._within_deadline(job, {"response_action": "errors", "errors": busy})
+
+    async def _within_deadline(self, job: Awaitable[T], late_answer: dict[str, Any]) -> T:
         task = asyncio.ensure_future(job)
         done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN)
         if not done:
-            log.info("submission takes longer than %.1f s; answering later", ANSWER_WITHIN)
-            await self.ack(response_action="update", view=notice_view(self.title, PENDING_TEXT))
+            log.info("submission takes longer than %.1f s; answering first", ANSWER_WITHIN)
+            await self.ack(**late_answer)
         return await task
 
     async def ack(self, **answer: Any) -> None:

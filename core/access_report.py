@@ -13,7 +13,7 @@ from core import audit
 from core.access_trail import disclosures, views, youth_references
 from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
-from core.coordination import open_coordination
+from core.coordination import explanation, open_coordination
 from core.identity import YouthIdentity
 from core.models import (
     Institution,
@@ -112,6 +112,8 @@ def youth_overview(
         .order_by(col(Match.id))
     ).all()
     coordination = open_coordination(session, youth.id or 0)
+    # A sibling who joined the family's coordination is in it because of the family.
+    rule, reason = explanation(session, coordination, youth.id or 0) if coordination else ("", "")
     audit.record(session, actor, "youth-viewed", f"youth:{youth.id}", at=now)
     return {
         "youth": {"reference": f"J-{youth.id}", "municipality": youth.municipality},
@@ -150,8 +152,8 @@ def youth_overview(
             "institution": coordination.institution_id,
             "status": coordination.status,
             "due": _iso(coordination.due_at),
-            "rule": coordination.rule_name,
-            "reason": coordination.rule_reason,
+            "rule": rule,
+            "reason": reason,
         },
     }
 

@@ -18,7 +18,7 @@ from core.actors import find_professional
 from core.clock import local_date
 from core.models import (
     AuditEvent,
-    Coordination,
+    CoordinationMember,
     Institution,
     MatchMember,
     OutboxMessage,
@@ -64,7 +64,9 @@ def youth_references(session: Session, youth_id: int) -> list[str]:
         select(MatchMember.match_id).where(col(MatchMember.signal_id).in_(signal_ids)).distinct()
     ).all()
     coordination_ids = session.exec(
-        select(Coordination.id).where(Coordination.youth_id == youth_id)
+        select(CoordinationMember.coordination_id)
+        .where(CoordinationMember.youth_id == youth_id)
+        .distinct()
     ).all()
     return (
         [f"S-{i}" for i in signal_ids]

@@ -3,13 +3,14 @@ transports ask who someone is (they run no queries of their own on these tables)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from sqlmodel import Session, col, select
 
 from core.audit import Actor
 from core.errors import NotAllowed, NotFound
-from core.models import Institution, Professional, Role, Team
+from core.models import Institution, Professional, Role
 
 
 def find_professional(session: Session, email: str) -> Professional | None:
@@ -44,17 +45,19 @@ def professionals_with_slack_user(session: Session, user_id: str) -> list[Profes
     )
 
 
-def professional_and_team(session: Session, email: str) -> tuple[Professional, Team] | None:
-    """The professional with this address and the team they are in (whether it may signal)."""
-    row = session.exec(
-        select(Professional, Team)
-        .join(Team, col(Team.id) == Professional.team_id)
-        .where(Professional.email == email.strip().lower())
-    ).first()
-    return (row[0], row[1]) if row is not None else None
+class SendsFor(Protocol):
+    """What the sender rules read of an institution (a row, or ``core.sender_directory``'s)."""
+
+    @property
+    def allowed_senders(self) -> Sequence[str]: ...
+    @property
+    def notification_email(self) -> str: ...
 
 
-def sender_allowed(institution: Institution, address: str) -> bool:
+_Sender = TypeVar("_Sender", bound=SendsFor)
+
+
+def sender_allowed(institution: SendsFor, address: str) -> bool:
     """Whether ``address`` may send for the institution: one of its allowed senders (an address,
     or ``@domain``), or its notification mailbox."""
     address = address.strip().lower()
@@ -67,9 +70,9 @@ def sender_allowed(institution: Institution, address: str) -> bool:
     return address == institution.notification_email.lower()
 
 
-def institution_for_sender(session: Session, address: str) -> Institution | None:
-    """The active institution that allows ``address``; an exact address beats a domain."""
-    institutions = session.exec(select(Institution).where(col(Institution.active))).all()
+def institution_for_sender(institutions: Sequence[_Sender], address: str) -> _Sender | None:
+    """Of ``institutions`` (the active ones), the one that allows ``address``: an exact address
+    beats a domain."""
     address = address.strip().lower()
     exact = [i for i in institutions if address in (s.lower() for s in i.allowed_senders)]
     if exact:

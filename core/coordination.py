@@ -1,9 +1,11 @@
 """Process coordination (DOMAIN step 3): assign, accept, decline, hand over, remind, escalate.
 
-A youth needs a coordinator when at least two institutions are involved and at least one signal
-is active. Candidates: first a sibling's accepted coordinator (one family, one coordinator), then
-the institutions picked by the covenant's rules, involved institutions first. Only institutions
-flagged ``may_coordinate`` are ever assigned.
+One family, one coordinator: youths sharing a parent share one coordination (core.
+coordination_family), unless the rule that picks a youth says ``per_family = false``. A family
+needs a coordinator when at least two institutions are involved with its youths together and at
+least one of their signals is active; a sibling joins the family's open coordination. The
+covenant's rules pick the institution, involved institutions first. Only institutions flagged
+``may_coordinate`` are ever assigned.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from sqlmodel import Session, col, select
 from core import audit
 from core.clock import local_date, utcnow
 from core.config import CoreConfig
+from core.coordination_family import (
+    close_membership,
+    join,
+    leave,
+    member_youth_ids,
+    membership,
+    open_members,
+    siblings_of,
+)
 from core.coordination_rules import CoordinationFacts, matching_rules
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.events import (
@@ -25,20 +36,25 @@ from core.events import (
     CoordinationReminderDueEvent,
 )
 from core.free_text import check_free_text, quote
-from core.involvement import active_signals, involved_institution_ids, takeover_candidates
+from core.involvement import (
+    active_signals_of,
+    involved_in_any,
+    involved_institution_ids,
+    takeover_candidates,
+)
 from core.models import (
     OPEN_STATUSES,
     Coordination,
+    CoordinationMember,
     CoordinationStatus,
     Institution,
     Professional,
     Signal,
     Youth,
-    YouthParent,
 )
 from core.notifications import publish
 from core.working_days import halfway
-from core.youths import age_of, lock_youth, parent_keys_of
+from core.youths import age_of, lock_youth
 
 
 @dataclass(frozen=True)
@@ -49,9 +65,13 @@ class Candidate:
 
 
 def open_coordination(session: Session, youth_id: int) -> Coordination | None:
+    """The open coordination covering the youth: its own, or its family's."""
     return session.exec(
-        select(Coordination).where(
-            Coordination.youth_id == youth_id,
+        select(Coordination)
+        .join(CoordinationMember, col(CoordinationMember.coordination_id) == Coordination.id)
+        .where(
+            CoordinationMember.youth_id == youth_id,
+            col(CoordinationMember.left_at).is_(None),
             col(Coordination.status).in_([s.value for s in OPEN_STATUSES]),
         )
     ).first()
@@ -60,30 +80,115 @@ def open_coordination(session: Session, youth_id: int) -> Coordination | None:
 def reconcile_coordination(
     session: Session, config: CoreConfig, youth_id: int, now: datetime
 ) -> Coordination | None:
-    involved = involved_institution_ids(session, youth_id)
-    signals = active_signals(session, youth_id)
-    current = open_coordination(session, youth_id)
+    """Bring the coordination covering the youth and its family in line with who is involved.
+
+    The youth's family (siblings coordinated per family) joins one coordination: an open one
+    of a sibling is reused, else one starts when the family together has at least two involved
+    institutions and an active signal. It ends when the family no longer needs one. Returns
+    the coordination covering the youth, if any.
+    """
+    youth = session.get(Youth, youth_id)
+    assert youth is not None
+    family = _family(session, config, youth, now)
+    current = open_coordination(session, youth_id) or _family_coordination(session, family)
+    if current is not None:
+        session.refresh(current, with_for_update=True)
+    scope = sorted(set(family) | set(member_youth_ids(session, current) if current else []))
+    involved = involved_in_any(session, scope)
+    signals = active_signals_of(session, scope)
     if len(involved) < 2 or not signals:
         if current is not None:
-            current.status = CoordinationStatus.ENDED
-            current.ended_at = now
-            session.add(current)
-            audit.record(
-                session,
-                audit.SYSTEM,
-                "coordination-ended",
-                f"youth:{youth_id}",
-                details={"coordination": current.number},
-                at=now,
-            )
+            _end(session, current, now)
         return None
     days = min(config.response_working_days(s.code) for s in signals)
-    if current is not None:
+    taking_part = [y for y in scope if involved_institution_ids(session, y)]
+    if current is None:
+        current = Coordination(youth_id=youth_id, rule_name="", rule_reason="", assigned_at=now)
+        session.add(current)
+        session.flush()
+        for member in taking_part:
+            join(session, current, member, "", now)
+        _assign_next(session, config, current, days, now)
+    else:
+        _sync_members(session, current, taking_part, now)
         _tighten_deadline(config, current, days, now)
-        return current
-    coordination = Coordination(youth_id=youth_id, rule_name="", rule_reason="", assigned_at=now)
-    _assign_next(session, config, coordination, days, now)
-    return coordination
+    return current if youth_id in taking_part else None
+
+
+def _family(session: Session, config: CoreConfig, youth: Youth, now: datetime) -> list[int]:
+    """The youth and the siblings it shares a coordination with: none where the rule that
+    picks the youth (or the sibling) says ``per_family = false``."""
+    if not _per_family(session, config, youth, now):
+        return [youth.id or 0]
+    family = [youth.id or 0]
+    for sibling_id in siblings_of(session, youth.id or 0):
+        sibling = session.get(Youth, sibling_id)
+        if sibling is not None and _per_family(session, config, sibling, now):
+            family.append(sibling_id)
+    return sorted(family)
+
+
+def _per_family(session: Session, config: CoreConfig, youth: Youth, now: datetime) -> bool:
+    decisions = matching_rules(
+        config.covenant.coordination_rules,
+        _facts(session, config, youth, involved_institution_ids(session, youth.id or 0), now),
+    )
+    return decisions[0].per_family if decisions else True
+
+
+def _family_coordination(session: Session, family: list[int]) -> Coordination | None:
+    """An open coordination of a sibling, the oldest first: the family's coordination."""
+    for youth_id in family:
+        found = open_coordination(session, youth_id)
+        if found is not None:
+            return found
+    return None
+
+
+def _sync_members(
+    session: Session, coordination: Coordination, taking_part: list[int], now: datetime
+) -> None:
+    """Siblings newly involved join; members with no involvement left leave."""
+    members = open_members(session, coordination)
+    present = {m.youth_id for m in members}
+    for youth_id in taking_part:
+        if youth_id not in present:
+            join(session, coordination, youth_id, _sibling_reason(session, coordination), now)
+    for member in members:
+        if member.youth_id not in taking_part:
+            leave(session, coordination, member, now)
+
+
+def _sibling_reason(session: Session, coordination: Coordination) -> str:
+    if coordination.institution_id is None:
+        has = f"procescoördinatie {coordination.number}"
+    else:
+        has = f"{_name(session, coordination.institution_id)} als procescoördinator"
+    return f"een broer of zus heeft al {has} (1 gezin, 1 plan, 1 procescoördinator)"
+
+
+def _end(session: Session, coordination: Coordination, now: datetime) -> None:
+    coordination.status = CoordinationStatus.ENDED
+    coordination.ended_at = now
+    session.add(coordination)
+    close_membership(session, coordination, now)
+    audit.record(
+        session,
+        audit.SYSTEM,
+        "coordination-ended",
+        f"youth:{coordination.youth_id}",
+        details={"coordination": coordination.number},
+        at=now,
+    )
+
+
+def explanation(session: Session, coordination: Coordination, youth_id: int) -> tuple[str, str]:
+    """The rule and reason that put the youth under the coordination: a sibling who joined an
+    existing one is there because of the family, the others by the coordination's own rule."""
+    member = membership(session, coordination, youth_id)
+    if member is not None and member.reason:
+        return "gezin", member.reason
+    return coordination.rule_name, coordination.rule_reason
 
 
 def _tighten_deadline(
@@ -102,39 +207,59 @@ def _tighten_deadline(
         coordination.reminded_at = None
 
 
+def _facts(
+    session: Session, config: CoreConfig, youth: Youth, involved: list[str], now: datetime
+) -> CoordinationFacts:
+    kinds = {i.kind for i in (session.get(Institution, x) for x in involved) if i is not None}
+    return CoordinationFacts(
+        municipality=youth.municipality,
+        age=age_of(config, youth, local_date(now, config.tz)),
+        involved_kinds=frozenset(kinds),
+    )
+
+
 def candidates(
-    session: Session, config: CoreConfig, youth: Youth, now: datetime
+    session: Session, config: CoreConfig, coordination: Coordination, now: datetime
 ) -> list[Candidate]:
-    involved = involved_institution_ids(session, youth.id or 0)
+    """The institutions the covenant's rules pick for the coordination, in order. The rules
+    see every institution involved with the family, and each youth's own municipality and age:
+    first those of the youth it started for, then the siblings' (the next candidates when one
+    declines)."""
+    members = member_youth_ids(session, coordination)
+    involved = involved_in_any(session, members)
     institutions = {
         i.id: i for i in session.exec(select(Institution).where(Institution.active)).all()
     }
     result: list[Candidate] = []
-    sibling = _sibling_coordinator(session, youth)
-    if sibling is not None and sibling in institutions and institutions[sibling].may_coordinate:
-        result.append(
-            Candidate(
-                sibling,
-                "gezin",
-                f"een broer of zus heeft al {institutions[sibling].name} als procescoördinator "
-                "(1 gezin, 1 plan, 1 procescoördinator)",
-            )
-        )
-    facts = CoordinationFacts(
-        municipality=youth.municipality,
-        age=age_of(config, youth, local_date(now, config.tz)),
-        involved_kinds=frozenset(institutions[i].kind for i in involved if i in institutions),
-    )
+    for youth_id in sorted(members, key=lambda y: y != coordination.youth_id):
+        youth = session.get(Youth, youth_id)
+        assert youth is not None
+        facts = _facts(session, config, youth, [i for i in involved if i in institutions], now)
+        result += _ruled(config, facts, institutions, involved)
+    unique: dict[str, Candidate] = {}
+    for candidate in result:
+        unique.setdefault(candidate.institution_id, candidate)
+    return list(unique.values())
+
+
+def _ruled(
+    config: CoreConfig,
+    facts: CoordinationFacts,
+    institutions: dict[str, Institution],
+    involved: list[str],
+) -> list[Candidate]:
+    result = []
     for decision in matching_rules(config.covenant.coordination_rules, facts):
         of_kind = [
             i for i in institutions.values() if i.kind == decision.assign_kind and i.may_coordinate
         ]
         # Involved institutions first, then those serving the youth's municipality.
+        here = facts.municipality
         ranked = [i for i in of_kind if i.id in involved] + [
-            i for i in of_kind if i.id not in involved and youth.municipality in i.municipalities
+            i for i in of_kind if i.id not in involved and here in i.municipalities
         ]
         for institution in ranked:
-            where = "betrokken" if institution.id in involved else f"werkt in {youth.municipality}"
+            where = "betrokken" if institution.id in involved else f"werkt in {here}"
             result.append(
                 Candidate(
                     institution.id,
@@ -142,27 +267,7 @@ def candidates(
                     f"{decision.reason}; {institution.name} ({where})",
                 )
             )
-    unique: dict[str, Candidate] = {}
-    for candidate in result:
-        unique.setdefault(candidate.institution_id, candidate)
-    return list(unique.values())
-
-
-def _sibling_coordinator(session: Session, youth: Youth) -> str | None:
-    keys = parent_keys_of(session, youth.id or 0)
-    if not keys:
-        return None
-    siblings = select(YouthParent.youth_id).where(
-        col(YouthParent.parent_key).in_(keys), YouthParent.youth_id != youth.id
-    )
-    return session.exec(
-        select(Coordination.institution_id)
-        .where(
-            col(Coordination.youth_id).in_(siblings),
-            Coordination.status == CoordinationStatus.ACCEPTED,
-        )
-        .order_by(col(Coordination.accepted_at).desc())
-    ).first()
+    return result
 
 
 def _assign_next(
@@ -182,7 +287,9 @@ def _assign_next(
         [forced]
         if forced
         else [
-            c for c in candidates(session, config, youth, now) if c.institution_id not in declined
+            c
+            for c in candidates(session, config, coordination, now)
+            if c.institution_id not in declined
         ]
     )
     coordination.assigned_at = now
@@ -380,7 +487,7 @@ def hand_over_coordination(
         elif not target.may_coordinate:
             reason = f"{target.name} mag volgens het convenant niet coördineren"
         else:
-            reason = f"{target.name} is niet betrokken bij deze jongere"
+            reason = f"{target.name} is niet betrokken bij deze jongere of het gezin"
         raise InvalidInput(reason, field="instelling")
     previous = coordination.institution_id
     coordination.round += 1
@@ -461,13 +568,14 @@ def sweep_coordination(session: Session, config: CoreConfig, now: datetime) -> d
 
 
 def coordinating_contacts(session: Session, coordination: Coordination) -> list[Professional]:
-    """Professionals of the coordinating institution with an active signal on the youth."""
+    """Professionals of the coordinating institution with an active signal on the family."""
+    youth_ids = member_youth_ids(session, coordination) or [coordination.youth_id]
     return list(
         session.exec(
             select(Professional)
             .join(Signal, col(Signal.professional_id) == Professional.id)
             .where(
-                Signal.youth_id == coordination.youth_id,
+                col(Signal.youth_id).in_(youth_ids),
                 Signal.institution_id == coordination.institution_id,
                 Signal.status == "active",
             )

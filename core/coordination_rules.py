@@ -24,6 +24,7 @@ class RuleDecision:
     rule_name: str
     assign_kind: str
     reason: str
+    per_family: bool = True  # False: the youths this rule picks get a coordination of their own
 
 
 def rule_matches(rule: Any, facts: CoordinationFacts) -> str | None:
@@ -53,5 +54,5 @@ def matching_rules(rules: Sequence[Any], facts: CoordinationFacts) -> list[RuleD
     for rule in rules:
         reason = rule_matches(rule, facts)
         if reason is not None:
-            decisions.append(RuleDecision(rule.name, rule.assign_kind, reason))
+            decisions.append(RuleDecision(rule.name, rule.assign_kind, reason, rule.per_family))
     return decisions

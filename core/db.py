@@ -102,7 +102,9 @@ def _switch_to_wal(cursor: Any) -> None:
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
+    """One unit of work: commit on success, roll back on any exception. The commit is the
+    command boundary: the domain events the command published reach their subscribers first,
+    in the same commit; a rollback forgets them (core.unit_of_work)."""
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session

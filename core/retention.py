@@ -17,6 +17,8 @@ from sqlmodel import Session, col, select
 from core import audit
 from core.clock import local_date, start_of_local_day
 from core.config import CoreConfig
+from core.coordination import reconcile_coordination
+from core.coordination_family import release_youth
 from core.events import SignalExpiringEvent
 from core.identity import twenty_third_birthday
 from core.matching import reconcile_family_matches
@@ -216,6 +218,7 @@ def purge_youth(
         .where(col(Match.youth_id) == youth_id)
         .values(youth_id=None, status=MatchStatus.ENDED.value, ended_at=now)
     )
+    release_youth(session, youth_id, now)  # a family's coordination carries on for siblings
     session.execute(delete(Coordination).where(col(Coordination.youth_id) == youth_id))
     session.execute(delete(Signal).where(col(Signal.youth_id) == youth_id))
     session.execute(delete(Registration).where(col(Registration.youth_id) == youth_id))
@@ -251,6 +254,7 @@ def _reconcile_siblings(
     )
     for sibling_id in siblings:
         reconcile_family_matches(session, config, sibling_id, now)
+        reconcile_coordination(session, config, sibling_id, now)
 
 
 __all__ = [

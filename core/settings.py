@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     smtp_max_sessions_per_peer: int = Field(default=10, ge=1)
     # Seconds a session may wait for its next command (or, during DATA, for more bytes).
     smtp_idle_timeout: float = Field(default=60.0, gt=0)
+    # The longest the 250 for a stored message is held while processing and delivery lag
+    # behind (mail_gateway.flow, like Postfix's in_flow_delay); 0 answers at once.
+    smtp_flow_max_delay: float = Field(default=1.0, ge=0)
     # Failed SMTP AUTH per peer address and per login within the window: each answered after
     # a delay doubling from smtp_auth_failure_delay (10 s at most), and at the last one the
     # listener answers 421 and refuses further attempts until failures leave the window.

@@ -21,7 +21,8 @@ class Gateway:
     vault: MessageVault
     authenticator: MessageAuthenticator
     # Set when a message was stored, so the processing worker starts at once instead of at
-    # its next poll; set when notifications were enqueued, for the delivery worker.
+    # its next poll; set when notifications were enqueued, for the delivery worker. Set here
+    # by this process's own writers, and by core.wake.listen for every other process's.
     inbound_waiting: asyncio.Event = field(default_factory=asyncio.Event)
     outbox_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 

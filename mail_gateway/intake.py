@@ -1,10 +1,22 @@
 """Accept durably (ARCHITECTURE, step 1): one function that SMTP and IMAP both call, which
-commits the sealed message before the sender is told it arrived."""
+commits the sealed message before the sender is told it arrived.
+
+The SMTP listener stores through :class:`GroupIntake`: the messages of SMTP transactions whose
+DATA ends while an earlier group is being stored are stored together, in one database
+transaction (group commit, as databases do with their own log), and each is answered only once
+that transaction has committed. A commit, not the message, is what costs (a lock and a sync to
+disk), so under load many messages share one; an idle listener stores a lone message at once,
+waiting for no one. When a group's transaction fails (say, one of its messages was stored by a
+simultaneous retry), its messages are stored again one by one, so one message never costs
+another its ``250``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -16,12 +28,16 @@ from sqlmodel import Session, select
 
 from core.clock import utcnow
 from core.models import InboundMessage
+from core.wake import Wake, announce
+from mail_gateway.authentication import Verdict
 from mail_gateway.mailboxes import Destination
 from mail_gateway.vault import MessageVault
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_ID = 900
+# Messages stored in one transaction at most (a group of SMTP transactions answered together).
+GROUP_LIMIT = 50
 
 
 class Intake(StrEnum):
@@ -128,6 +144,7 @@ def store_inbound(
     )
     session.add(row)
     session.flush()
+    announce(session, Wake.INBOUND)  # processing workers in every process, once this commits
     assert row.id is not None
     return Intake.STORED, row.id
 
@@ -141,6 +158,42 @@ def accept_message(engine: Engine, vault: MessageVault, raw: bytes, envelope: En
             session.commit()
     except IntegrityError:
         return Intake.DUPLICATE
+    _log_intake(row_id, outcome, raw, envelope)
+    return outcome
+
+
+def accept_messages(
+    engine: Engine, vault: MessageVault, arrivals: Sequence[tuple[bytes, Envelope]]
+) -> list[Intake | Exception]:
+    """Store and commit several messages in one transaction; if that fails, each on its own
+    (:func:`accept_message`). Each message's outcome, or the exception that kept it out."""
+    if len(arrivals) > 1:
+        try:
+            with Session(engine) as session:
+                stored = [
+                    store_inbound(session, vault, raw, envelope) for raw, envelope in arrivals
+                ]
+                session.commit()
+        except Exception as exc:
+            log.warning(
+                "storing %d messages together failed (%s); storing them one by one",
+                len(arrivals),
+                type(exc).__name__,
+            )
+        else:
+            for (outcome, row_id), (raw, envelope) in zip(stored, arrivals, strict=True):
+                _log_intake(row_id, outcome, raw, envelope)
+            return [outcome for outcome, _ in stored]
+    outcomes: list[Intake | Exception] = []
+    for raw, envelope in arrivals:
+        try:
+            outcomes.append(accept_message(engine, vault, raw, envelope))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _log_intake(row_id: int, outcome: Intake, raw: bytes, envelope: Envelope) -> None:
     log.info(
         "inbound message %s %s via %s to %s (%d bytes)",
         row_id,
@@ -149,4 +202,80 @@ def accept_message(engine: Engine, vault: MessageVault, raw: bytes, envelope: En
         envelope.destination.mailbox.value,
         len(raw),
     )
-    return outcome
+
+
+@dataclass
+class _Arrival:
+    raw: bytes
+    envelope: Envelope
+    authenticate: Callable[[], Verdict]
+    outcome: asyncio.Future[Intake | Verdict]
+
+
+class GroupIntake:
+    """The SMTP listener's way in (module docstring): :meth:`accept` authenticates and stores
+    one message, in one worker thread with the others arriving meanwhile."""
+
+    def __init__(self, engine: Engine, vault: MessageVault, *, limit: int = GROUP_LIMIT):
+        self.engine = engine
+        self.vault = vault
+        self.limit = limit
+        self._waiting: list[_Arrival] = []
+        self._storing: asyncio.Task[None] | None = None
+
+    async def accept(
+        self, raw: bytes, envelope: Envelope, *, authenticate: Callable[[], Verdict]
+    ) -> Intake | Verdict:
+        """The message's outcome once its transaction has committed, or the refusing
+        :class:`Verdict` of ``authenticate`` (then nothing is stored). Raises what kept it out
+        (the listener answers 451)."""
+        loop = asyncio.get_running_loop()
+        arrival = _Arrival(raw, envelope, authenticate, loop.create_future())
+        self._waiting.append(arrival)
+        if self._storing is None:
+            self._storing = loop.create_task(self._store_while_waiting())
+        return await arrival.outcome
+
+    async def _store_while_waiting(self) -> None:
+        group: list[_Arrival] = []
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting[: self.limit], self._waiting[self.limit :]
+                try:
+                    # One thread hop for the whole group: authentication and storing.
+                    outcomes = await asyncio.to_thread(self._authenticate_and_store, group)
+                except Exception as exc:  # a bug: each message of the group gets its 451
+                    outcomes = [exc] * len(group)
+                for arrival, outcome in zip(group, outcomes, strict=True):
+                    if arrival.outcome.done():  # the session went away meanwhile
+                        continue
+                    if isinstance(outcome, Exception):
+                        arrival.outcome.set_exception(outcome)
+                    else:
+                        arrival.outcome.set_result(outcome)
+        finally:
+            self._storing = None
+            for arrival in [*group, *self._waiting]:  # cancelled: the listener is stopping
+                if not arrival.outcome.done():
+                    arrival.outcome.cancel()
+            self._waiting = []
+
+    def _authenticate_and_store(
+        self, group: Sequence[_Arrival]
+    ) -> list[Intake | Verdict | Exception]:
+        verdicts: list[Verdict | Exception] = []
+        for arrival in group:
+            try:
+                verdicts.append(arrival.authenticate())
+            except Exception as exc:
+                verdicts.append(exc)
+        admitted = [
+            (arrival.raw, arrival.envelope)
+            for arrival, verdict in zip(group, verdicts, strict=True)
+            if isinstance(verdict, Verdict) and verdict.authentic
+        ]
+        stored = iter(accept_messages(self.engine, self.vault, admitted))
+        return [
+            next(stored) if isinstance(verdict, Verdict) and verdict.authentic else verdict
+            for verdict in verdicts
+        ]

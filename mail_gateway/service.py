@@ -1,5 +1,6 @@
-"""The gateway's roles as coroutines, for ``verwijsindex serve`` (one asyncio process; any
-number of processes may share one PostgreSQL database).
+"""The gateway's roles as coroutines, for ``verwijsindex serve``: all in one asyncio process, or
+the listeners in the parent and processing and delivery in each child of ``serve --workers N``;
+any number of processes may share one database, and their workers wake each other (core.wake).
 
 Each role runs until ``stop`` is set and then finishes what it is doing: the SMTP listener stops
 accepting connections and lets sessions in progress end, the processing worker finishes the

@@ -13,6 +13,12 @@ Answers (CONTRACT §4), named like Mailman's LMTP runner:
 * too many sessions (in total or from one peer), or too many failed logins → ``421 4.7.0``
   and the connection is closed (:mod:`mail_gateway.smtp_limits`).
 
+RCPT is answered from the covenant's senders in memory (:mod:`core.sender_directory`; only a
+reply's token needs the database, and a thread); at DATA the message is authenticated and
+stored in one worker thread, in one transaction with the messages of other sessions whose DATA
+ended meanwhile (group commit, :class:`mail_gateway.intake.GroupIntake`), and each ``250``
+follows its commit.
+
 Processing happens after acceptance, in :mod:`mail_gateway.processing`, so a slow step never
 holds an SMTP session. Only when more work waits (messages to process, receipts to send) than
 takes about a second is the ``250`` for a stored message held back a little, a second at most
@@ -25,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import ssl
 from dataclasses import dataclass
@@ -36,12 +43,13 @@ from sqlmodel import Session as DbSession
 from core.audit import Actor, record
 from core.db import transaction
 from core.passwords import stand_in_hash, verify_password
+from mail_gateway.authentication import Verdict
 from mail_gateway.context import Gateway
 from mail_gateway.flow import Backlog
 from mail_gateway.intake import Envelope as IntakeEnvelope
-from mail_gateway.intake import Intake, accept_message
+from mail_gateway.intake import GroupIntake, Intake
 from mail_gateway.mailboxes import Destination, Mailbox, route
-from mail_gateway.senders import SenderDecision, check_sender
+from mail_gateway.senders import SenderDecision, check_sender, decide_without_database
 from mail_gateway.smtp_limits import LoginFailure, LoginThrottle, SessionSlots
 
 log = logging.getLogger(__name__)
@@ -80,7 +88,10 @@ class IntakeHandler:
 
     def __init__(self, gateway: Gateway, backlog: Backlog | None = None):
         self.gateway = gateway
-        self.backlog = backlog or Backlog(gateway.engine)
+        self.backlog = backlog or Backlog(
+            gateway.engine, max_delay=gateway.settings.smtp_flow_max_delay
+        )
+        self.intake = GroupIntake(gateway.engine, gateway.vault)
 
     async def handle_RCPT(
         self,
@@ -100,9 +111,14 @@ class IntakeHandler:
         mail_from = _null_to_empty(envelope.mail_from)
         authenticated_as = _authenticated_institution(session)
         try:
-            decision = await asyncio.to_thread(
-                self._decide, destination, mail_from, authenticated_as
+            # The covenant's senders are in memory: a thread only when the database is needed.
+            decision = decide_without_database(
+                self.gateway.engine, destination, mail_from, authenticated_as=authenticated_as
             )
+            if decision is None:
+                decision = await asyncio.to_thread(
+                    self._decide, destination, mail_from, authenticated_as
+                )
         except Exception:
             log.exception("sender check failed")
             return ERR_451_TEMPORARY
@@ -129,7 +145,7 @@ class IntakeHandler:
         if isinstance(raw, str):  # decode_data is off, but be strict about the type
             raw = raw.encode("utf-8", "surrogateescape")
         mail_from = _null_to_empty(envelope.mail_from)
-        verdict = await asyncio.to_thread(
+        authenticate = functools.partial(
             self.gateway.authenticator.authenticate,
             destination.mailbox,
             raw,
@@ -138,9 +154,6 @@ class IntakeHandler:
             authenticated_as=authenticated_as,
             peer=_peer_address(session),
         )
-        if not verdict.authentic:
-            log.info("refused at DATA for %s: %s", destination.mailbox.value, verdict.reason)
-            return ERR_550_NOT_AUTHENTIC
         envelope_record = IntakeEnvelope(
             transport="smtp",
             mail_from=mail_from,
@@ -150,12 +163,15 @@ class IntakeHandler:
             authenticated_as=authenticated_as,
         )
         try:
-            outcome = await asyncio.to_thread(
-                accept_message, self.gateway.engine, self.gateway.vault, raw, envelope_record
-            )
+            # Authenticated and stored in one thread, with the messages of other sessions
+            # whose DATA ends meanwhile (group commit: mail_gateway.intake).
+            outcome = await self.intake.accept(raw, envelope_record, authenticate=authenticate)
         except Exception:
-            log.exception("storing an inbound message failed")
+            log.exception("taking in an inbound message failed")
             return ERR_451_TEMPORARY
+        if isinstance(outcome, Verdict):
+            log.info("refused at DATA for %s: %s", destination.mailbox.value, outcome.reason)
+            return ERR_550_NOT_AUTHENTIC
         if outcome is Intake.STORED:
             self.gateway.inbound_waiting.set()
             await self.backlog.wait_for_room()  # committed already: only the answer waits

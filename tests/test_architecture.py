@@ -125,14 +125,14 @@ def outbox_writes(source: str) -> list[int]:
     return sorted(found)
 
 
+def _core_and_transports(*, but: Path) -> list[Path]:
+    """Every module of ``core/`` and the transports, except the one a rule is about."""
+    return [p for package in ("core", *TRANSPORTS) for p in _modules(package) if p != but]
+
+
 @pytest.mark.parametrize(
     "path",
-    [
-        p
-        for package in ("core", *TRANSPORTS)
-        for p in _modules(package)
-        if p != ROOT / "core" / "outbox.py"  # enqueue_many itself
-    ],
+    _core_and_transports(but=ROOT / "core" / "outbox.py"),  # enqueue_many itself
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_one_way_into_the_outbox(path: Path) -> None:
@@ -215,3 +215,50 @@ def test_the_cycle_check_catches_a_deliberate_cycle() -> None:
     assert import_cycle(import_graph(sources)) == ["core.a", "core.b", "core.c", "core.a"]
     del sources["core.c"]
     assert import_cycle(import_graph(sources)) == []
+
+
+SUBSCRIBERS_MODULE = "core.notifications.subscribers"
+
+
+def subscriber_imports(source: str) -> list[str]:
+    """What a module imports of the subscribers themselves (an ``on_*`` function, their list, or
+    the module whole): calling one runs it at once, in the middle of a command, instead of at the
+    commit through ``publish`` (core.unit_of_work). Their shared helpers are fine."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name == SUBSCRIBERS_MODULE]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            if node.module == SUBSCRIBERS_MODULE:
+                found += [
+                    a.name
+                    for a in node.names
+                    if a.name.startswith("on_") or a.name == "SUBSCRIBERS"
+                ]
+            elif node.module == "core.notifications":
+                found += [f"{node.module}.{a.name}" for a in node.names if a.name == "subscribers"]
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    _core_and_transports(but=ROOT / "core" / "notifications" / "__init__.py"),  # the dispatcher
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_subscribers_run_only_at_the_commit(path: Path) -> None:
+    assert subscriber_imports(path.read_text()) == []
+
+
+def test_the_subscriber_check_catches_a_deliberate_violation() -> None:
+    source = (
+        "from core.notifications.subscribers import involvement_occasion, on_signal_placed\n"
+        "from core.notifications.subscribers import SUBSCRIBERS\n"
+        "import core.notifications.subscribers as subscribers\n"
+        "from core.notifications import publish, subscribers\n"
+    )
+    assert subscriber_imports(source) == [
+        "on_signal_placed",
+        "SUBSCRIBERS",
+        SUBSCRIBERS_MODULE,
+        "core.notifications.subscribers",
+    ]

@@ -312,6 +312,9 @@ class CoordinationRule(_Section):
     max_age: Age | None = None
     requires_kinds: Annotated[tuple[InstitutionKind, ...], Field(min_length=1)] | None = None
     assign_kind: InstitutionKind
+    # One family, one coordinator: a youth this rule picks joins a sibling's coordination.
+    # ``false`` makes coordination per child for those youths (a region's own choice).
+    per_family: StrictBool = True
 
     @field_validator("max_age")
     @classmethod

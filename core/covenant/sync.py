@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from core import audit
 from core.covenant.schema import Covenant
 from core.models import Institution, Municipality, Professional, Team
+from core.sender_directory import forget_sender_directories
 
 
 @dataclass(frozen=True)
@@ -121,4 +123,8 @@ def sync_covenant(
         "covenant",
         details={"region": covenant.region.name, **report.__dict__},
     )
+    # The senders the SMTP listener keeps in memory: forgotten now, and again once this commits
+    # (a check in between may have loaded the rows as they were before).
+    forget_sender_directories()
+    event.listen(session, "after_commit", lambda _session: forget_sender_directories(), once=True)
     return report

@@ -16,7 +16,12 @@ from core.models.care import (
     Signal,
     SignalStatus,
 )
-from core.models.coordination import OPEN_STATUSES, Coordination, CoordinationStatus
+from core.models.coordination import (
+    OPEN_STATUSES,
+    Coordination,
+    CoordinationMember,
+    CoordinationStatus,
+)
 from core.models.installation import Installation
 from core.models.matching import Match, MatchKind, MatchMember, MatchStatus
 from core.models.messaging import (
@@ -42,6 +47,7 @@ __all__ = [
     "AuditHead",
     "Channel",
     "Coordination",
+    "CoordinationMember",
     "CoordinationStatus",
     "ImapCursor",
     "InboundMessage",

@@ -15,7 +15,7 @@ class CoordinationStatus(StrEnum):
     PENDING = "pending"  # assigned, waiting for the institution's answer
     ACCEPTED = "accepted"
     UNASSIGNED = "unassigned"  # every candidate declined: the municipality must decide
-    ENDED = "ended"  # fewer than two institutions involved, or no active signal any more
+    ENDED = "ended"  # the family has fewer than two institutions involved, or no active signal
 
 
 OPEN_STATUSES = (
@@ -26,6 +26,10 @@ OPEN_STATUSES = (
 
 
 class Coordination(SQLModel, table=True):
+    """One coordination per family: ``youth_id`` is the youth it started for; the youths it
+    covers are its ``CoordinationMember`` rows (per child where a rule says ``per_family =
+    false``)."""
+
     __table_args__ = (
         Index(
             "uq_coordination_open_youth",
@@ -58,3 +62,29 @@ class Coordination(SQLModel, table=True):
     @property
     def number(self) -> str:
         return f"C-{self.id}"
+
+
+class CoordinationMember(SQLModel, table=True):
+    """A youth whose help the coordination directs: the lead youth (``Coordination.youth_id``,
+    for whom it started) and the siblings that joined it (one family, one coordinator).
+
+    ``left_at`` is set when the youth no longer takes part (no involvement left, or the
+    coordination ended); a youth is an open member of at most one coordination.
+    """
+
+    __table_args__ = (
+        Index(
+            "uq_coordination_member_open_youth",
+            "youth_id",
+            unique=True,
+            sqlite_where=text("left_at IS NULL"),
+            postgresql_where=text("left_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    coordination_id: int = Field(foreign_key="coordination.id", index=True, ondelete="CASCADE")
+    youth_id: int = Field(foreign_key="youth.id", index=True, ondelete="CASCADE")
+    reason: str = Field(default="", max_length=500)  # why this youth is in it (Dutch)
+    joined_at: datetime = Field(default_factory=utcnow)
+    left_at: datetime | None = None

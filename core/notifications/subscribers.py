@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from core.clock import as_utc, local_date
 from core.config import CoreConfig
+from core.coordination_family import member_youth_ids
 from core.events import (
     AbsenceDeclaredEvent,
     ArchivedSignalRecalledEvent,
@@ -34,9 +35,9 @@ from core.events import (
     TransferRequestedEvent,
 )
 from core.involvement import (
-    active_signals,
+    active_signals_of,
     institution_reference,
-    involved_institution_ids,
+    involved_in_any,
     takeover_candidates,
 )
 from core.match_members import match_members
@@ -110,9 +111,9 @@ def _municipality_of(session: Session, youth_id: int) -> Municipality | None:
     return session.get(Municipality, youth.municipality) if youth else None
 
 
-def _involved_cards(session: Session, youth_id: int) -> list[dict[str, Any]]:
+def _involved_cards(session: Session, youth_ids: list[int]) -> list[dict[str, Any]]:
     cards = []
-    for institution_id in involved_institution_ids(session, youth_id):
+    for institution_id in involved_in_any(session, youth_ids):
         card = institution_card(_institution(session, institution_id))
         card["own_reference"] = ""  # an institution's reference is its own business
         cards.append(card)
@@ -430,10 +431,24 @@ def on_match_escalated(session: Session, config: CoreConfig, event: MatchEscalat
 # --- coordination ----------------------------------------------------------------------------
 
 
+def _covered(session: Session, coordination: Coordination) -> list[int]:
+    """The youths of the family the coordination directs help for (its lead once it ended)."""
+    return member_youth_ids(session, coordination) or [coordination.youth_id]
+
+
+def _own_references(session: Session, coordination: Coordination) -> str:
+    """The assignee's own client references (kenmerken) for the family's youths."""
+    references = (
+        institution_reference(session, youth_id, coordination.institution_id or "")
+        for youth_id in _covered(session, coordination)
+    )
+    return ", ".join(r for r in references if r)
+
+
 def _coordination_context(
     session: Session, config: CoreConfig, coordination: Coordination, now: datetime
 ) -> dict[str, Any]:
-    signals = active_signals(session, coordination.youth_id)
+    signals = active_signals_of(session, _covered(session, coordination))
     institution = (
         session.get(Institution, coordination.institution_id)
         if coordination.institution_id
@@ -453,7 +468,7 @@ def _coordination_context(
         "response_working_days": coordination.response_working_days,
         "code_label": _most_urgent_label(config, signals),
         "signals": [_signal_card(session, config, s, now) for s in signals],
-        "involved": _involved_cards(session, coordination.youth_id),
+        "involved": _involved_cards(session, _covered(session, coordination)),
         "hand_over_options": hand_over_options,
         "declined": [
             {"institution": _institution(session, d["institution_id"]).name, "reason": d["reason"]}
@@ -477,8 +492,7 @@ def on_coordination_assigned(
     coordination = session.get(Coordination, event.coordination_id)
     assert coordination is not None
     context = _coordination_context(session, config, coordination, event.at)
-    own = institution_reference(session, coordination.youth_id, coordination.institution_id or "")
-    context["own_reference"] = own or ""
+    context["own_reference"] = _own_references(session, coordination)
     kind = "coordinatie-toegewezen"
     if event.handed_over_from:
         kind = "coordinatie-overgedragen"
@@ -504,10 +518,7 @@ def on_coordination_reminder_due(
     coordination = session.get(Coordination, event.coordination_id)
     assert coordination is not None
     context = _coordination_context(session, config, coordination, event.at)
-    context["own_reference"] = (
-        institution_reference(session, coordination.youth_id, coordination.institution_id or "")
-        or ""
-    )
+    context["own_reference"] = _own_references(session, coordination)
     notify(
         session,
         config,
@@ -560,10 +571,10 @@ def on_coordination_accepted(
     context["coordinator_contact"] = accepted_by
     recipients = [
         institution_recipient(_institution(session, i))
-        for i in involved_institution_ids(session, coordination.youth_id)
+        for i in involved_in_any(session, _covered(session, coordination))
     ]
     today = _today(config, event.at)
-    for signal in active_signals(session, coordination.youth_id):
+    for signal in active_signals_of(session, _covered(session, coordination)):
         recipients += professional_recipients(
             session, _professional(session, signal.professional_id), today
         )

@@ -30,6 +30,14 @@ Choices, and why:
   explicitly (never read back from the headers).
 * Both parts are quoted-printable: 7-bit clean, so no relay needs 8BITMIME, and no line is ever
   too long for SMTP (RFC 5321 §4.5.3.1.6), whatever a template produces.
+* The message is assembled as bytes from a template made once per worker (:class:`MessageTemplate`:
+  the ``From`` header folded once, the fixed MIME headers), not built as an ``EmailMessage``
+  and flattened: that cost 1.2-1.7 ms a mail, more than sending it. Only values that need it go
+  through the stdlib's header folding (non-ASCII, long, or looking like an encoded word:
+  RFC 2047 encoded words, RFC 5322 §2.2.3 folding); the rest is one ``Name: value`` line. The
+  parts' boundary starts with ``=_``, which quoted-printable text can never contain
+  (RFC 2045 §6.7 writes ``=`` only before two hex digits or a line break), so no body can end
+  a part early (RFC 2046 §5.1.1).
 """
 
 from __future__ import annotations
@@ -38,9 +46,11 @@ import hashlib
 import hmac
 import re
 import unicodedata
+from dataclasses import dataclass
+from email import quoprimime
 from email.errors import HeaderParseError, MessageDefect
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime
 
 from core.clock import utcnow
@@ -116,34 +126,88 @@ def message_ids_in(value: str | None) -> list[str]:
     return _MSG_ID.findall(value or "")
 
 
-def build_message(
-    notification: OutboundNotification,
-    rendered: RenderedEmail,
-    *,
-    mail_domain: str,
-    region_name: str,
-    message_id_salt: bytes,
-) -> EmailMessage:
-    """The e-mail for ``notification``: multipart/alternative (text, then HTML)."""
-    message = EmailMessage()
-    message["From"] = Address(
-        f"Verwijsindex {one_line(region_name)}", SENDER_LOCAL_PART, mail_domain
-    )
-    message["To"] = single_address(notification.recipient)
-    message["Subject"] = one_line(rendered.subject)
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = message_id_for(notification, mail_domain, message_id_salt)
-    message["Auto-Submitted"] = (
-        "auto-replied" if notification.kind in AUTO_REPLIED_KINDS else "auto-generated"
-    )
-    message["X-Verwijsindex-Type"] = one_line(notification.kind)
-    message["X-Verwijsindex-Ref"] = one_line(notification.reference)
-    if notification.reply_token:
-        message["Reply-To"] = reply_address(one_line(notification.reply_token), mail_domain)
-    answered = message_ids_in(notification.in_reply_to)[:1]
-    if answered:
-        message["In-Reply-To"] = answered[0]
-        message["References"] = answered[0]
-    message.set_content(rendered.text, cte="quoted-printable")
-    message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
-    return message
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One notification as the relay sends it: its Message-ID and the whole message, CRLF."""
+
+    message_id: str
+    raw: bytes
+
+
+# A header value written as it is: printable ASCII words, no encoded-word look-alike. Anything
+# else is folded (and, when not ASCII, encoded) by the stdlib.
+_PLAIN_VALUE = re.compile(r"[!-~]+(?: [!-~]+)*")
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+_MAX_LINE = 78  # RFC 5322 §2.1.1: SHOULD be no more than 78 characters
+_MIME_VERSION = b"MIME-Version: 1.0\r\n"
+_PART_HEADERS = (
+    b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+)
+
+
+def header_line(name: str, value: str, *, address: bool = False) -> bytes:
+    """``Name: value`` and CRLF, folded and encoded by the stdlib only when the value needs
+    it. ``value`` is one line already (:func:`one_line`)."""
+    plain = _PLAIN_ADDRESS if address else _PLAIN_VALUE
+    if len(name) + 2 + len(value) <= _MAX_LINE and plain.fullmatch(value) and "=?" not in value:
+        return f"{name}: {value}\r\n".encode("ascii")
+    # A non-ASCII address has no encoded form (RFC 6532): the message then needs SMTPUTF8.
+    policy = SMTPUTF8 if address and not value.isascii() else SMTP
+    return policy.header_factory(name, value).fold(policy=policy).encode("utf-8")
+
+
+def _quoted_printable(text: str) -> bytes:
+    """The part's body as the stdlib's content manager encodes it (lines normalised, a final
+    line break), with CRLF line ends."""
+    lines = text.encode("utf-8").splitlines()
+    body = b"\n".join(lines) + b"\n"
+    encoded = quoprimime.body_encode(body.decode("latin-1"), maxlinelen=76, eol="\r\n")
+    return encoded.encode("ascii")
+
+
+class MessageTemplate:
+    """What every notification of one worker shares, prepared once: the sender, the domain,
+    the Message-ID key. :meth:`build` adds what varies."""
+
+    def __init__(self, *, mail_domain: str, region_name: str, message_id_salt: bytes):
+        self.mail_domain = mail_domain
+        self.message_id_salt = message_id_salt
+        sender = Address(f"Verwijsindex {one_line(region_name)}", SENDER_LOCAL_PART, mail_domain)
+        self._from = SMTP.header_factory("From", sender).fold(policy=SMTP).encode("ascii")
+
+    def build(self, notification: OutboundNotification, rendered: RenderedEmail) -> OutgoingMessage:
+        """The e-mail for ``notification``: multipart/alternative (text, then HTML)."""
+        message_id = message_id_for(notification, self.mail_domain, self.message_id_salt)
+        auto = "auto-replied" if notification.kind in AUTO_REPLIED_KINDS else "auto-generated"
+        lines = [
+            self._from,
+            header_line("To", single_address(notification.recipient), address=True),
+            header_line("Subject", one_line(rendered.subject)),
+            header_line("Date", format_datetime(utcnow())),
+            header_line("Message-ID", message_id),
+            header_line("Auto-Submitted", auto),
+            header_line("X-Verwijsindex-Type", one_line(notification.kind)),
+            header_line("X-Verwijsindex-Ref", one_line(notification.reference)),
+        ]
+        if notification.reply_token:
+            answer_to = reply_address(one_line(notification.reply_token), self.mail_domain)
+            lines.append(header_line("Reply-To", answer_to, address=True))
+        answered = message_ids_in(notification.in_reply_to)[:1]
+        if answered:
+            lines.append(header_line("In-Reply-To", answered[0]))
+            lines.append(header_line("References", answered[0]))
+        boundary = b"=_" + message_id[1:33].encode("ascii")
+        delimiter = b"--" + boundary
+        raw = b"".join(
+            [
+                *lines,
+                _MIME_VERSION,
+                b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n\r\n' % boundary,
+                delimiter + b"\r\n" + _PART_HEADERS % b"plain",
+                _quoted_printable(rendered.text),
+                b"\r\n" + delimiter + b"\r\n" + _PART_HEADERS % b"html",
+                _quoted_printable(rendered.html),
+                b"\r\n" + delimiter + b"--\r\n",
+            ]
+        )
+        return OutgoingMessage(message_id, raw)

@@ -2,8 +2,9 @@
 (``smtp://[user:pass@]host:port[?starttls=true][&timeout=SECONDS]``) or a maildir
 (``maildir:PATH``, the default, for a machine without a relay).
 
-A relay has one method that matters, ``send(message, envelope_from=..., recipients=...)``, and
-``close()``, called when a batch is done. Failures are the outbox's exceptions
+A relay has one method that matters, ``send(message, envelope_from=..., recipients=...)`` (the
+message as the bytes to send, CRLF line ends: ``message.MessageTemplate``), and ``close()``,
+called when a batch is done. Failures are the outbox's exceptions
 (``core.outbox``)::
 
     DeliveryError
@@ -33,7 +34,6 @@ import smtplib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -48,9 +48,7 @@ SERVICE_CLOSING = 421  # RFC 5321 §3.8: the server is closing the connection
 
 
 class Relay(Protocol):
-    def send(
-        self, message: EmailMessage, *, envelope_from: str, recipients: Sequence[str]
-    ) -> None: ...
+    def send(self, message: bytes, *, envelope_from: str, recipients: Sequence[str]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -79,11 +77,11 @@ class MaildirRelay:
     path: Path
     _box: mailbox.Maildir | None = field(default=None, init=False, repr=False)
 
-    def send(self, message: EmailMessage, *, envelope_from: str, recipients: Sequence[str]) -> None:
+    def send(self, message: bytes, *, envelope_from: str, recipients: Sequence[str]) -> None:
         try:
             if self._box is None:
                 self._box = _PrivateMaildir(self.path, create=True)
-            self._box.add(message)
+            self._box.add(message.replace(b"\r\n", b"\n"))  # a file on disk: local line ends
         except OSError as exc:  # a full or unwritable disk may clear up
             raise TemporaryDeliveryError(f"maildir: {type(exc).__name__}") from exc
 
@@ -106,15 +104,18 @@ class SmtpRelay:
     _connection: smtplib.SMTP | None = field(default=None, init=False, repr=False)
     _unreachable: str | None = field(default=None, init=False, repr=False)
 
-    def send(self, message: EmailMessage, *, envelope_from: str, recipients: Sequence[str]) -> None:
+    def send(self, message: bytes, *, envelope_from: str, recipients: Sequence[str]) -> None:
         if self._unreachable is not None:
             raise TemporaryDeliveryError(self._unreachable)
         for _ in range(2):
             kept = self._connection is not None
             connection = self._connection or self._connect()
             try:
-                refused = connection.send_message(
-                    message, from_addr=envelope_from, to_addrs=list(recipients)
+                refused = connection.sendmail(
+                    envelope_from,
+                    list(recipients),
+                    message,
+                    mail_options=_international(connection, message, envelope_from, recipients),
                 )
             except smtplib.SMTPRecipientsRefused as exc:  # smtplib has reset the transaction
                 codes = [code for code, _ in exc.recipients.values()]
@@ -181,6 +182,18 @@ class SmtpRelay:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 connection.quit()
             connection.close()
+
+
+def _international(
+    connection: smtplib.SMTP, message: bytes, envelope_from: str, recipients: Sequence[str]
+) -> list[str]:
+    """RFC 6531: a non-ASCII address (in the envelope, or in the headers as UTF-8) needs the
+    relay's SMTPUTF8; without it the message cannot go (``smtplib`` refuses likewise)."""
+    if message.isascii() and all(a.isascii() for a in (envelope_from, *recipients)):
+        return []
+    if not connection.has_extn("smtputf8"):
+        raise smtplib.SMTPNotSupportedError("the relay does not offer SMTPUTF8")
+    return ["SMTPUTF8", "BODY=8BITMIME"]
 
 
 def _by_code(code: int, what: str) -> TemporaryDeliveryError | PermanentDeliveryError:

@@ -42,8 +42,8 @@ from core.outbox import DeliveryReport, OutboundNotification, PermanentDeliveryE
 from core.rendering import RenderedEmail, TemplateRenderer
 from core.settings import Settings
 from mail_gateway.delivery.message import (
+    MessageTemplate,
     UnsendableNotification,
-    build_message,
     message_id_salt,
     reply_address,
     single_address,
@@ -95,9 +95,12 @@ class MailDelivery:
     ):
         self.engine = engine
         self.mail_domain = settings.mail_domain
-        self.message_id_salt = message_id_salt(settings.keyring(), installation_id(engine))
+        self.template = MessageTemplate(
+            mail_domain=settings.mail_domain,
+            region_name=region_name,
+            message_id_salt=message_id_salt(settings.keyring(), installation_id(engine)),
+        )
         self.envelope_from = f"postmaster@{settings.mail_domain}"  # see the module docstring
-        self.region_name = region_name
         self.relay = relay or relay_from_url(settings.relay_url, local_hostname=self.mail_domain)
         self.renderer = renderer or TemplateRenderer(settings.templates_dir)
         self.worker_id = worker_id or default_worker_id()
@@ -122,13 +125,7 @@ class MailDelivery:
         rendered = self.render(notification)
         try:
             recipient = single_address(notification.recipient)
-            message = build_message(
-                notification,
-                rendered,
-                mail_domain=self.mail_domain,
-                region_name=self.region_name,
-                message_id_salt=self.message_id_salt,
-            )
+            message = self.template.build(notification, rendered)
         except UnsendableNotification as exc:
             log.warning(
                 "outbox:%s %s %s: %s",
@@ -138,7 +135,7 @@ class MailDelivery:
                 exc,
             )
             raise PermanentDeliveryError(str(exc)) from exc
-        self.relay.send(message, envelope_from=self.envelope_from, recipients=[recipient])
+        self.relay.send(message.raw, envelope_from=self.envelope_from, recipients=[recipient])
         log.info(
             "sent outbox:%s %s %s to %s %s",
             notification.id,
@@ -147,7 +144,7 @@ class MailDelivery:
             notification.recipient_role,
             recipient_domain(recipient),
         )
-        return str(message["Message-ID"])
+        return message.message_id
 
     def deliver_batch(
         self, *, now: datetime | None = None, keep_connection: bool = False

@@ -11,6 +11,7 @@ from sqlalchemy import Table, update
 from sqlmodel import Session, col, select
 
 from core.actors import find_professional
+from core.inbound_claims import finish_waiting
 from core.models import InboundMessage, InboundStatus, Institution
 from mail_gateway.context import Gateway
 from mail_gateway.mailboxes import Mailbox
@@ -78,12 +79,7 @@ def finish(
     rows are locked and a second worker's transaction finds them no longer ``received``.
     :class:`AlreadyDone` (and the caller's transaction rolled back) when any was done."""
     ids = [message.id for message in stored]
-    result = session.execute(
-        update(_inbound)
-        .where(_inbound.c.id.in_(ids), _inbound.c.status == InboundStatus.RECEIVED.value)
-        .values(status=status.value, processed_at=now, claimed_until=None, error=note)
-    )
-    if result.rowcount != len(ids):  # type: ignore[attr-defined]
+    if not finish_waiting(session, ids, status=status, now=now, note=note):
         raise AlreadyDone
 
 

@@ -12,8 +12,10 @@ submissions — each a new youth, valid BSNs from ``tests/bsns.py`` — are sent
 signs them, ``--in-flight`` at a time from threads, and the time from sending a request to its
 HTTP answer is measured. The answer to a submission waits for the checks of the form (Slack
 shows errors on its fields only from that answer: ``core.fields`` and
-``core.signals.check_signal``); the signal is placed after the answer, in the same process, and
-confirmed by ``response_url`` (``bot/signals.py``).
+``core.signals.check_signal``) and for the form to be stored, sealed, with its retry key (issue
+10.10: durable before Slack hears "ok"; forms arriving together share a commit,
+``bot.stored_submissions.FormIntake``); the signal is placed after the answer from what was
+stored, in the same process, and confirmed by ``response_url`` (``bot/signals.py``).
 
 Printed: p50, p95, p99 and max of the time to the answer; then when every signal was placed and
 confirmed (the throughput of placing), with a check that every submission placed exactly one.
@@ -94,13 +96,20 @@ def prepare(database_url: str, workdir: Path, api: FakeSlackApi) -> RunningSlack
     return RunningSlack(build_bot(settings, engine, config), with_delivery=True).start()
 
 
-def wait_until_placed(running: RunningSlack, count: int, *, timeout: float) -> int:
-    """The signals are placed after the answer: wait for the last (or give up)."""
+def confirmations(api: FakeSlackApi) -> int:
+    return sum(1 for c in api.calls_to("response_url") if "is geplaatst" in str(c.args["text"]))
+
+
+def wait_until_placed(
+    running: RunningSlack, api: FakeSlackApi, count: int, *, timeout: float
+) -> int:
+    """The signals are placed (and confirmed, just after) after the answer: wait for the last
+    confirmation (or give up)."""
     deadline = time.monotonic() + timeout
     while True:
         with Session(running.bot.engine) as session:
             placed = session.exec(select(func.count()).select_from(Signal)).one()
-        if placed >= count or time.monotonic() > deadline:
+        if (placed >= count and confirmations(api) >= count) or time.monotonic() > deadline:
             return int(placed)
         time.sleep(0.05)
 
@@ -158,11 +167,9 @@ def run(count: int, in_flight: int, database_url: str | None) -> None:
             with ThreadPoolExecutor(max_workers=in_flight) as pool:
                 answers = list(pool.map(send, payloads))
             elapsed = time.monotonic() - started
-            placed = wait_until_placed(running, count, timeout=300)
+            placed = wait_until_placed(running, api, count, timeout=300)
             settled = time.monotonic() - started
-            confirmed = sum(
-                1 for c in api.calls_to("response_url") if "is geplaatst" in str(c.args["text"])
-            )
+            confirmed = confirmations(api)
         finally:
             running.stop()
     seconds = [a.seconds for a in answers]

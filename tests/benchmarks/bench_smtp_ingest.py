@@ -1,53 +1,54 @@
-"""Benchmark: registrations by SMTP, one per mail, through the whole gateway (issue 3).
+"""Benchmark: registrations by SMTP, one per mail, through ``verwijsindex serve`` (issue 10).
 
     python tests/benchmarks/bench_smtp_ingest.py [--messages 2000] [--connections 4]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--workers N]
+        [--py-spy FILE]
 
-The same client (``--connections`` persistent ``smtplib`` connections on threads, each sending
-mails from one shared list until it is empty; one registration per mail from
-``koppeling@ggd-groningen.example`` to ``registratie@``, valid BSNs from ``tests/bsns.py``) is
-pointed in one run at:
+Every server runs in a process of its own, and the same client (``--connections`` persistent
+``smtplib`` connections on threads in this process, each sending mails from one shared list
+until it is empty; one registration per mail from ``koppeling@ggd-groningen.example`` to
+``registratie@``, valid BSNs from ``tests/bsns.py``) is pointed in turn at:
 
-a. a bare aiosmtpd sink on 127.0.0.1 (a handler that answers ``250`` and keeps nothing): the
-   most an SMTP server in Python can take from this client on this machine (median of three
-   runs); and, on a fresh SQLite file, the gateway's own listener alone (sender check,
-   authentication, the message committed before ``250``; no processing, and so no flow
-   control): what accepting a message costs before any work is done, the ceiling of b/a;
-b. the full gateway as ``serve`` runs it (schema by the migrations, the example covenant
-   synced, a secret key; SMTP intake, processing worker and delivery worker in one event loop,
-   as ``tests/mail_gateway/conftest.py``'s ``RunningGateway`` runs them), a fresh SQLite file,
-   delivering to an aiosmtpd relay sink on loopback. Its rate counts a message once it was
-   accepted (stored before ``250``), processed, and its receipt written to the outbox: the clock
-   runs from the first send until every inbound row is processed and every receipt row exists.
-   Also shown: the time until the last ``250`` (the listener's flow control, in
-   ``mail_gateway.flow``, holds answers back while work piles up, so this follows processing)
-   and until every receipt reached the relay sink;
-c. the latency from sending a registration (just before its ``MAIL FROM``) to *its* receipt
-   (``ontvangstbevestiging``, matched by ``In-Reply-To`` to the sent Message-ID) arriving at the
-   relay sink: p50, p95, max; in the burst above, and again for ``--paced`` more mails sent at
-   a steady ``--rate`` (the gateway not saturated).
+a. a bare aiosmtpd sink (a handler that answers ``250`` and keeps nothing): the most an SMTP
+   server in Python takes from this client on this machine (the median of three runs);
+b. ``serve --only smtp`` on a fresh database, with flow control off: the gateway's listener
+   alone (sender check, authentication, the message committed before ``250``, nothing
+   processed): what accepting costs, the ceiling of c/a (``listener_ratio``);
+c. ``serve`` with every role (``--workers N`` passed on only when given) on a fresh database,
+   delivering to a recording aiosmtpd relay sink (a process of its own too). Its rate counts a
+   message once it was accepted, processed, and its receipt written to the outbox: the clock runs
+   from the first send until every inbound row is processed and every receipt row exists
+   (``gateway_msgs_per_s``; ``ratio`` is that over the bare sink's rate). A short warm-up (its
+   receipts awaited) comes first, so imports and first connections are not counted;
+d. the latency from sending a registration (just before its ``MAIL FROM``) to *its* receipt
+   (``ontvangstbevestiging``, matched by ``In-Reply-To``) arriving at the relay sink: p50 and p95
+   in the burst (``p50_ms``, ``p95_ms``), and for ``--paced`` more mails at a steady ``--rate``.
 
-Client, sinks and gateway share one process (as ``serve`` is one process), so the client's own
-cost weighs on both measurements alike. With ``--profile FILE`` the gateway run is profiled
-(every thread, cProfile) into FILE and the top functions are printed; the times include what
-threads spend waiting, and the figures of a profiled run are slower and not comparable. For
-where the CPU goes, ``py-spy record --gil --threads -- python tests/benchmarks/...`` is
-clearer. Not collected by pytest (the name does not start with ``test_``).
+The last line printed is one JSON object with those figures and ``database``. ``--database-url``
+names a PostgreSQL database; each run gets a schema of its own in it, dropped afterwards
+(default: a fresh SQLite file per run). ``--py-spy FILE`` records the ``serve`` process (and its
+children) during the burst with ``py-spy record --gil -r 200`` into FILE (raw collapsed stacks).
+Not collected by pytest (the name does not start with ``test_``).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
+import json
 import os
 import re
 import shutil
+import signal
 import smtplib
-import sqlite3
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -65,8 +66,9 @@ MAIL_DOMAIN = "verwijsindex.localhost"
 SENDER = "koppeling@ggd-groningen.example"  # allowed: the GGD's @ggd-groningen.example
 RECIPIENT = f"registratie@{MAIL_DOMAIN}"
 MUNICIPALITIES = ("Groningen", "Westerkwartier", "Midden-Groningen", "Het Hogeland")
-RATIO_AIM = 0.3
-P95_AIM = 1.0
+RATIO_AIM = 0.12
+P95_AIM_MS = 500.0
+WARM_UP = 20
 
 
 # --- the mails ---------------------------------------------------------------------------------
@@ -78,19 +80,19 @@ class Mail:
     raw: bytes
 
 
-def registrations(count: int) -> list[Mail]:
+def registrations(count: int, *, prefix: str = "bench", first_bsn: int = 30_000_000) -> list[Mail]:
     mails = []
-    for number, bsn in enumerate(valid_bsns(count, start_prefix=30_000_000)):
+    for number, bsn in enumerate(valid_bsns(count, start_prefix=first_bsn)):
         message = EmailMessage()
         message["From"] = f"GGD Groningen koppeling <{SENDER}>"
         message["To"] = RECIPIENT
         message["Subject"] = f"Aanmelding {number}"
-        message["Message-ID"] = f"<bench-{number:07d}@ggd-groningen.example>"
+        message["Message-ID"] = f"<{prefix}-{number:07d}@ggd-groningen.example>"
         message.set_content(
             f"BSN: {bsn}\n"
             f"Geboortedatum: {1 + number % 28:02d}-{1 + number % 12:02d}-{2006 + number % 17}\n"
             f"Gemeente: {MUNICIPALITIES[number % len(MUNICIPALITIES)]}\n"
-            f"Kenmerk: GGD-{number:07d}\n"
+            f"Kenmerk: GGD-{prefix}-{number:07d}\n"
         )
         mails.append(Mail(str(message["Message-ID"]), message.as_bytes(policy=SMTP)))
     return mails
@@ -107,11 +109,11 @@ class Sent:
 
 
 def send_all(
-    port: int, mails: Sequence[Mail], connections: int, *, rate: float | None = None
+    ports: Sequence[int], mails: Sequence[Mail], connections: int, *, rate: float | None = None
 ) -> Sent:
-    """Send ``mails`` over ``connections`` persistent connections, each taking the next mail
-    when it is done with one (with ``rate``: not before its turn, ``rate`` mails a second). The
-    connections are open before the clock starts."""
+    """Send ``mails`` over ``connections`` persistent connections (spread over ``ports`` in
+    turn), each taking the next mail when it is done with one (with ``rate``: not before its
+    turn, ``rate`` mails a second). The connections are open before the clock starts."""
     lock = threading.Lock()
     pending = iter(enumerate(mails))
     sent_at: dict[str, float] = {}
@@ -119,9 +121,9 @@ def send_all(
     clock: list[float] = []  # the start, set when every connection is ready
     ready = threading.Barrier(connections + 1, action=lambda: clock.append(time.monotonic()))
 
-    def client() -> None:
+    def client(port: int) -> None:
         try:
-            smtp = smtplib.SMTP("127.0.0.1", port, local_hostname="bench.example", timeout=60)
+            smtp = smtplib.SMTP("127.0.0.1", port, local_hostname="bench.example", timeout=120)
             smtp.ehlo()
         except BaseException as exc:
             failures.append(exc)
@@ -145,7 +147,10 @@ def send_all(
             failures.append(exc)
             raise
 
-    threads = [threading.Thread(target=client, name=f"client-{n}") for n in range(connections)]
+    threads = [
+        threading.Thread(target=client, args=(ports[n % len(ports)],), name=f"client-{n}")
+        for n in range(connections)
+    ]
     for thread in threads:
         thread.start()
     ready.wait()
@@ -158,7 +163,11 @@ def send_all(
     return Sent(seconds, started, sent_at)
 
 
-# --- a. the bare sink, and the relay sink ------------------------------------------------------
+# --- the sinks, each a process of its own ------------------------------------------------------
+
+
+_IN_REPLY_TO = re.compile(rb"^In-Reply-To:[ \t]*(.*?)\r?$", re.I | re.M)
+_RECEIPT = re.compile(rb"^X-Verwijsindex-Type:[ \t]*ontvangstbevestiging\r?$", re.I | re.M)
 
 
 class BareHandler:
@@ -169,56 +178,254 @@ class BareHandler:
 
 
 class RecordingHandler:
-    """The relay: answers 250 and keeps the arrival time and the bytes, nothing more (reading
-    the mails is left until the clock has stopped: the sink shares the process and its CPU
-    with the gateway; the tests' ``RelaySink`` parses every message as it arrives)."""
+    """The relay: answers 250 and writes, for each receipt, its arrival time
+    (``time.monotonic()``, the same clock in every process) and the Message-ID it answers."""
 
-    def __init__(self) -> None:
-        self.arrived: list[tuple[float, bytes]] = []
+    def __init__(self, record: Path) -> None:
+        self.out = record.open("a", buffering=1)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.arrived.append((time.monotonic(), envelope.original_content or b""))
+        at = time.monotonic()
+        head = (envelope.original_content or b"").split(b"\r\n\r\n", 1)[0]
+        answered = _IN_REPLY_TO.search(head)
+        if answered and _RECEIPT.search(head):
+            self.out.write(f"{at:.6f}\t{answered.group(1).strip().decode()}\n")
         return "250 OK"
 
 
-def start_sink(handler: Any) -> Any:
+def run_sink(port: int, record: Path | None) -> None:
+    """The sink process: serve until SIGTERM."""
     from aiosmtpd.controller import Controller
 
-    from tests.mail_gateway.relay_sink import free_port
-
+    handler = RecordingHandler(record) if record else BareHandler()
     # A fixed banner name: without one aiosmtpd asks the resolver on every connection.
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=free_port(), server_hostname="sink.localhost"
-    )
+    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="sink")
     controller.start()
-    return controller
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    print("ready", flush=True)
+    stopped.wait()
+    controller.stop()
+
+
+@contextlib.contextmanager
+def sink_process(record: Path | None = None) -> Iterator[int]:
+    port = free_port()
+    command = [sys.executable, __file__, "--serve-sink", str(port)]
+    if record is not None:
+        command += ["--record", str(record)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != b"ready":
+            raise SystemExit("the sink did not start")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def measure_bare_sink(mails: Sequence[Mail], connections: int, runs: int = 3) -> Sent:
     """The median of ``runs`` runs: one takes a second or two, and a single run is noisy."""
-    controller = start_sink(BareHandler())
-    try:
-        results = [send_all(controller.port, mails, connections) for _ in range(runs)]
-    finally:
-        controller.stop()
+    with sink_process() as port:
+        results = [send_all([port], mails, connections) for _ in range(runs)]
     return sorted(results, key=lambda sent: sent.seconds)[len(results) // 2]
 
 
-_HEADER = re.compile(rb"^(In-Reply-To|X-Verwijsindex-Type):[ \t]*(.*?)\r?$", re.I | re.M)
-
-
-def receipts_by_original(arrived: Sequence[tuple[float, bytes]]) -> dict[str, float]:
-    """Arrival time of each receipt, by the Message-ID it answers (``In-Reply-To``)."""
+def read_receipts(record: Path) -> dict[str, float]:
+    """Arrival time at the relay of each receipt so far, by the Message-ID it answers."""
     found = {}
-    for at, raw in arrived:
-        head = raw.split(b"\r\n\r\n", 1)[0]
-        headers = {name.lower(): value.strip() for name, value in _HEADER.findall(head)}
-        if headers.get(b"x-verwijsindex-type") == b"ontvangstbevestiging":
-            found[headers.get(b"in-reply-to", b"").decode()] = at
+    with contextlib.suppress(FileNotFoundError):
+        for line in record.read_text().splitlines():
+            at, _, answered = line.partition("\t")
+            if answered:
+                found[answered] = float(at)
     return found
 
 
-# --- b. and c. the gateway ---------------------------------------------------------------------
+def wait_receipts(record: Path, mails: Sequence[Mail], timeout: float) -> dict[str, float]:
+    """Arrival time at the relay of the receipt of each of ``mails``."""
+    wanted = {mail.message_id for mail in mails}
+    deadline = time.monotonic() + timeout
+    while True:
+        found = read_receipts(record)
+        if wanted <= found.keys():
+            return {message_id: found[message_id] for message_id in wanted}
+        if time.monotonic() > deadline:
+            missing = sorted(wanted - found.keys())
+            raise SystemExit(f"{len(missing)} receipts never arrived, e.g. for {missing[0]}")
+        time.sleep(0.05)
+
+
+# --- the databases -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def fresh_database(database_url: str | None, workdir: Path) -> Iterator[str]:
+    """An empty database: a new SQLite file in ``workdir``, or a schema of its own in the
+    PostgreSQL database ``database_url`` (dropped afterwards), as the tests make one."""
+    if not database_url:
+        yield f"sqlite:///{workdir / 'verwijsindex.db'}"
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(database_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def database_kind(database_url: str | None) -> str:
+    return "postgresql" if database_url else "sqlite"
+
+
+def count_done(database_url: str) -> tuple[int, int]:
+    """(inbound rows processed, receipts in the outbox)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM inboundmessage WHERE status != 'received'), "
+                    "(SELECT count(*) FROM outboxmessage WHERE kind = 'ontvangstbevestiging')"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    return int(row[0]), int(row[1])
+
+
+def wait_processed(database_url: str, count: int, timeout: float) -> float:
+    """Poll until ``count`` inbound rows are processed and ``count`` receipts enqueued; returns
+    time.monotonic() then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, receipts = count_done(database_url)
+        if done >= count and receipts >= count:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"after {timeout:.0f} s only {done} of {count} messages processed, "
+                f"{receipts} receipts enqueued"
+            )
+        time.sleep(0.02)
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+class Serve:
+    """One ``verwijsindex serve`` process, configured through the environment as in production."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        database_url: str,
+        *,
+        relay_url: str,
+        roles: Sequence[str] = (),
+        workers: int | None = None,
+        environment: dict[str, str] | None = None,
+    ):
+        self.workdir = workdir
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "cli", "serve"]
+        command += [argument for role in roles for argument in ("--only", role)]
+        if workers is not None:
+            command += ["--workers", str(workers)]
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "VERWIJSINDEX_DATABASE_URL": database_url,
+            "VERWIJSINDEX_SECRET_KEY": SECRET,
+            "VERWIJSINDEX_MAIL_DOMAIN": MAIL_DOMAIN,
+            "VERWIJSINDEX_SMTP_HOST": "127.0.0.1",
+            "VERWIJSINDEX_SMTP_PORT": str(self.port),
+            "VERWIJSINDEX_RELAY_URL": relay_url,
+            **(environment or {}),
+        }
+        self.log = (workdir / "serve.log").open("ab")
+        self.process = subprocess.Popen(
+            command, cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        self._wait_for_port(timeout=120)
+
+    def _wait_for_port(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"serve exited; see {self.workdir / 'serve.log'}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                return
+            time.sleep(0.05)
+        raise SystemExit(f"serve did not listen within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.log.close()
+
+
+@contextlib.contextmanager
+def py_spy(pid: int, out: Path | None) -> Iterator[None]:
+    """``py-spy record`` of ``pid`` and its children while the block runs (when ``out``)."""
+    if out is None:
+        yield
+        return
+    command = ["py-spy", "record", "--gil", "-r", "200", "--subprocesses", "--format", "raw"]
+    recorder = subprocess.Popen([*command, "-o", str(out), "--pid", str(pid)])
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(60)
+
+
+# --- b. the listener alone, c. and d. the whole gateway ----------------------------------------
+
+
+def measure_listener_alone(
+    workdir: Path, database_url: str | None, mails: Sequence[Mail], connections: int
+) -> Sent:
+    """``serve --only smtp``: nothing is processed, so flow control (which would hold every
+    answer while the unprocessed mail piles up) is off."""
+    with fresh_database(database_url, workdir) as url:
+        serve = Serve(
+            workdir,
+            url,
+            relay_url=f"maildir:{workdir / 'unused-maildir'}",
+            roles=["smtp"],
+            environment={"VERWIJSINDEX_SMTP_FLOW_MAX_DELAY": "0"},
+        )
+        try:
+            return send_all([serve.port], mails, connections)
+        finally:
+            serve.stop()
 
 
 @dataclass
@@ -227,197 +434,62 @@ class GatewayRun:
     processed_seconds: float  # first send until every row processed and every receipt enqueued
     delivered_seconds: float  # first send until every receipt reached the relay sink
     latencies: list[float]  # per message: send -> its receipt at the relay sink
-    paced: Sent | None  # the paced run after the burst
     paced_latencies: list[float]
-    notifications: int  # outbox rows at the end (all kinds)
-
-
-def wait_processed(database: Path, count: int, timeout: float) -> float:
-    """Poll (a plain read-only sqlite3 connection: reads in WAL mode hold no lock a writer
-    waits for) until ``count`` inbound rows are processed and ``count`` receipts enqueued;
-    returns time.monotonic() then."""
-    from core.models import InboundMessage, OutboxMessage
-
-    inbound = InboundMessage.__table__.name  # type: ignore[attr-defined]
-    outbox = OutboxMessage.__table__.name  # type: ignore[attr-defined]
-    query = (
-        f"SELECT (SELECT count(*) FROM {inbound} WHERE status != 'received'), "
-        f"(SELECT count(*) FROM {outbox} WHERE kind = 'ontvangstbevestiging')"
-    )
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=60)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            done, receipts = connection.execute(query).fetchone()
-            if done >= count and receipts >= count:
-                return time.monotonic()
-            if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"after {timeout:.0f} s only {done} of {count} messages processed, "
-                    f"{receipts} receipts enqueued"
-                )
-            time.sleep(0.005)
-    finally:
-        connection.close()
-
-
-def wait_receipts(
-    relay: RecordingHandler, mails: Sequence[Mail], timeout: float
-) -> dict[str, float]:
-    """Arrival time at the relay of the receipt of each of ``mails``."""
-    wanted = {mail.message_id for mail in mails}
-    found: dict[str, float] = {}
-    read = 0
-    deadline = time.monotonic() + timeout
-    while not wanted <= found.keys():
-        if time.monotonic() > deadline:
-            missing = sorted(wanted - found.keys())
-            raise SystemExit(f"{len(missing)} receipts never arrived, e.g. for {missing[0]}")
-        time.sleep(0.01)
-        arrived = relay.arrived[read:]
-        read += len(arrived)
-        found.update(receipts_by_original(arrived))
-    return {message_id: found[message_id] for message_id in wanted}
-
-
-def build_gateway(workdir: Path, relay_url: str) -> Any:
-    """The gateway as ``serve`` builds it: migrations, covenant sync, settings."""
-    from core.audit import use_keyring
-    from core.cli.runtime import sync_covenant_if_changed, upgrade_schema
-    from core.config import build_config
-    from core.covenant import bundled_covenant_path
-    from core.db import create_db_engine
-    from core.settings import Settings
-    from mail_gateway.context import build_gateway as build
-    from tests.mail_gateway.conftest import free_port
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        database_url=f"sqlite:///{workdir / 'verwijsindex.db'}",
-        covenant=bundled_covenant_path(),
-        secret_key=SECRET,
-        mail_domain=MAIL_DOMAIN,
-        smtp_host="127.0.0.1",
-        smtp_port=free_port(),
-        relay_url=relay_url,
-        secret_file=workdir / "unused-secret",
-    )
-    config = build_config(settings)
-    upgrade_schema(settings)
-    engine = create_db_engine(settings.database_url)
-    use_keyring(engine, settings.keyring())
-    sync_covenant_if_changed(engine, config)
-    return build(settings, engine, config)
-
-
-def start_gateway(workdir: Path, relay_url: str) -> Any:
-    """The gateway's roles in a background event loop, as the tests run them
-    (``RunningGateway``)."""
-    from tests.mail_gateway.conftest import RunningGateway
-
-    running = RunningGateway(build_gateway(workdir, relay_url), ["smtp", "processing", "delivery"])
-    return running.start()
-
-
-def measure_intake_alone(workdir: Path, mails: Sequence[Mail], connections: int) -> Sent:
-    """The listener alone on a fresh database: sender check, authentication and the message
-    committed before each ``250``, nothing processed (and so no flow control, which would hold
-    the answers back while the unprocessed mail piles up). What accepting costs, before any
-    processing: the most the whole gateway could take in."""
-    from aiosmtpd.controller import Controller
-
-    from mail_gateway.flow import Backlog
-    from mail_gateway.smtp_server import IntakeHandler, smtp_factory
-
-    gateway = build_gateway(workdir, "maildir:" + str(workdir / "unused-maildir"))
-    handler = IntakeHandler(gateway, Backlog(gateway.engine, max_delay=0))
-    make_session = smtp_factory(gateway, handler)
-
-    class IntakeController(Controller):
-        def factory(self) -> Any:
-            return make_session()
-
-    controller = IntakeController(handler, hostname="127.0.0.1", port=gateway.settings.smtp_port)
-    controller.start()
-    try:
-        return send_all(controller.port, mails, connections)
-    finally:
-        controller.stop()
-        gateway.engine.dispose()
 
 
 def measure_gateway(
     workdir: Path,
+    database_url: str | None,
     burst: Sequence[Mail],
     paced: Sequence[Mail],
     *,
     connections: int,
     rate: float,
     timeout: float,
+    workers: int | None,
+    serves: int = 1,
+    profile: Path | None = None,
 ) -> GatewayRun:
-    relay = RecordingHandler()
-    sink = start_sink(relay)
-    running = start_gateway(workdir, f"smtp://127.0.0.1:{sink.port}")
-    try:
-        sent = send_all(running.smtp_port, burst, connections)
-        processed = wait_processed(workdir / "verwijsindex.db", len(burst), timeout)
-        receipt_at = wait_receipts(relay, burst, timeout)
-        paced_sent, paced_at = None, {}
-        if paced:
-            paced_sent = send_all(running.smtp_port, paced, connections, rate=rate)
-            paced_at = wait_receipts(relay, paced, timeout)
-    finally:
-        running.stop()
-        sink.stop()
-    with sqlite3.connect(workdir / "verwijsindex.db") as connection:
-        notifications = connection.execute("SELECT count(*) FROM outboxmessage").fetchone()[0]
-    running.gateway.engine.dispose()
+    """``serves`` ``serve`` processes on one database, the clients spread over them."""
+    warm_up = registrations(WARM_UP, prefix="warm-up", first_bsn=39_000_000)
+    workdir.mkdir(parents=True, exist_ok=True)
+    record = workdir / "relay.tsv"
+    with fresh_database(database_url, workdir) as url, sink_process(record) as relay_port:
+        running: list[Serve] = []
+        try:
+            for number in range(serves):
+                running.append(
+                    Serve(
+                        workdir / f"serve-{number}",
+                        url,
+                        relay_url=f"smtp://127.0.0.1:{relay_port}",
+                        workers=workers,
+                    )
+                )
+            ports = [serve.port for serve in running]
+            send_all(ports, warm_up, min(connections, len(warm_up)))
+            wait_receipts(record, warm_up, timeout)
+            with py_spy(running[0].process.pid, profile):
+                sent = send_all(ports, burst, connections)
+                processed = wait_processed(url, len(warm_up) + len(burst), timeout)
+                receipt_at = wait_receipts(record, burst, timeout)
+            paced_latencies = []
+            if paced:
+                paced_sent = send_all(ports, paced, connections, rate=rate)
+                paced_at = wait_receipts(record, paced, timeout)
+                paced_latencies = [
+                    paced_at[m.message_id] - paced_sent.sent_at[m.message_id] for m in paced
+                ]
+        finally:
+            for serve in running:
+                serve.stop()
     return GatewayRun(
         sent=sent,
         processed_seconds=processed - sent.started,
         delivered_seconds=max(receipt_at.values()) - sent.started,
         latencies=[receipt_at[m.message_id] - sent.sent_at[m.message_id] for m in burst],
-        paced=paced_sent,
-        paced_latencies=[
-            paced_at[m.message_id] - paced_sent.sent_at[m.message_id]
-            for m in paced
-            if paced_sent is not None
-        ],
-        notifications=notifications,
+        paced_latencies=paced_latencies,
     )
-
-
-def profiled(work: Any, out: Path) -> Any:
-    """Run ``work()`` with cProfile on in every thread (``threading.setprofile`` for threads
-    started from now on, among them ``asyncio.to_thread``'s workers)."""
-    import cProfile
-    import pstats
-
-    profilers: list[cProfile.Profile] = []
-    lock = threading.Lock()
-
-    def start_in_thread(*_args: Any) -> None:
-        sys.setprofile(None)
-        profiler = cProfile.Profile()
-        with lock:
-            profilers.append(profiler)
-        profiler.enable()
-
-    main_profiler = cProfile.Profile()
-    profilers.append(main_profiler)
-    threading.setprofile(start_in_thread)
-    main_profiler.enable()
-    try:
-        return work()
-    finally:
-        main_profiler.disable()
-        threading.setprofile(None)
-        for profiler in profilers:
-            profiler.disable()
-        stats = pstats.Stats(*profilers)
-        stats.dump_stats(out)
-        print(f"\nprofile (all threads) written to {out}; top 25 by own time:")
-        stats.sort_stats("tottime").print_stats(25)
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -433,15 +505,34 @@ def latency_line(label: str, latencies: Sequence[float]) -> str:
     p50, p95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
     return (
         f"{label:44} p50 {p50 * 1000:7.0f} ms   p95 {p95 * 1000:7.0f} ms   "
-        f"max {max(latencies) * 1000:7.0f} ms   (aim p95 < {P95_AIM:.0f} s: "
-        f"{'yes' if p95 < P95_AIM else 'NO'})"
+        f"max {max(latencies) * 1000:7.0f} ms"
     )
+
+
+def common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``bench_scaling.py`` shares."""
+    parser.add_argument("--messages", type=int, default=2000, help="mails in the burst")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--database-url", help="a PostgreSQL database (default: SQLite files)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait, at most")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+
+
+@contextlib.contextmanager
+def work_directory(keep: Path | None) -> Iterator[Path]:
+    workdir = keep or Path(tempfile.mkdtemp(prefix="verwijsindex-bench-smtp-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield workdir
+    finally:
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=2000, help="mails in the burst")
-    parser.add_argument("--connections", type=int, default=4)
+    common_arguments(parser)
+    parser.add_argument("--workers", type=int, help="passed on to serve --workers")
     parser.add_argument(
         "--paced",
         type=int,
@@ -450,84 +541,76 @@ def main() -> None:
         "load (0: none)",
     )
     parser.add_argument("--rate", type=float, default=20.0, help="mails a second when paced")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait, at most")
-    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
-    parser.add_argument("--profile", type=Path, help="profile the gateway run into this file")
-    parser.add_argument("--verbose", action="store_true", help="the gateway's log on stderr")
+    parser.add_argument("--py-spy", type=Path, dest="profile", help="record serve into FILE")
+    parser.add_argument("--serve-sink", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--record", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    if args.serve_sink:
+        run_sink(args.serve_sink, args.record)
+        return
 
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="verwijsindex-bench-smtp-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    if (workdir / "verwijsindex.db").exists():
-        raise SystemExit(f"{workdir} holds a database from an earlier run; remove it first")
-    try:
-        mails = registrations(args.messages + args.paced)
-        burst, paced = mails[: args.messages], mails[args.messages :]
-        print(
-            f"{len(burst):,} registrations, one per mail, as fast as {args.connections} "
-            f"persistent connections send them; then {len(paced):,} at {args.rate:g}/s. "
-            f"Work in {workdir}"
-        )
+    mails = registrations(args.messages + args.paced)
+    burst, paced = mails[: args.messages], mails[args.messages :]
+    print(
+        f"{len(burst):,} registrations, one per mail, as fast as {args.connections} "
+        f"persistent connections send them; then {len(paced):,} at {args.rate:g}/s; "
+        f"database {database_kind(args.database_url)}, serve --workers "
+        f"{args.workers if args.workers is not None else '(its default)'}",
+        flush=True,
+    )
+    with work_directory(args.keep) as workdir:
         bare = measure_bare_sink(burst, args.connections)
-        intake = measure_intake_alone(workdir / "intake-alone", burst, args.connections)
-
-        def gateway() -> GatewayRun:
-            return measure_gateway(
-                workdir,
-                burst,
-                paced,
-                connections=args.connections,
-                rate=args.rate,
-                timeout=args.timeout,
-            )
-
-        run = profiled(gateway, args.profile) if args.profile else gateway()
-    finally:
-        if args.keep is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        listener = measure_listener_alone(
+            workdir / "listener-alone", args.database_url, burst, args.connections
+        )
+        run = measure_gateway(
+            workdir / "gateway",
+            args.database_url,
+            burst,
+            paced,
+            connections=args.connections,
+            rate=args.rate,
+            timeout=args.timeout,
+            workers=args.workers,
+            profile=args.profile,
+        )
 
     count = len(burst)
     bare_rate = count / bare.seconds
     gateway_rate = count / run.processed_seconds
-    ratio = gateway_rate / bare_rate
     rows = [
         ("a. bare aiosmtpd sink (250, nothing kept)", bare.seconds),
-        ("   gateway's listener alone (stored, no work)", intake.seconds),
-        ("b. gateway: accepted (stored before 250)", run.sent.seconds),
-        ("   gateway: processed, receipts in outbox", run.processed_seconds),
-        ("   gateway: receipts at the relay sink", run.delivered_seconds),
+        ("b. serve --only smtp (stored, no work)", listener.seconds),
+        ("c. serve: accepted (stored before 250)", run.sent.seconds),
+        ("   serve: processed, receipts in outbox", run.processed_seconds),
+        ("   serve: receipts at the relay sink", run.delivered_seconds),
     ]
     print()
     print(f"{'burst':44} {'messages':>9} {'seconds':>9} {'msg/s':>9}")
     for label, seconds in rows:
         print(f"{label:44} {count:9,} {seconds:9.2f} {count / seconds:9,.0f}")
-    print(
-        f"{'ratio b/a (processed / bare sink)':44} {ratio:9.2f}   "
-        f"(aim >= {RATIO_AIM}: {'yes' if ratio >= RATIO_AIM else 'NO'})"
-    )
-    print(
-        f"{'   ratio listener alone / bare sink':44} {count / intake.seconds / bare_rate:9.2f}   "
-        "(the ceiling of b/a: what accepting alone costs)"
-    )
-    print(latency_line("c. latency to its receipt, in the burst", run.latencies))
+    print(latency_line("d. latency to its receipt, in the burst", run.latencies))
     if run.paced_latencies:
         print(latency_line(f"   latency, paced at {args.rate:g}/s", run.paced_latencies))
-    print(f"{'notifications in the outbox (all kinds)':44} {run.notifications:9,}")
-    print(
-        f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
-        f"aiosmtpd {_version('aiosmtpd')}, SQLAlchemy {_version('sqlalchemy')}, "
-        f"{os.cpu_count()} CPUs"
-    )
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "?"
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    figures = {
+        "gateway_msgs_per_s": round(gateway_rate, 1),
+        "sink_msgs_per_s": round(bare_rate, 1),
+        "ratio": round(gateway_rate / bare_rate, 4),
+        "listener_msgs_per_s": round(count / listener.seconds, 1),
+        "listener_ratio": round(count / listener.seconds / bare_rate, 4),
+        "p50_ms": round(percentile(run.latencies, 0.50) * 1000, 1),
+        "p95_ms": round(percentile(run.latencies, 0.95) * 1000, 1),
+        "paced_p95_ms": (
+            round(percentile(run.paced_latencies, 0.95) * 1000, 1) if run.paced_latencies else None
+        ),
+        "database": database_kind(args.database_url),
+        "workers": args.workers,
+        "messages": count,
+        "ratio_aim": RATIO_AIM,
+        "p95_aim_ms": P95_AIM_MS,
+    }
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -39,6 +40,7 @@ from tests.conftest import TEST_SECRET
 from tests.core.conftest import config  # noqa: F401  (the session-wide covenant fixture)
 from tests.mail_gateway.conftest import free_port, synced_engine, wait_for_port  # noqa: F401
 
+REPOSITORY = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-verwijsindex-test"
 TEAM_ID = "T0VERWIJS"
@@ -285,6 +287,41 @@ def slack_settings(tmp_path: Path, database_url: str, api_url: str, **overrides:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def serve_environment(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``verwijsindex serve`` subprocess: this suite's database and key,
+    none of the caller's own Slack or verwijsindex settings, and ``extra``."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SLACK_", "VERWIJSINDEX_"))
+    }
+    environment.update(
+        {
+            "PYTHONPATH": str(REPOSITORY),
+            "VERWIJSINDEX_DATABASE_URL": database_url,
+            "VERWIJSINDEX_SECRET_KEY": TEST_SECRET,
+            "VERWIJSINDEX_RELAY_URL": f"maildir:{tmp_path / 'verzonden'}",
+            **extra,
+        }
+    )
+    return environment
+
+
+def slack_serve_environment(
+    tmp_path: Path, database_url: str, api: FakeSlackApi, port: int, **extra: str
+) -> dict[str, str]:
+    """:func:`serve_environment` with Slack on (HTTP on ``port``, the fake Web API)."""
+    return serve_environment(
+        tmp_path,
+        database_url,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        VERWIJSINDEX_SLACK_PORT=str(port),
+        VERWIJSINDEX_SLACK_API_URL=api.url,
+        **extra,
+    )
 
 
 def add_covenant_users(api: FakeSlackApi) -> None:

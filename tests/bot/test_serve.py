@@ -3,50 +3,21 @@ delivery worker, in the one process), and leaves Slack off when they are not (CO
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.bot.conftest import ANNA, BOT_TOKEN, SIGNING_SECRET, SlackSender, user
+from tests.bot.conftest import ANNA, SlackSender, serve_environment, slack_serve_environment, user
 from tests.bot.fake_slack_api import FakeSlackApi
-from tests.conftest import TEST_SECRET
 from tests.mail_gateway.conftest import free_port, wait_for_port
-
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def _environment(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SLACK_", "VERWIJSINDEX_"))
-    }
-    environment.update(
-        {
-            "PYTHONPATH": str(REPOSITORY),
-            "VERWIJSINDEX_DATABASE_URL": database_url,
-            "VERWIJSINDEX_SECRET_KEY": TEST_SECRET,
-            "VERWIJSINDEX_RELAY_URL": f"maildir:{tmp_path / 'verzonden'}",
-            **extra,
-        }
-    )
-    return environment
 
 
 def test_serve_runs_the_slack_role(
     tmp_path: Path, database_url: str, slack_api: FakeSlackApi
 ) -> None:
     port = free_port()
-    environment = _environment(
-        tmp_path,
-        database_url,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        VERWIJSINDEX_SLACK_PORT=str(port),
-        VERWIJSINDEX_SLACK_API_URL=slack_api.url,
-    )
+    environment = slack_serve_environment(tmp_path, database_url, slack_api, port)
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -78,7 +49,7 @@ def test_serve_runs_the_slack_role(
 def test_slack_is_off_without_its_secrets(tmp_path: Path, database_url: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cli", "serve", "--only", "slack"],
-        env=_environment(tmp_path, database_url),
+        env=serve_environment(tmp_path, database_url),
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -181,7 +181,8 @@ def test_a_retried_submission_places_no_second_signal(
     assert len(confirmations(slack_api)) == 1
     with Session(synced_engine) as session:
         [seen] = session.exec(select(InboundMessage)).all()
-    assert seen.transport == "slack" and seen.raw == b""  # the key only, never the fields
+    assert seen.transport == "slack" and seen.status == "processed"
+    assert seen.raw == b""  # the sealed form is emptied once the signal is placed
 
 
 def test_field_errors_from_the_core_appear_on_the_fields(
@@ -312,18 +313,24 @@ def test_a_clean_stop_finishes_the_signals_already_acknowledged(
     sender = SlackSender(running.url, slack_api)
     view = open_signal_form(sender, slack_api, ANNA)  # Anna is linked: nothing left before ack
     payload = sender.view_submission(view, form_values(view, _fields()), ANNA)
-    # Hold the database's write lock (the audit chain's lock on PostgreSQL): placing waits.
+    answers: list[SlackAnswer] = []
+    # Hold the database's write lock (the audit chain's lock on PostgreSQL): the submission
+    # waits in the listener (SQLite: to be stored; PostgreSQL: stored, placing waits).
     with synced_engine.connect() as blocker, blocker.begin():
         if synced_engine.dialect.name == "postgresql":
             blocker.execute(text(f"SELECT pg_advisory_xact_lock({AUDIT_LOCK_ID})"))
         else:  # the engine begins every SQLite transaction IMMEDIATE: the lock is held now
             blocker.exec_driver_sql("SELECT 1")
-        assert sender.interact(payload).body == ""  # answered while placing waits
+        submitting = threading.Thread(target=lambda: answers.append(sender.interact(payload)))
+        submitting.start()
+        time.sleep(0.3)
         stopping = threading.Thread(target=running.stop)
         stopping.start()
         time.sleep(0.5)
-        assert stopping.is_alive()  # the stop waits for the acknowledged signal
+        assert stopping.is_alive()  # the stop waits for the submission in hand
+    submitting.join(30)
     stopping.join(30)
     assert not stopping.is_alive()
+    assert [answer.body for answer in answers] == [""]  # stored within Slack's deadline
     assert len(_signals(synced_engine)) == 1
     assert "is geplaatst" in str(slack_api.wait_for("response_url")[0].args["text"])

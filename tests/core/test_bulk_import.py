@@ -1,11 +1,13 @@
 """Batch registrations by CSV (CONTRACT §4): reading the file, per-row refusals, afmelden, the
-chain notification exactly as the single-row path writes it, batching, derived coordination,
-idempotency and the logboek."""
+chain notification, batching, derived coordination, idempotency and the logboek. (The rule
+itself is one planner for a file and a single command alike: tests/core/test_registration_plan.py
+tests it without a database.)"""
 
 from __future__ import annotations
 
 import io
 import os
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,15 +17,15 @@ import pytest
 from sqlalchemy import text as sql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from core import bulk_import
+from core import registration_apply
 from core.audit import use_keyring, verify_chain
 from core.bulk_import import ImportReport, ImportRow, import_registrations, read_registration_csv
 from core.covenant.sync import sync_covenant
 from core.db import create_db_engine, transaction
 from core.errors import InvalidInput, NotAllowed
-from core.fields import parse_parent_bsns, parse_registration
+from core.fields import parse_parent_bsns
 from core.models import (
     AuditEvent,
     Coordination,
@@ -33,7 +35,7 @@ from core.models import (
     YouthParent,
     metadata,
 )
-from core.registration import DeregisterYouth, RegisterYouth, deregister_youth, register_youth
+from core.registration import RegisterYouth, register_youth
 from core.signals import PlaceSignal, place_signal
 from tests.conftest import TEST_KEYRING, _fresh_schema_engine, _require_postgres
 from tests.core.conftest import BSN_A, BSN_B, BSN_C, BSN_PARENT, MONDAY, CoreDriver, youth
@@ -293,7 +295,7 @@ def test_good_rows_are_stored_and_bad_rows_refused_with_line_field_and_reason(
         assert verify_chain(session)[1] is None
 
 
-def test_youth_without_bsn_in_csv_matches_single_path(core: CoreDriver) -> None:
+def test_youth_without_bsn_in_csv_is_the_youth_registered_before(core: CoreDriver) -> None:
     from core.identity import YouthIdentity
 
     actor = core.institution("wij-groningen")
@@ -347,34 +349,17 @@ def test_import_for_another_institution_is_refused(core: CoreDriver) -> None:
         )
 
 
-# --- the chain notification, as the single-row path writes it ------------------------------------
+# --- the chain notification ----------------------------------------------------------------------
 
 
-def _single_path(driver: CoreDriver, institution: str, text: str, now: Any = MONDAY) -> None:
-    """Feed the same CSV through register_youth / deregister_youth, one row at a time."""
-    actor = driver.institution(institution)
-    for row in read_registration_csv(io.StringIO(text)):
-        request = parse_registration(row.fields)
-
-        def step(session: Session, request: Any = request) -> None:
-            command = deregister_youth if isinstance(request, DeregisterYouth) else register_youth
-            command(request, session=session, config=driver.config, actor=actor, now=now)
-
-        driver.run(step)
-
-
-def test_import_writes_the_same_chain_notifications_as_the_single_row_path(
+def test_import_tells_every_institution_involved_with_its_own_reference(
     core: CoreDriver,
-    twin: CoreDriver,
 ) -> None:
-    for driver in (core, twin):
-        for bsn, ref in ((BSN_A, "GGD-A"), (BSN_B, "GGD-B"), (BSN_C, "GGD-C")):
-            _register(driver, "ggd-groningen", bsn, ref)
-        _register(driver, "jeugdhulp-noord", BSN_B, "JHN-B")
+    for bsn, ref in ((BSN_A, "GGD-A"), (BSN_B, "GGD-B"), (BSN_C, "GGD-C")):
+        _register(core, "ggd-groningen", bsn, ref)
+    _register(core, "jeugdhulp-noord", BSN_B, "JHN-B")
     # Jeugdhulp signals youth C without registering it: involved, but with no reference.
-    signaller = core.professional("e.meijer@jeugdhulp-noord.example")
-    for driver in (core, twin):
-        _place(driver, signaller, BSN_C)
+    _place(core, core.professional("e.meijer@jeugdhulp-noord.example"), BSN_C)
     text = (
         f"{HEADER}\n"
         f"{BSN_A};;01-05-2016;Groningen;WIJ-A;s.jansen@wij-groningen.example;;;\n"
@@ -383,31 +368,35 @@ def test_import_writes_the_same_chain_notifications_as_the_single_row_path(
         f"{BSN_D};;01-05-2016;Groningen;WIJ-D;;;;\n"
     )
     report = _import(core, "wij-groningen", text)
-    _single_path(twin, "wij-groningen", text)
     assert report.accepted == 4 and report.new_involvements == 4
     # A: GGD; B: GGD and Jeugdhulp; C: GGD and Jeugdhulp (which signals it); D: nobody.
     assert report.notifications == 5
-    bulk = _outbox_rows(core.engine, "nieuwe-betrokkenheid")
-    single = _outbox_rows(twin.engine, "nieuwe-betrokkenheid")
-    assert bulk == single
     with Session(core.engine) as session:
         rows = session.exec(
             select(OutboxMessage).where(OutboxMessage.kind == "nieuwe-betrokkenheid")
         ).all()
+        numbers = {
+            r.id: r.number
+            for r in session.exec(
+                select(Registration).where(Registration.institution_id == "wij-groningen")
+            ).all()
+        }
+    ours = [r for r in rows if r.context["new_institution"]["id"] == "wij-groningen"]
     # Each row: the recipient's own reference, never the youth or the newcomer's reference.
-    by_reference = {
-        (r.institution_id, r.context["own_reference"])
-        for r in rows
-        if r.context["new_institution"]["id"] == "wij-groningen"
-    }
-    assert by_reference == {
+    assert {(r.institution_id, r.context["own_reference"]) for r in ours} == {
         ("ggd-groningen", "GGD-A"),
         ("ggd-groningen", "GGD-B"),
         ("jeugdhulp-noord", "JHN-B"),
         ("ggd-groningen", "GGD-C"),
         ("jeugdhulp-noord", ""),
     }
-    assert _registrations(core.engine) == _registrations(twin.engine)
+    assert {r.reference for r in ours} <= set(numbers.values())
+    told = Counter(r.reference for r in ours)  # one row per institution told
+    for row in ours:
+        assert row.recipient_role == "institution" and row.channel == "email"
+        assert row.context["kind"] == "nieuwe-betrokkenheid"
+        assert row.context["involved_count"] == told[row.reference] + 1
+        assert "WIJ-" not in str(row.context) and BSN_A not in str(row.context)
 
 
 def test_chain_notification_counts(core: CoreDriver) -> None:
@@ -468,71 +457,6 @@ def test_batches_smaller_than_the_file_give_the_same_result(
     assert len(_outbox_rows(core.engine)) == len(_outbox_rows(twin.engine)) == 2
 
 
-def test_same_file_through_the_single_row_path_gives_the_same_registrations(
-    core: CoreDriver,
-    twin: CoreDriver,
-) -> None:
-    text = "\n".join(line for line in _mixed_file().splitlines() if "K-x" not in line) + "\n"
-    _import(core, "ggd-groningen", text, batch_size=4)
-    _single_path(twin, "ggd-groningen", text)
-    assert _registrations(core.engine) == _registrations(twin.engine)
-    with Session(core.engine) as a, Session(twin.engine) as b:
-
-        def parents(session: Session) -> list[tuple[str, str]]:
-            return sorted(
-                session.exec(
-                    select(Youth.identity_key, YouthParent.parent_key).join(
-                        YouthParent, col(YouthParent.youth_id) == Youth.id
-                    )
-                ).all()
-            )
-
-        assert parents(a) == parents(b)
-
-
-def _stored(engine: Engine) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Youth and registration rows as the database holds them (SQLite: the stored text of dates
-    and times), keyed by identity instead of id; the encrypted columns only as present or not."""
-    with engine.connect() as connection:
-        youths = connection.execute(
-            sql(
-                "SELECT identity_key, key_id, has_bsn, bsn_encrypted IS NOT NULL, "
-                "name_encrypted IS NOT NULL, birth_date_encrypted IS NOT NULL, "
-                "substitute_encrypted IS NOT NULL, municipality, purge_month, created_at "
-                "FROM youth ORDER BY identity_key"
-            )
-        ).all()
-        registrations = connection.execute(
-            sql(
-                "SELECT y.identity_key, r.institution_id, r.reference, r.professional_id, "
-                "r.registered_at, r.ends_on, r.status, r.ended_at FROM registration r "
-                "JOIN youth y ON y.id = r.youth_id ORDER BY y.identity_key, r.institution_id"
-            )
-        ).all()
-    return [tuple(row) for row in youths], [tuple(row) for row in registrations]
-
-
-def test_import_stores_the_values_the_single_row_path_stores(
-    core: CoreDriver,
-    twin: CoreDriver,
-) -> None:
-    with_bsn = (
-        f"{HEADER}\n"
-        f"{BSN_A};Eva;01-05-2016;Groningen;K-A;a.devries@ggd-groningen.example;{BSN_PARENT};"
-        "31-12-2026;\n"
-        f"{BSN_B};;29-02-2008;Groningen;K-B;;;;\n"
-    )
-    without_bsn = (
-        "achternaam;geslacht;geboortedatum;gemeente;kenmerk\nde Bruïn;V;07-06-2015;Groningen;K-C\n"
-    )
-    for text in (with_bsn, without_bsn):
-        _import(core, "ggd-groningen", text)
-        _single_path(twin, "ggd-groningen", text)
-    assert _stored(core.engine) == _stored(twin.engine)
-    youths, registrations = _stored(core.engine)
-    assert len(youths) == len(registrations) == 3
-
-
 def test_ids_given_out_before_are_never_given_out_again(core: CoreDriver) -> None:
     first = _import(core, "ggd-groningen", f"{HEADER}\n{BSN_A};;01-05-2016;Groningen;G-A;;;;\n")
     assert first.accepted == 1
@@ -549,6 +473,7 @@ def test_ids_given_out_before_are_never_given_out_again(core: CoreDriver) -> Non
         [(new_youth_id, new_registration_id)] = session.exec(
             select(Registration.youth_id, Registration.id)
         ).all()
+    assert registration_id is not None and new_registration_id is not None
     assert new_youth_id > youth_id and new_registration_id > registration_id
 
 
@@ -650,16 +575,17 @@ def test_a_batch_retried_after_a_lost_race_counts_once(
     core: CoreDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _register(core, "wij-groningen", BSN_A, "W-A")
-    real = bulk_import._write_registrations
+    real = registration_apply._write_registrations
     calls = {"n": 0}
 
-    def flaky(*args: Any, **kwargs: Any) -> None:
-        real(*args, **kwargs)
+    def flaky(*args: Any, **kwargs: Any) -> dict[str, int]:
+        written = real(*args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 1:
             raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return written
 
-    monkeypatch.setattr(bulk_import, "_write_registrations", flaky)
+    monkeypatch.setattr(registration_apply, "_write_registrations", flaky)
     text = (
         f"{HEADER}\n{BSN_A};;01-05-2016;Groningen;G-A;;;;\n"
         f"{BSN_BAD};;01-05-2016;Groningen;G-X;;;;\n"  # refused before the transaction

@@ -18,7 +18,9 @@ from core.coordination import (
     accept_coordination,
     candidates,
     decline_coordination,
+    explanation,
     hand_over_coordination,
+    open_coordination,
     sweep_coordination,
 )
 from core.coordination_rules import CoordinationFacts, matching_rules, rule_matches
@@ -32,10 +34,10 @@ from core.models import (
     OutboxMessage,
     ReplyPurpose,
     ReplyToken,
-    Youth,
 )
 from core.registration import DeregisterYouth, RegisterYouth, deregister_youth, register_youth
 from core.signals import PlaceSignal, SignalOutcome, place_signal, withdraw_signal
+from core.youths import find_youth
 from tests.core.conftest import BSN_A, BSN_B, BSN_PARENT, MONDAY, CoreDriver, youth
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -297,8 +299,7 @@ def test_only_institutions_that_may_coordinate_are_assigned(core: CoreDriver) ->
     coordination = the_coordination(core)
     assert coordination.institution_id == WIJ  # serves Groningen, though not yet involved
     with Session(core.engine) as session:
-        found = session.exec(select(Youth)).one()
-        options = candidates(session, core.config, found, LATER)
+        options = candidates(session, core.config, coordination, LATER)
     assert [c.institution_id for c in options] == [WIJ]
     assert_logbook_intact(core)
 
@@ -603,54 +604,60 @@ def test_an_accepted_coordination_handed_over_waits_for_the_new_institution(
 # --- siblings: one family, one coordinator -------------------------------------------------------
 
 
-def test_a_siblings_accepted_coordinator_is_proposed_first(core: CoreDriver) -> None:
+def younger_explanation(core: CoreDriver, identity: YouthIdentity) -> tuple[str, str]:
+    with Session(core.engine) as session:
+        found = find_youth(session, core.config, identity)
+        assert found is not None
+        coordination = open_coordination(session, found.id or 0)
+        assert coordination is not None
+        return explanation(session, coordination, found.id or 0)
+
+
+def test_a_sibling_joins_the_familys_accepted_coordination(core: CoreDriver) -> None:
     older, younger = youth(BSN_A, AGE_9), youth(BSN_B, AGE_3)
     involve(core, older, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,))
     place(core, ANNA, older)
     act(core, accept_coordination, core.institution(WIJ))
     # The younger child's own rule would be jonge-kinderen-ggd; the family's coordinator wins.
     involve(core, younger, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,), now=LATER)
-    place(core, ANNA, younger, now=LATER)
-    _, sibling = coordinations(core)
-    assert sibling.institution_id == WIJ
-    assert sibling.rule_name == "gezin"
-    assert "WIJ Groningen" in sibling.rule_reason
-    assert_logbook_intact(core)
-
-
-def test_a_siblings_coordinator_that_has_not_accepted_is_not_reused(core: CoreDriver) -> None:
-    older, younger = youth(BSN_A, AGE_9), youth(BSN_B, AGE_3)
-    involve(core, older, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,))
-    place(core, ANNA, older)
-    involve(core, younger, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,), now=LATER)
-    place(core, ANNA, younger, now=LATER)
-    _, sibling = coordinations(core)
-    assert sibling.institution_id == GGD
-    assert sibling.rule_name == "jonge-kinderen-ggd"
-    assert_logbook_intact(core)
-
-
-def test_a_sibling_coordinator_that_declines_gives_way_to_the_rules(core: CoreDriver) -> None:
-    older, younger = youth(BSN_A, AGE_9), youth(BSN_B, AGE_3)
-    involve(core, older, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,))
-    place(core, ANNA, older)
-    act(core, accept_coordination, core.institution(WIJ))
-    involve(core, younger, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,), now=LATER)
-    place(core, ANNA, younger, now=LATER)
-    _, sibling = coordinations(core)
-    core.run(
-        lambda s: decline_coordination(
-            sibling.id or 0,
-            "te jong voor ons",
-            session=s,
-            config=core.config,
-            actor=core.institution(WIJ),
-            now=LATER,
-        )
+    outcome = place(core, ANNA, younger, now=LATER)
+    family = the_coordination(core)
+    assert outcome.coordination_number == family.number
+    assert family.institution_id == WIJ and family.status == CoordinationStatus.ACCEPTED
+    rule, reason = younger_explanation(core, younger)
+    assert rule == "gezin"
+    assert reason == (
+        "een broer of zus heeft al WIJ Groningen als procescoördinator "
+        "(1 gezin, 1 plan, 1 procescoördinator)"
     )
-    _, sibling = coordinations(core)
-    assert sibling.institution_id == GGD
-    assert sibling.rule_name == "jonge-kinderen-ggd"
+    assert_logbook_intact(core)
+
+
+def test_a_sibling_joins_an_open_coordination_that_is_not_accepted_yet(core: CoreDriver) -> None:
+    older, younger = youth(BSN_A, AGE_9), youth(BSN_B, AGE_3)
+    involve(core, older, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,))
+    place(core, ANNA, older)
+    involve(core, younger, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,), now=LATER)
+    place(core, ANNA, younger, now=LATER)
+    family = the_coordination(core)
+    assert family.institution_id == WIJ and family.status == CoordinationStatus.PENDING
+    assert younger_explanation(core, younger)[0] == "gezin"
+    assert len(core.outbox("coordinatie-toegewezen")) == 1  # one assignment, one deadline
+    assert_logbook_intact(core)
+
+
+def test_when_the_familys_coordinator_declines_a_siblings_rule_gives_the_next(
+    core: CoreDriver,
+) -> None:
+    older, younger = youth(BSN_A, AGE_9), youth(BSN_B, AGE_3)
+    involve(core, older, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,))
+    place(core, ANNA, older)
+    involve(core, younger, "Groningen", GGD, WIJ, parent_bsns=(BSN_PARENT,), now=LATER)
+    place(core, ANNA, younger, now=LATER)
+    act(core, decline_coordination, core.institution(WIJ), "te jong voor ons")
+    family = the_coordination(core)
+    assert family.institution_id == GGD
+    assert family.rule_name == "jonge-kinderen-ggd"
     assert_logbook_intact(core)
 
 

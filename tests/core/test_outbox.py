@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -422,22 +423,84 @@ def test_deliver_due_handles_each_kind_of_outcome(
     _assert_chain_intact(engine)
 
 
-def test_deliver_due_commits_each_outcome_at_once(engine: Engine) -> None:
-    first = _enqueue(engine, "a", now=T0)
-    _enqueue(engine, "b", now=T0 + timedelta(seconds=1))
-    seen_while_sending_second: list[str] = []
+def test_deliver_due_records_a_failure_at_once_and_the_deliveries_together(
+    engine: Engine,
+) -> None:
+    """A failure is committed on its own before the next send; the deliveries of the batch are
+    recorded together afterwards, in one transaction with their logboek events."""
+    ok = [_enqueue(engine, f"ok{i}", now=T0 + timedelta(seconds=i)) for i in range(3)]
+    bad = _enqueue(engine, "bad", now=T0 + timedelta(seconds=3))
+    last = _enqueue(engine, "last", now=T0 + timedelta(seconds=4))
+    seen_while_sending_last: list[tuple[str, str]] = []
+    commits: list[int] = []
+
+    def count_commit(_connection: Any) -> None:
+        commits.append(1)
+
+    def send(notification: OutboundNotification) -> str | None:
+        if notification.id == bad:
+            raise PermanentDeliveryError("550")
+        if notification.id == last:
+            seen_while_sending_last.append((_row(engine, bad).status, _row(engine, ok[0]).status))
+            event.listen(engine, "commit", count_commit)  # from the last send on
+        return f"<{notification.idempotency_key}@verwijsindex.example>"
+
+    try:
+        report = outbox.deliver_due(
+            engine, channel="email", worker_id="w1", send=send, now=T0 + timedelta(seconds=4)
+        )
+    finally:
+        event.remove(engine, "commit", count_commit)
+    assert report == DeliveryReport(claimed=5, sent=4, failed=1)
+    assert seen_while_sending_last == [(OutboxStatus.FAILED, OutboxStatus.SENDING)]
+    assert len(commits) == 1, "the four deliveries in one transaction"
+    for notification_id in [*ok, last]:
+        row = _row(engine, notification_id)
+        assert row.status == OutboxStatus.SENT
+        assert row.message_id == f"<{row.idempotency_key}@verwijsindex.example>"
+    assert sorted(e.subject for e in _events(engine, "notification-sent")) == sorted(
+        f"outbox:{i}" for i in [*ok, last]
+    )
+    _assert_chain_intact(engine)
+
+
+def test_deliveries_made_before_a_round_breaks_off_are_still_recorded(engine: Engine) -> None:
+    first = _enqueue(engine, "first", now=T0)
+    _enqueue(engine, "second", now=T0 + timedelta(seconds=1))
 
     def send(notification: OutboundNotification) -> str | None:
         if notification.id != first:
-            seen_while_sending_second.append(_row(engine, first).status)
-            raise PermanentDeliveryError("550")
-        return None
+            raise KeyboardInterrupt  # not a delivery failure: the round itself ends
+        return "<first@verwijsindex.example>"
 
-    outbox.deliver_due(
-        engine, channel="email", worker_id="w1", send=send, now=T0 + timedelta(seconds=1)
-    )
-    assert seen_while_sending_second == [OutboxStatus.SENT]
+    with pytest.raises(KeyboardInterrupt):
+        outbox.deliver_due(
+            engine, channel="email", worker_id="w1", send=send, now=T0 + timedelta(seconds=1)
+        )
     assert _row(engine, first).status == OutboxStatus.SENT
+    assert len(_events(engine, "notification-sent")) == 1
+
+
+def test_mark_sent_many_records_only_what_the_worker_still_holds(engine: Engine) -> None:
+    mine, taken = _enqueue(engine, "mine"), _enqueue(engine, "taken")
+    _claim(engine, "w1", limit=2)
+    with transaction(engine) as session:  # as if w1's lease ran out and w2 claimed the row
+        row = session.get(OutboxMessage, taken)
+        assert row is not None
+        row.claimed_by = "w2"
+
+    recorded = outbox.mark_sent_many(
+        engine, [(mine, "<m@x>"), (taken, "<t@x>")], worker_id="w1", now=T0
+    )
+
+    assert recorded == {mine}
+    assert (_row(engine, mine).status, _row(engine, mine).message_id) == (
+        OutboxStatus.SENT,
+        "<m@x>",
+    )
+    assert _row(engine, taken).status == OutboxStatus.SENDING
+    assert [e.subject for e in _events(engine, "notification-sent")] == [f"outbox:{mine}"]
+    _assert_chain_intact(engine)
 
 
 def test_renew_extends_only_the_claims_this_worker_still_holds(engine: Engine) -> None:

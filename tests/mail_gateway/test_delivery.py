@@ -16,7 +16,9 @@ import stat
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from email import message_from_bytes
 from email.message import EmailMessage
+from email.policy import SMTP, default
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from core.settings import Settings
 from mail_gateway.delivery import message as message_module
 from mail_gateway.delivery.message import (
     AUTO_REPLIED_KINDS,
-    build_message,
+    MessageTemplate,
     message_id_for,
     message_id_salt,
     one_line,
@@ -277,14 +279,13 @@ def test_message_ids_follow_the_idempotency_key(monkeypatch: pytest.MonkeyPatch)
     rendered = RenderedEmail(subject="Match M-1", text="tekst\n", html="<p>html</p>\n")
     salt = message_id_salt(TEST_KEYRING, "0" * 32)
 
+    template = MessageTemplate(mail_domain=MAIL_DOMAIN, region_name="G", message_id_salt=salt)
+
     def build(key: str) -> EmailMessage:
-        return build_message(
-            notification(key),
-            rendered,
-            mail_domain=MAIL_DOMAIN,
-            region_name="G",
-            message_id_salt=salt,
-        )
+        built = template.build(notification(key), rendered)
+        parsed = message_from_bytes(built.raw, _class=EmailMessage, policy=default)
+        assert parsed["Message-ID"] == built.message_id
+        return parsed
 
     first = build("k1")
     monkeypatch.setattr(message_module, "utcnow", lambda: utcnow() + timedelta(hours=3))
@@ -293,6 +294,63 @@ def test_message_ids_follow_the_idempotency_key(monkeypatch: pytest.MonkeyPatch)
     assert first["Message-ID"] == again["Message-ID"] != other["Message-ID"]
     assert first["Message-ID"] == message_id_for(notification("k1"), MAIL_DOMAIN, salt)
     assert first["Auto-Submitted"] == "auto-generated"
+
+
+def _parsed(raw: bytes) -> EmailMessage:
+    return message_from_bytes(raw, _class=EmailMessage, policy=default)
+
+
+@pytest.mark.parametrize(
+    ("subject", "region"),
+    [
+        ("Match M-1", "Groningen"),
+        ("Coördinatie toegewezen: één jeugdige, reactie binnen vijf werkdagen " * 3, "Fryslân"),
+        ("Re: =?utf-8?q?nep?= geen encoded word", "Groningen"),
+    ],
+)
+def test_the_assembled_message_reads_as_the_stdlib_would_build_it(
+    subject: str, region: str
+) -> None:
+    """Each header and part, parsed back, says what the stdlib's own EmailMessage says for the
+    same values (a long or non-ASCII subject folded and encoded, RFC 2047; an encoded-word
+    look-alike), and no line over 78 characters in the headers."""
+    notification = OutboundNotification(
+        id=1, kind="coordinatie-toegewezen", channel="email", recipient="a@b.example",
+        recipient_role="coordinator", reference="C-7", context={}, reply_token="tok-3_x",
+        in_reply_to="<v@ggd.example>", idempotency_key="k", attempts=1, professional_id=None,
+        institution_id=None,
+    )  # fmt: skip
+    boundary_like = "--=_" + "0" * 32  # a body line that looks like the parts' boundary
+    rendered = RenderedEmail(
+        subject=subject,
+        text=f"Beste collega,\n\nÉén regel met spaties aan het eind   \n{boundary_like}\n",
+        html=f"<p>Één</p>\n<p>{'lang ' * 40}</p>\n",
+    )
+    template = MessageTemplate(mail_domain=MAIL_DOMAIN, region_name=region, message_id_salt=b"s")
+    built = template.build(notification, rendered)
+    head = built.raw.split(b"\r\n\r\n", 1)[0]
+    assert built.raw.isascii() and b"\n" not in built.raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+
+    message = _parsed(built.raw)
+    assert not message.defects and all(not part.defects for part in message.iter_parts())
+    stdlib = EmailMessage()
+    stdlib["Subject"] = one_line(subject)
+    assert message["Subject"] == _parsed(stdlib.as_bytes(policy=SMTP))["Subject"]
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (
+        f"Verwijsindex {region}",
+        f"noreply@{MAIL_DOMAIN}",
+    )
+    assert message["To"] == "a@b.example"
+    assert message["Reply-To"] == f"antwoord+tok-3_x@{MAIL_DOMAIN}"
+    assert message["In-Reply-To"] == message["References"] == "<v@ggd.example>"
+    assert message["Message-ID"] == built.message_id
+    text, html = message.iter_parts()
+    assert [text.get_content_charset(), html.get_content_charset()] == ["utf-8", "utf-8"]
+    # CRLF on the wire (RFC 5322 §2.3); the boundary look-alike stayed inside its part.
+    assert text.get_content().replace("\r\n", "\n") == rendered.text
+    assert html.get_content().replace("\r\n", "\n") == rendered.html
 
 
 @pytest.mark.parametrize("secret", ["same key", "another key"])
@@ -444,10 +502,10 @@ def test_relay_down_then_up_every_notification_arrives_once(engine: Engine, tmp_
 def test_a_kept_connection_the_relay_dropped_is_reopened(tmp_path: Path) -> None:
     with RelaySink() as sink:
         relay = SmtpRelay("127.0.0.1", sink.port, timeout=5)
-        relay.send(plain_message("eerste"), envelope_from="p@x.example", recipients=["a@b.example"])
+        relay.send(plain_bytes("eerste"), envelope_from="p@x.example", recipients=["a@b.example"])
         sink.stop()
         sink.start()  # the relay restarted; our kept connection is dead
-        relay.send(plain_message("tweede"), envelope_from="p@x.example", recipients=["a@b.example"])
+        relay.send(plain_bytes("tweede"), envelope_from="p@x.example", recipients=["a@b.example"])
         relay.close()
         assert [r.message["Subject"] for r in sink.messages()] == ["eerste", "tweede"]
         assert sink.connections() == 2
@@ -672,6 +730,10 @@ def plain_message(subject: str) -> EmailMessage:
     message["From"], message["To"], message["Subject"] = "p@x.example", "a@b.example", subject
     message.set_content("tekst\n")
     return message
+
+
+def plain_bytes(subject: str) -> bytes:
+    return plain_message(subject).as_bytes(policy=SMTP)
 
 
 def test_the_relay_sink_can_refuse_and_be_restarted_on_its_port() -> None:

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import Session, select
 
+from core.covenant.sync import sync_covenant
+from core.db import transaction
 from core.models import InboundMessage
 from core.passwords import hash_password, verify_password
 from core.settings import Settings
@@ -280,3 +282,32 @@ def test_the_listener_trusts_authentication_results_only_from_a_trusted_relay(
         assert smtp.sendmail(GGD, [REGISTRATIE], claimed) == {}
     with Session(elsewhere.engine) as session:
         assert len(session.exec(select(InboundMessage)).all()) == 1
+
+
+def test_the_listener_follows_a_covenant_sync_without_a_restart(
+    make_gateway: Callable[..., Gateway], run_gateway: Callable[..., RunningGateway]
+) -> None:
+    """The senders are kept in memory (``core.sender_directory``) until the covenant is synced
+    again: a sender the new covenant drops is refused at once, and one it adds is let in."""
+    gateway = make_gateway()
+    running = run_gateway(gateway, ["smtp"])
+    covenant = gateway.config.covenant
+    newcomer = "koppeling@nieuw-domein.example"
+
+    def rcpt(sender: str) -> int:
+        with smtplib.SMTP("127.0.0.1", running.smtp_port, timeout=10) as smtp:
+            smtp.ehlo("client.example")
+            smtp.mail(sender)
+            return smtp.rcpt(REGISTRATIE)[0]
+
+    assert (rcpt(GGD), rcpt(newcomer)) == (250, 550)
+    institutions = [
+        institution.model_copy(update={"allowed_senders": [newcomer]})
+        if institution.id == "ggd-groningen"
+        else institution
+        for institution in covenant.institutions
+    ]
+    with transaction(gateway.engine) as session:
+        sync_covenant(session, covenant.model_copy(update={"institutions": institutions}))
+    # GGD's notification mailbox still counts as its own (core.actors.sender_allowed).
+    assert (rcpt("iemand@ggd-groningen.example"), rcpt(newcomer), rcpt(GGD)) == (550, 250, 250)

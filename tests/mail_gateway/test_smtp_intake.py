@@ -158,12 +158,12 @@ def test_a_message_without_message_id_is_recognised_by_its_bytes(
 def test_a_database_fault_answers_451_without_details(
     smtp_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mail_gateway.smtp_server as smtp_server
+    import mail_gateway.intake as intake
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("database is locked: secret internals")
 
-    monkeypatch.setattr(smtp_server, "accept_message", broken)
+    monkeypatch.setattr(intake, "store_inbound", broken)
     with client(smtp_gateway) as smtp:
         smtp.mail(GGD)
         smtp.rcpt(REGISTRATIE)
