@@ -38,6 +38,7 @@ from sqlalchemy import Table, bindparam, event, func, insert, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col
 
 from core.clock import as_utc, utcnow
@@ -108,15 +109,21 @@ def record(
     at: datetime | None = None,
 ) -> None:
     """Queue an audit event; it is written, chained, in the same commit. Never pass identity."""
+    # Kept with the (sub)transaction it was recorded in: a savepoint that is rolled back takes
+    # its own events along, and only those.
+    transaction = session.get_nested_transaction() or session.get_transaction()
     session.info.setdefault(_PENDING, []).append(
-        {
-            "occurred_at": at or utcnow(),
-            "actor": actor.label,
-            "action": action,
-            "subject": subject,
-            "channel": actor.channel,
-            "details": details or {},
-        }
+        (
+            transaction,
+            {
+                "occurred_at": at or utcnow(),
+                "actor": actor.label,
+                "action": action,
+                "subject": subject,
+                "channel": actor.channel,
+                "details": details or {},
+            },
+        )
     )
 
 
@@ -124,14 +131,11 @@ def record(
 def savepoint(session: Session) -> Iterator[None]:
     """One item of a batch (a block of a registration mail): when it fails, its writes *and*
     the audit events it queued are undone, and the rest of the batch goes on."""
-    pending = session.info.setdefault(_PENDING, [])
-    mark = len(pending)
     nested = session.begin_nested()
     try:
         yield
     except BaseException:
-        nested.rollback()
-        del pending[mark:]
+        nested.rollback()  # its events go with it (_drop_rolled_back)
         raise
     nested.commit()
 
@@ -172,9 +176,15 @@ def head_mac(key: SecretKey, last_event_id: int, last_hash: str, event_count: in
 
 @event.listens_for(OrmSession, "before_commit")
 def _write_pending(session: OrmSession) -> None:
-    pending = session.info.pop(_PENDING, None)
-    if not pending:
+    if session.in_nested_transaction():
+        # A savepoint's release (before_commit fires for it too): the events wait for the
+        # transaction's commit, or a later rollback of an outer savepoint would take events of
+        # commands outside it along.
         return
+    queued = session.info.pop(_PENDING, None)
+    if not queued:
+        return
+    pending = [row for _transaction, row in queued]
     session.flush()
     connection = session.connection()
     key = keyring_of(connection).current
@@ -205,9 +215,35 @@ def _write_pending(session: OrmSession) -> None:
         connection.execute(update(AuditHead).where(col(AuditHead.id) == 1).values(**values))
 
 
-@event.listens_for(OrmSession, "after_rollback")
-def _drop_pending(session: OrmSession) -> None:
-    session.info.pop(_PENDING, None)
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _drop_rolled_back(session: OrmSession, rolled_back: SessionTransaction) -> None:
+    """A rolled-back transaction drops its queued events; a rolled-back savepoint only those
+    recorded inside it (or inside savepoints within it) — the events of the commands before it
+    in the same transaction stay."""
+    if rolled_back.parent is None:
+        session.info.pop(_PENDING, None)
+    elif rolled_back.nested:
+        queued = session.info.get(_PENDING, [])
+        queued[:] = [
+            (transaction, row)
+            for transaction, row in queued
+            if not _within(transaction, rolled_back)
+        ]
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _drop_with_session(session: OrmSession, transaction: SessionTransaction) -> None:
+    # Session.close() without commit or rollback: nothing may wait for the next transaction.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from core.clock import utcnow
 from core.models import InboundMessage, InboundStatus
+from core.wake import Wake, announce
 
 DEFAULT_LEASE = timedelta(minutes=2)  # renewed while a worker works (a large CSV takes minutes)
 MAX_ATTEMPTS = 5
@@ -91,12 +92,14 @@ def release_claims(engine: Engine, inbound_ids: list[int]) -> None:
     attempt)."""
     if not inbound_ids:
         return
-    with engine.begin() as connection:
-        connection.execute(
+    with Session(engine) as session, session.begin():
+        session.execute(
             update(_inbound)
             .where(_c.id.in_(inbound_ids), _c.status == InboundStatus.RECEIVED.value)
             .values(claimed_until=None, attempts=_c.attempts - 1)
         )
+        # Free again: a worker in another process may take them now, not at its next poll.
+        announce(session, Wake.INBOUND)
 
 
 def finish_waiting(

@@ -360,3 +360,32 @@ def test_a_broken_unkeyed_chain_is_left_unkeyed(engine: Engine) -> None:
     assert result == (3, ChainBreak(3, "contents were changed after writing"))
     assert _rows(engine) == before
     assert _verify(engine)[1] is not None
+
+
+def test_a_rolled_back_savepoint_takes_only_its_own_events_along(engine: Engine) -> None:
+    """A batch of commands in one transaction, each in a savepoint (a mail of fifty
+    registrations): the one that fails loses its events, the commands before and after it
+    keep theirs — also with savepoints inside savepoints."""
+    with transaction(engine) as session:
+        audit.record(session, SYSTEM, "before", "test:1")
+        with pytest.raises(InvalidInput), audit.savepoint(session):
+            audit.record(session, SYSTEM, "failed", "test:2")
+            with audit.savepoint(session):  # released, but inside the one that fails
+                audit.record(session, SYSTEM, "failed-inner", "test:3")
+            audit.record(session, SYSTEM, "failed-after-inner", "test:4")
+            raise InvalidInput("this block is refused")
+        with audit.savepoint(session):
+            audit.record(session, SYSTEM, "after", "test:5")
+    assert [row["action"] for row in _rows(engine)] == ["before", "after"]
+    assert _verify(engine) == (2, None)
+
+
+def test_a_rolled_back_transaction_and_a_closed_session_write_nothing(engine: Engine) -> None:
+    with Session(engine) as session:
+        audit.record(session, SYSTEM, "rolled-back", "test:1")
+        session.rollback()
+        audit.record(session, SYSTEM, "closed-without-commit", "test:2")
+    with Session(engine) as session:
+        audit.record(session, SYSTEM, "kept", "test:3")
+        session.commit()
+    assert [row["action"] for row in _rows(engine)] == ["kept"]

@@ -1,6 +1,6 @@
 """one coordination per family: coordination members
 
-Revision ID: 0007
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-03 12:45:00
 
@@ -16,7 +16,7 @@ import sqlmodel  # noqa: F401  (autogenerate may render sqlmodel's own column ty
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = '0007'
+revision: str = '0005'
 down_revision: str | Sequence[str] | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
