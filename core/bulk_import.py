@@ -23,13 +23,14 @@ from sqlmodel import Session
 
 from core import audit
 from core.actors import acting_institution
+from core.bulk_writes import collector_paused
 from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
 from core.db import run_in_transaction
 from core.errors import InvalidInput, NotAllowed
 from core.fields import canonical_label, parse_registration, quote_label
 from core.registration_apply import Applied, apply_checked, load_context
-from core.registration_plan import DEREGISTER, CheckedRequest, Refusal, check_requests
+from core.registration_plan import DEREGISTER, Refusal, RegistrationContext, check_requests
 from core.registration_requests import DeregisterYouth, InvolvedInstitution, RegisterYouth
 
 # Rows per transaction. Each commit of a batch costs a WAL write and checkpoint of the pages it
@@ -199,25 +200,44 @@ def import_registrations(
             raise NotAllowed("u kunt alleen voor uw eigen instelling registreren")
         context = load_context(session, config, institution)
     iterator = iter(rows)
-    while batch := list(itertools.islice(iterator, batch_size)):
-        moment = as_utc(now) if now is not None else utcnow()
-        # Checked before the transaction: a row's own faults need no database.
-        checked, refused = check_requests(
-            ((row.line, row) for row in batch), _read_row, context, local_date(moment, config.tz)
-        )
-        report.refused.extend(_refused(refused))
-
-        def work(
-            session: Session, checked: list[CheckedRequest] = checked, moment: datetime = moment
-        ) -> ImportReport:
-            # A fresh report per attempt: run_in_transaction may run this again after a race.
-            return _report(apply_checked(session, context, checked, actor=actor, now=moment))
-
-        report.add(run_in_transaction(engine, work))
+    while True:
+        # The batch's rows are let go inside the pause, so the collector has nothing of
+        # theirs to walk when it runs again.
+        with collector_paused():
+            read, outcome = _import_batch(engine, context, iterator, batch_size, actor, now)
+        if not read:
+            break
+        report.add(outcome)
         if progress:
-            progress(len(batch))
+            progress(read)
     report.refused.sort(key=lambda refused: refused.line)
     return report
+
+
+def _import_batch(
+    engine: Engine,
+    context: RegistrationContext,
+    rows: Iterator[ImportRow],
+    batch_size: int,
+    actor: audit.Actor,
+    now: datetime | None,
+) -> tuple[int, ImportReport]:
+    """The next ``batch_size`` rows in one transaction: how many were read, and their report."""
+    batch = list(itertools.islice(rows, batch_size))
+    if not batch:
+        return 0, ImportReport()
+    moment = as_utc(now) if now is not None else utcnow()
+    # Checked before the transaction: a row's own faults need no database.
+    today = local_date(moment, context.config.tz)
+    checked, refused = check_requests(((row.line, row) for row in batch), _read_row, context, today)
+
+    def work(session: Session) -> ImportReport:
+        # A fresh report per attempt: run_in_transaction may run this again after a race.
+        return _report(apply_checked(session, context, checked, actor=actor, now=moment))
+
+    report = run_in_transaction(engine, work)
+    report.refused.extend(_refused(refused))
+    return len(batch), report
 
 
 def apply_requests(

@@ -16,14 +16,6 @@ class Event:
 
 
 @dataclass(frozen=True)
-class InvolvementAddedEvent(Event):
-    registration_id: int
-    youth_id: int
-    institution_id: str
-    already_involved: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class SignalPlacedEvent(Event):
     signal_id: int
     involved: tuple[str, ...]

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from core import audit, outbox
 from core.bulk_writes import in_chunks, insert_rows, next_sqlite_id
+from core.clock import as_utc
 from core.config import CoreConfig
 from core.identity import purge_month
 from core.models import (
@@ -37,23 +38,21 @@ from core.models import (
 )
 from core.notifications.dispatch import channels, common_context, idempotency_key
 from core.notifications.recipients import institution_card, institution_recipient
-from core.notifications.subscribers import involvement_occasion, new_involvement_context
 from core.reconcile import reconcile_youth
 from core.registration_plan import (
     CheckedRequest,
-    KnownRegistration,
     KnownYouth,
     NewYouth,
     Outcome,
     Plan,
     RegistrationContext,
-    RegistrationDraft,
+    RegistrationRow,
     Snapshot,
     YouthChange,
     plan_registrations,
 )
 from core.registration_requests import InvolvedInstitution
-from core.youths import active_municipality_names, add_parents
+from core.youths import active_municipality_names, add_parents, with_a_signalled_sibling
 
 CHAIN_NOTICE = "nieuwe-betrokkenheid"
 
@@ -136,14 +135,15 @@ def load_snapshot(
     a youth not in the index yet is simply not in it."""
     session.flush()  # ORM changes of the caller's transaction first: the look-ups are core
     youths = _find_youths(session, requests)
-    own: dict[int, KnownRegistration] = {}
+    key_of = {youth.id: key for key, youth in youths.items()}
+    own: dict[int, RegistrationRow] = {}
     others: dict[int, dict[str, str]] = {}
     signalled: set[int] = set()
     signalled_by_us: set[int] = set()
     institution_id = context.institution.id
     connection = session.connection()
     r = _registration.c
-    for chunk in in_chunks(sorted(youth.id for youth in youths.values())):
+    for chunk in in_chunks(sorted(key_of)):
         references: dict[tuple[int, str], str] = {}
         for row in connection.execute(
             sa_select(
@@ -160,7 +160,8 @@ def load_snapshot(
         ).all():
             reg_id, youth_id, other, reference, status = row[:5]
             if other == institution_id:
-                own[youth_id] = KnownRegistration(
+                own[youth_id] = RegistrationRow(
+                    key_of[youth_id],
                     reg_id,
                     reference,
                     row.professional_id,
@@ -226,6 +227,25 @@ def _find_youths(session: Session, requests: Sequence[CheckedRequest]) -> dict[s
     return found
 
 
+# --- the chain notice (nieuwe-betrokkenheid) ---------------------------------------------------
+
+
+def new_involvement_context(
+    own_reference: str, newcomer: dict[str, Any], involved_count: int
+) -> dict[str, Any]:
+    return {
+        "own_reference": own_reference,
+        "new_institution": newcomer,
+        "involved_count": involved_count,
+    }
+
+
+def involvement_occasion(registration_id: int, at: datetime) -> str:
+    """Idempotency key of one chain notification: the registration *and* the moment it became
+    active, so signing on again after an afmelding tells the others again."""
+    return f"R-{registration_id}@{as_utc(at).isoformat()}"
+
+
 # --- the executor ----------------------------------------------------------------------------
 
 
@@ -260,7 +280,11 @@ def execute_plan(
         session, _chain_notices(context, plan, registration_ids, institutions, now), now=now
     )
     _forget_rewritten_rows(session)
-    for youth_id in plan.reconcile:
+    # A youth whose registration changed is derived again when it has an active signal (the
+    # plan knows) or a sibling with one (known only now that the plan's parents are linked).
+    changed = {youth_ids[change.key] for change in plan.changes}
+    family = with_a_signalled_sibling(session, changed - set(plan.reconcile))
+    for youth_id in sorted(set(plan.reconcile) | family):
         reconcile_youth(session, config, youth_id, now)
     return Applied(plan, youth_ids, registration_ids, institutions, notifications)
 
@@ -328,12 +352,12 @@ def _change_youths(session: Session, config: CoreConfig, changes: list[YouthChan
 def _write_registrations(
     session: Session,
     context: RegistrationContext,
-    drafts: list[RegistrationDraft],
+    drafts: list[RegistrationRow],
     youth_ids: dict[str, int],
 ) -> dict[str, int]:
     """Each registration as the plan left it; identity key -> registration id."""
 
-    def values(draft: RegistrationDraft) -> dict[str, Any]:
+    def values(draft: RegistrationRow) -> dict[str, Any]:
         return {
             "reference": draft.reference,
             "professional_id": draft.professional_id,

@@ -18,10 +18,12 @@ the size of the list.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Container, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TypeVar
 
 from core.config import CoreConfig
@@ -42,6 +44,7 @@ ACTIVE = RegistrationStatus.ACTIVE.value
 ENDED = RegistrationStatus.ENDED.value
 
 T = TypeVar("T")
+_NOBODY: Mapping[str, str] = MappingProxyType({})  # nobody else involved
 
 # --- checking one request on its fields ------------------------------------------------------
 
@@ -171,11 +174,13 @@ class KnownYouth:
     has_substitute: bool  # False only for a youth without BSN from before revision 0003
 
 
-@dataclass(frozen=True, slots=True)
-class KnownRegistration:
-    """The acting institution's registration of a youth, active or ended."""
+@dataclass(slots=True)
+class RegistrationRow:
+    """The acting institution's registration of a youth: as stored (in a snapshot, active or
+    ended), or as a plan is to write it (new: ``id`` None). The planner changes copies."""
 
-    id: int
+    key: str  # the youth's identity key
+    id: int | None
     reference: str
     professional_id: int | None
     ends_on: date | None
@@ -189,7 +194,7 @@ class Snapshot:
     """The youths the requests name, as they are before the plan, for one institution."""
 
     youths: Mapping[str, KnownYouth]  # identity key (current key) -> youth
-    own: Mapping[int, KnownRegistration]  # youth id -> the institution's registration
+    own: Mapping[int, RegistrationRow]  # youth id -> the institution's registration
     # youth id -> {other institution involved: its own reference, '' when it only signals}
     others: Mapping[int, Mapping[str, str]]
     signalled: Set[int]  # youths with an active signal
@@ -236,20 +241,6 @@ class YouthChange:
     substitute: str | None = None
 
 
-@dataclass(slots=True)
-class RegistrationDraft:
-    """A registration as it is to be written: new (``id`` None) or the known one changed."""
-
-    key: str  # the youth's identity key
-    id: int | None
-    reference: str
-    professional_id: int | None
-    ends_on: date | None
-    status: str
-    registered_at: datetime
-    ended_at: datetime | None
-
-
 @dataclass(frozen=True, slots=True)
 class RegistrationChange:
     line: int
@@ -292,7 +283,7 @@ class Plan:
     new_youths: list[NewYouth] = field(default_factory=list)
     youth_changes: list[YouthChange] = field(default_factory=list)
     parents: list[tuple[str, str]] = field(default_factory=list)  # (youth key, parent BSN)
-    registrations: list[RegistrationDraft] = field(default_factory=list)
+    registrations: list[RegistrationRow] = field(default_factory=list)
     changes: list[RegistrationChange] = field(default_factory=list)  # in request order
     notices: list[ChainNotice] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)  # per accepted request, in order
@@ -335,7 +326,7 @@ class _Planner:
         self.now = now
         self.plan = Plan()
         self.youths: dict[str, _Youth] = {}
-        self.registrations: dict[str, RegistrationDraft] = {}
+        self.registrations: dict[str, RegistrationRow] = {}
         self.written: set[str] = set()
         self.reconcile: set[int] = set()
 
@@ -346,14 +337,15 @@ class _Planner:
             youth = self._new_youth(request)
         else:
             self._update_youth(key, youth, request)
-        self.plan.parents += [(key, bsn) for bsn in request.parent_bsns]
+        if request.parent_bsns:
+            self.plan.parents += [(key, bsn) for bsn in request.parent_bsns]
         draft = self._registration(key, youth)
         # An institution that signals the youth is involved already, registered or not.
         active = draft is not None and draft.status == ACTIVE
         new_involvement = not active and youth.id not in self.snapshot.signalled_by_us
         if draft is None:
             kind = ChangeKind.CREATED
-            draft = RegistrationDraft(
+            draft = RegistrationRow(
                 key, None, request.reference, None, None, ACTIVE, self.now, None
             )
             self.registrations[key] = draft
@@ -370,8 +362,9 @@ class _Planner:
         if new_involvement and others:
             involved = tuple(sorted(others.items()))
             self.plan.notices.append(ChainNotice(request.line, key, involved))
+        others_involved = tuple(sorted(others)) if others else ()
         self.plan.outcomes.append(
-            Outcome(request.line, REGISTER, key, new_involvement, tuple(sorted(others)))
+            Outcome(request.line, REGISTER, key, new_involvement, others_involved)
         )
         self._touched(youth)
 
@@ -446,34 +439,22 @@ class _Planner:
         if substituted:
             youth.has_substitute, target.substitute = True, request.substitute
 
-    def _registration(self, key: str, youth: _Youth) -> RegistrationDraft | None:
+    def _registration(self, key: str, youth: _Youth) -> RegistrationRow | None:
         draft = self.registrations.get(key)
         if draft is None and youth.id is not None:
             known = self.snapshot.own.get(youth.id)
             if known is not None:
-                draft = RegistrationDraft(
-                    key,
-                    known.id,
-                    known.reference,
-                    known.professional_id,
-                    known.ends_on,
-                    known.status,
-                    known.registered_at,
-                    known.ended_at,
-                )
-                self.registrations[key] = draft
+                draft = self.registrations[key] = dataclasses.replace(known)
         return draft
 
-    def _changed(self, draft: RegistrationDraft, change: RegistrationChange) -> None:
+    def _changed(self, draft: RegistrationRow, change: RegistrationChange) -> None:
         if draft.key not in self.written:  # each registration is written once, as it ends up
             self.written.add(draft.key)
             self.plan.registrations.append(draft)
         self.plan.changes.append(change)
 
     def _others(self, youth: _Youth) -> Mapping[str, str]:
-        if youth.id is None:
-            return {}
-        return self.snapshot.others.get(youth.id, {})
+        return self.snapshot.others.get(youth.id, _NOBODY) if youth.id is not None else _NOBODY
 
     def _touched(self, youth: _Youth) -> None:
         # Matches and coordination follow registrations only where a signal is active.

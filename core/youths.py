@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from core.clock import local_date
@@ -25,7 +26,7 @@ from core.identity import (
     purge_month,
     substitute_identity,
 )
-from core.models import Municipality, Youth, YouthParent
+from core.models import Municipality, Signal, SignalStatus, Youth, YouthParent
 
 IN_CHUNK = 500  # values per IN (...) list: well below SQLite's bound-parameter limit
 
@@ -212,3 +213,29 @@ def parent_keys_of(session: Session, youth_id: int) -> list[str]:
     return list(
         session.exec(select(YouthParent.parent_key).where(YouthParent.youth_id == youth_id)).all()
     )
+
+
+def with_a_signalled_sibling(session: Session, youth_ids: Iterable[int]) -> set[int]:
+    """Those of ``youth_ids`` who share a parent with a youth that has an active signal: their
+    family may now need coordination (one family, one coordinator), signal or not."""
+    wanted = sorted(set(youth_ids))
+    if not wanted:
+        return set()
+    own = aliased(YouthParent)
+    sibling = aliased(YouthParent)
+    found: set[int] = set()
+    for start in range(0, len(wanted), 500):  # bound the IN list
+        found.update(
+            session.exec(
+                select(own.youth_id)
+                .join(sibling, col(sibling.parent_key) == col(own.parent_key))
+                .join(Signal, col(Signal.youth_id) == col(sibling.youth_id))
+                .where(
+                    col(own.youth_id).in_(wanted[start : start + 500]),
+                    col(sibling.youth_id) != col(own.youth_id),
+                    Signal.status == SignalStatus.ACTIVE,
+                )
+                .distinct()
+            ).all()
+        )
+    return found

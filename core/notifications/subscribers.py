@@ -24,7 +24,6 @@ from core.events import (
     CoordinationEscalatedEvent,
     CoordinationReminderDueEvent,
     Event,
-    InvolvementAddedEvent,
     MatchEscalatedEvent,
     MatchFollowUpDueEvent,
     MatchMembersJoinedEvent,
@@ -127,51 +126,8 @@ def _most_urgent_label(config: CoreConfig, signals: list[Signal]) -> str:
     return config.code_label(urgent.code)
 
 
-# --- registration ----------------------------------------------------------------------------
-
-
-def new_involvement_context(
-    own_reference: str, newcomer: dict[str, Any], involved_count: int
-) -> dict[str, Any]:
-    """Shared with the bulk import, which writes the same notification set-wise."""
-    return {
-        "own_reference": own_reference,
-        "new_institution": newcomer,
-        "involved_count": involved_count,
-    }
-
-
 def _moment(at: datetime | None) -> str:
     return as_utc(at).isoformat() if at is not None else ""
-
-
-def involvement_occasion(registration_id: int, at: datetime) -> str:
-    """Idempotency key of one chain notification: the registration *and* the moment it became
-    active, so signing on again after an afmelding tells the others again. Shared with the bulk
-    import."""
-    return f"R-{registration_id}@{as_utc(at).isoformat()}"
-
-
-def on_involvement_added(
-    session: Session, config: CoreConfig, event: InvolvementAddedEvent
-) -> None:
-    newcomer = institution_card(_institution(session, event.institution_id))
-    for institution_id in event.already_involved:
-        institution = _institution(session, institution_id)
-        notify(
-            session,
-            config,
-            kind="nieuwe-betrokkenheid",
-            recipients=[institution_recipient(institution)],
-            reference=f"R-{event.registration_id}",
-            context=new_involvement_context(
-                institution_reference(session, event.youth_id, institution_id) or "",
-                newcomer,
-                len(event.already_involved) + 1,
-            ),
-            key=involvement_occasion(event.registration_id, event.at),
-            now=event.at,
-        )
 
 
 # --- signals ---------------------------------------------------------------------------------
@@ -775,7 +731,6 @@ def on_transfer_executed(
 
 
 SUBSCRIBERS: list[tuple[type[Event], Subscriber]] = [
-    (InvolvementAddedEvent, on_involvement_added),
     (SignalPlacedEvent, on_signal_placed),
     (ArchivedSignalRecalledEvent, on_archived_signal_recalled),
     (SignalEndedEvent, on_signal_ended),

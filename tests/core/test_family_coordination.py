@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from core import audit
 from core.access_report import youth_overview
+from core.bulk_import import apply_requests
 from core.config import CoreConfig
 from core.coordination import (
     accept_coordination,
@@ -23,6 +24,7 @@ from core.coordination_family import member_youth_ids
 from core.identity import YouthIdentity
 from core.involvement import takeover_candidates
 from core.models import Coordination, CoordinationStatus, Match, MatchKind, Signal
+from core.registration import RegisterYouth
 from core.retention import purge_youth
 from core.signals import PlaceSignal, SignalOutcome, place_signal, withdraw_signal
 from core.youths import find_youth
@@ -106,11 +108,17 @@ def test_siblings_each_with_one_institution_get_one_coordinator(core: CoreDriver
 def test_the_assignment_names_every_signal_of_the_family_and_no_identity(
     core: CoreDriver,
 ) -> None:
-    two_siblings_one_institution_each(core)
+    # The coordination starts with the older child's signal (the WIJ-team is involved through
+    # it): both siblings' signals are active by then.
+    younger, older = youth(BSN_B, AGE_3), youth(BSN_A, AGE_9)
+    register(core, GGD, younger, parent_bsns=FAMILY)
+    place(core, ANNA, younger)
+    register(core, WIJ, youth(BSN_C, AGE_9))  # WIJ's kenmerk for another child: not named
+    place(core, SANNE, older, now=LATER)
     [mail] = core.outbox("coordinatie-toegewezen")
     assert [s["number"] for s in mail.context["signals"]] == ["S-1", "S-2"]
     assert {i["id"] for i in mail.context["involved"]} == {GGD, WIJ}
-    assert mail.context["own_reference"] == f"{WIJ}-1"
+    assert mail.context["own_reference"] == ""  # WIJ registered none of this family
     stored = json.dumps(mail.context, ensure_ascii=False)
     assert "Geheimnaam" not in stored and BSN_A not in stored and BSN_B not in stored
 
@@ -244,3 +252,37 @@ def _youth_show(core: CoreDriver, identity: YouthIdentity) -> dict[str, Any]:
     )
     coordination: dict[str, Any] = shown["coordination"]
     return coordination
+
+
+def test_a_sibling_registered_without_a_signal_starts_the_familys_coordination(
+    core: CoreDriver,
+) -> None:
+    """Seed 000: "bij een en dezelfde jeugdige en/of het gezin". The GGD signals the younger
+    child; the WIJ-team only registers the older one, naming the same parent: the family now
+    has two involved institutions and an active signal, so it gets its coordinator — by the
+    single registration and by the set-wise import alike (one rule)."""
+    younger, older = youth(BSN_B, AGE_3), youth(BSN_A, AGE_9)
+    register(core, GGD, younger, parent_bsns=FAMILY)
+    place(core, ANNA, younger)
+    assert coordinations(core) == []
+    register(core, WIJ, older, parent_bsns=FAMILY, now=LATER)
+    [family] = coordinations(core)
+    assert family.status == CoordinationStatus.PENDING
+    assert members(core, family) == sorted([youth_id(core, younger), youth_id(core, older)])
+    assert_logbook_intact(core)
+
+
+def test_the_import_of_a_registered_sibling_starts_the_familys_coordination_too(
+    core: CoreDriver,
+) -> None:
+    younger, older = youth(BSN_B, AGE_3), youth(BSN_A, AGE_9)
+    register(core, GGD, younger, parent_bsns=FAMILY)
+    place(core, ANNA, younger)
+    request = RegisterYouth(older, "Groningen", "WIJ-9", parent_bsns=FAMILY)
+    actor = core.institution(WIJ)
+    report = core.run(
+        lambda s: apply_requests(s, core.config, [(1, request)], actor=actor, now=LATER)
+    )
+    assert not report.refused
+    [family] = coordinations(core)
+    assert members(core, family) == sorted([youth_id(core, younger), youth_id(core, older)])

@@ -22,10 +22,10 @@ from core.registration_plan import (
     ChainNotice,
     ChangeKind,
     CheckedRequest,
-    KnownRegistration,
     KnownYouth,
     Plan,
     RegistrationContext,
+    RegistrationRow,
     Snapshot,
     check_request,
     check_requests,
@@ -77,22 +77,23 @@ def _known(
     bsn: str,
     youth_id: int,
     *,
-    own: KnownRegistration | None = None,
+    own: RegistrationRow | None = None,
     others: dict[str, str] | None = None,
     signalled_by: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> Snapshot:
     return Snapshot(
         youths={_key(context, bsn): KnownYouth(youth_id, "Groningen", True, True)},
-        own={youth_id: own} if own else {},
+        own={youth_id: dataclasses.replace(own, key=_key(context, bsn))} if own else {},
         others={youth_id: others} if others else {},
         signalled={youth_id} if signalled_by else set(),
         signalled_by_us={youth_id} if WIJ.id in signalled_by else set(),
     )
 
 
-def _registration(status: str, reference: str = "W-0") -> KnownRegistration:
+def _registration(status: str, key: str = "") -> RegistrationRow:
+    """As stored; :func:`_known` gives it its youth's key."""
     ended = MONDAY - timedelta(days=3) if status == ENDED else None
-    return KnownRegistration(40, reference, None, None, status, MONDAY - timedelta(days=10), ended)
+    return RegistrationRow(key, 40, "W-0", None, None, status, MONDAY - timedelta(days=10), ended)
 
 
 # --- checking a request's fields ---------------------------------------------------------------
@@ -296,7 +297,7 @@ def test_only_youths_with_an_active_signal_are_derived_again(
             _key(context, BSN_A): KnownYouth(5, "Groningen", True, True),
             _key(context, BSN_B): KnownYouth(3, "Groningen", True, True),
         },
-        own={5: _registration(ACTIVE)},
+        own={5: _registration(ACTIVE, _key(context, BSN_A))},
         others={},
         signalled={3, 5, 9},
         signalled_by_us=set(),
@@ -326,15 +327,7 @@ def _applied(snapshot: Snapshot, plan: Plan, ids: count[int]) -> Snapshot:
     for draft in plan.registrations:
         youth_id = youths[draft.key].id
         reg_id = draft.id if draft.id is not None else next(ids)
-        own[youth_id] = KnownRegistration(
-            reg_id,
-            draft.reference,
-            draft.professional_id,
-            draft.ends_on,
-            draft.status,
-            draft.registered_at,
-            draft.ended_at,
-        )
+        own[youth_id] = dataclasses.replace(draft, id=reg_id)
     return dataclasses.replace(snapshot, youths=youths, own=own)
 
 
@@ -396,14 +389,14 @@ def test_a_youth_twice_in_one_list_comes_out_as_one_by_one(
     ]
     assert refused == [(5, "BSN"), (9, "Actie")]
     municipality, _named, registration = after[_key(context, BSN_A)]
-    assert isinstance(registration, KnownRegistration)
+    assert isinstance(registration, RegistrationRow)
     assert (municipality, registration.status, registration.reference) == (
         "Groningen",
         ACTIVE,
         "W-4b",
     )
     municipality, _named, registration = after[_key(context, BSN_B)]
-    assert isinstance(registration, KnownRegistration)
+    assert isinstance(registration, RegistrationRow)
     assert (municipality, registration.status) == ("Westerkwartier", ENDED)
 
 
