@@ -306,7 +306,7 @@ async def _submit_answer(
     request = SlackRequest("view", str(view["id"]), user_id)
     work = answerer(bot, linked, extra.get("token", ""), action)
     try:
-        outcome = await submission.outcome(bot.run(once(request, work)))
+        outcome = await submission.outcome(bot.run(once(request, work)), busy_field=block_id)
     except Exception as error:
         await submission.refuse(error, _field_errors(block_id))
         return

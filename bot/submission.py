@@ -5,8 +5,10 @@ Slack shows errors on a modal's fields only from the acknowledgement itself
 :data:`ANSWER_WITHIN` before answering. Two shapes:
 
 * :meth:`Submission.outcome` — a form whose core command decides its field errors (a decline's
-  reason) runs the command *before* acknowledging; when it takes longer (a busy database), the
-  modal is acknowledged with a "being processed" view and the outcome follows as a message.
+  reason) runs the command *before* acknowledging, so the modal closes only once the command is
+  committed; when it takes longer (a busy database), the modal stays open with a "busy" note on
+  a field — never an "ok" for work that a crash could still lose. Pressing again is safe (the
+  command is remembered with Slack's id for the view: it never runs twice).
 * :meth:`Submission.stored` — a form checked without the database (a signal) is stored first
   and processed after the acknowledgement (``bot.submission_processing``); the modal closes
   only once the form is stored. When storing takes longer, the modal stays open with a "busy"
@@ -36,8 +38,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ANSWER_WITHIN = 2.0  # seconds; Slack waits 3 s for the answer to a view submission
-PENDING_TEXT = (
-    "Uw invoer wordt verwerkt. U krijgt zo een bericht van de verwijsindex met de uitkomst."
+BUSY_TEXT = (
+    "Het is even druk: uw invoer is nog niet verwerkt. Druk zo nog eens op de knop "
+    "(wat al verwerkt is, telt nooit dubbel)."
 )
 
 FieldErrors = Callable[[DomainError], dict[str, str] | None]
@@ -50,10 +53,11 @@ class Submission:
         self.title = title
         self.acknowledged = False
 
-    async def outcome(self, job: Awaitable[T]) -> T:
-        """The job's result; past the deadline the modal is acknowledged first."""
-        pending = {"response_action": "update", "view": notice_view(self.title, PENDING_TEXT)}
-        return await self._within_deadline(job, pending)
+    async def outcome(self, job: Awaitable[T], *, busy_field: str) -> T:
+        """The job's result; past the deadline the modal stays open with :data:`BUSY_TEXT` on
+        the input block ``busy_field``."""
+        busy = {"response_action": "errors", "errors": {busy_field: BUSY_TEXT}}
+        return await self._within_deadline(job, busy)
 
     async def stored(self, job: Awaitable[T], *, busy: dict[str, str]) -> T:
         """The storing job's result; past the deadline the modal stays open with ``busy``

@@ -160,7 +160,7 @@ def register(app: AsyncApp, bot: Bot) -> None:
             bot, linked, metadata.get("from", ""), metadata.get("to", ""), senior
         )
         try:
-            outcome = await submission.outcome(bot.run(once(request, work)))
+            outcome = await submission.outcome(bot.run(once(request, work)), busy_field="senior")
         except Exception as error:
             await submission.refuse(
                 error, lambda e: {"senior": e.message[:150]} if e.field == "senior" else None

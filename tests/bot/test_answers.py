@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot import submission as submission_module
 from core.models import (
     Coordination,
     CoordinationStatus,
@@ -243,6 +244,29 @@ def test_the_coordinator_declines_with_a_reason_from_a_modal(
     # The modal carried the message: its facts stay, only the buttons went.
     kept = [b for b in assignment.args["blocks"] if b.get("type") == "header"]
     assert kept and kept[0] in update.args["blocks"]
+
+
+def test_a_slow_decline_keeps_the_modal_open_until_it_is_committed(
+    matched: SlackSender,
+    slack_api: FakeSlackApi,
+    synced_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Slack hears "ok" (the modal closes) only for work that is committed: a decline that
+    takes longer than Slack waits gets a "busy" note on its field instead, is committed all
+    the same, and pressing again never declines twice."""
+    monkeypatch.setattr(submission_module, "ANSWER_WITHIN", 0.0)  # every command is "late"
+    assignment = wait_for_message(slack_api, WIJ_CHANNEL, "antwoord_weiger")
+    press(matched, assignment, SANNE, "antwoord_weiger")
+    modal = last_opened_view(slack_api, 3)
+    values = form_values(modal, {"reden": "geen capaciteit in dit team"})
+    first = matched.interact(matched.view_submission(modal, values, SANNE)).json()
+    assert first == {"response_action": "errors", "errors": {"reden": submission_module.BUSY_TEXT}}
+    wait_until(lambda: _coordination(synced_engine).declined, what="the decline to be committed")
+    monkeypatch.setattr(submission_module, "ANSWER_WITHIN", 2.0)  # a quiet database again
+    again = matched.interact(matched.view_submission(modal, values, SANNE)).body
+    assert again == "" or "eerder verwerkt" in again  # closed, or told it was done before
+    assert [d["institution_id"] for d in _coordination(synced_engine).declined] == ["wij-groningen"]
 
 
 def test_the_coordinator_hands_over_to_an_involved_institution(
