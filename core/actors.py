@@ -80,6 +80,17 @@ def institution_for_sender(institutions: Sequence[_Sender], address: str) -> _Se
     return next((i for i in institutions if sender_allowed(i, address)), None)
 
 
+def require_known_professional(
+    session: Session, email: str, *, field: str | None = None
+) -> Professional:
+    """A professional the covenant lists or listed: the source of a transfer may have left
+    (core.departures) — their signals must still be handed on."""
+    professional = find_professional(session, email)
+    if professional is None:
+        raise NotFound(f"{email} is geen hulpverlener in het convenant", field=field)
+    return professional
+
+
 def require_professional(session: Session, email: str, *, field: str | None = None) -> Professional:
     professional = find_professional(session, email)
     if professional is None or not professional.active:

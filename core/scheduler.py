@@ -18,6 +18,7 @@ from core.clock import utcnow
 from core.config import CoreConfig
 from core.coordination import sweep_coordination
 from core.db import run_in_transaction
+from core.departures import ask_for_transfers
 from core.follow_up import sweep_match_follow_up
 from core.retention import (
     archive_ended_signals,
@@ -41,6 +42,7 @@ JOBS: list[tuple[str, Job]] = [
     ("coordination", sweep_coordination),
     ("match_follow_up", sweep_match_follow_up),
     ("erased_kept_mail", erase_kept_mail),
+    ("departures", ask_for_transfers),
     # Last, so the day's anchor covers what the other jobs logged.
     ("audit_anchor", mail_audit_anchor),
 ]

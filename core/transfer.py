@@ -13,7 +13,12 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from core import audit
-from core.actors import acting_professional, may_administer, require_professional
+from core.actors import (
+    acting_professional,
+    may_administer,
+    require_known_professional,
+    require_professional,
+)
 from core.clock import utcnow
 from core.config import CoreConfig
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -43,7 +48,7 @@ def request_transfer(
 ) -> TransferRequest:
     now = now or utcnow()
     requester = acting_professional(session, actor)
-    source = require_professional(session, from_email, field="van")
+    source = require_known_professional(session, from_email, field="van")
     target = require_professional(session, to_email, field="naar")
     senior = require_professional(session, instructed_by_email, field="senior")
     if not (
@@ -256,7 +261,7 @@ def transfer_signals(
     me = acting_professional(session, actor)
     if by_email and by_email.strip().lower() != me.email:
         raise NotAllowed("u kunt een overdracht alleen uit eigen naam aanvragen of uitvoeren")
-    source = require_professional(session, from_email, field="van")
+    source = require_known_professional(session, from_email, field="van")
     target = require_professional(session, to_email, field="naar")
     if may_administer(me, source.institution_id):
         open_request = _open_request(session, source.id, target.id)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import partial
@@ -232,9 +233,12 @@ class Demo:
     def mails(self, kind: str, to: str) -> list[Any]:
         if not self.maildir.exists():
             return []
+        # Read as a mail client does: headers unfolded and decoded (RFC 2047), not raw.
+        folder = mailbox.Maildir(self.maildir, create=False)
+        read = [message_from_bytes(stored.as_bytes(), policy=policy.default) for stored in folder]
         return [
             message
-            for message in mailbox.Maildir(self.maildir, create=False)
+            for message in read
             if message["X-Verwijsindex-Type"] == kind and to in (message["To"] or "")
         ]
 
@@ -446,3 +450,4 @@ def run_demo(console: Console | None = None, workdir: Path | None = None) -> Non
         console.print(f"[bold]verwijsindex demo[/] — tijdelijke database en poorten in {path}")
         Demo(path, console).run()
     console.print(f"Klaar in {(utcnow() - started).total_seconds():.1f} s.")
+

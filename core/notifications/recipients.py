@@ -6,7 +6,7 @@ correspondents see the stand-in's contact details (DOMAIN: Transfer on absence).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -46,32 +46,41 @@ def current_stand_in(session: Session, professional_id: int, today: date) -> Pro
     return session.get(Professional, absence.stand_in_id)
 
 
+def professional_recipient(professional: Professional) -> Recipient:
+    """The professional themselves, by mail and (when linked) Slack."""
+    return Recipient(
+        address=professional.email,
+        role="professional",
+        name=professional.name,
+        professional_id=professional.id,
+        institution_id=professional.institution_id,
+        slack_id=professional.slack_user_id,
+    )
+
+
 def professional_recipients(
     session: Session, professional: Professional, today: date
 ) -> list[Recipient]:
-    recipients = [
-        Recipient(
-            address=professional.email,
-            role="professional",
-            name=professional.name,
-            professional_id=professional.id,
-            institution_id=professional.institution_id,
-            slack_id=professional.slack_user_id,
-        )
-    ]
+    """The professional, and their stand-in while they are away. A professional who left the
+    covenant gets nothing: their stand-in, or else their institution, receives it for them
+    until their signals are transferred (core.departures)."""
+    recipients = [professional_recipient(professional)] if professional.active else []
     stand_in = current_stand_in(session, professional.id or 0, today)
     if stand_in is not None and stand_in.active:
         recipients.append(
-            Recipient(
-                address=stand_in.email,
-                role="stand-in",
-                name=stand_in.name,
-                professional_id=stand_in.id,
-                institution_id=stand_in.institution_id,
-                slack_id=stand_in.slack_user_id,
-                on_behalf_of=professional.name,
+            replace(
+                professional_recipient(stand_in), role="stand-in", on_behalf_of=professional.name
             )
         )
+    elif not professional.active:
+        institution = session.get(Institution, professional.institution_id)
+        if institution is not None:
+            recipients.append(
+                replace(
+                    institution_recipient(institution),
+                    on_behalf_of=f"{professional.name} (niet meer in het convenant)",
+                )
+            )
     return recipients
 
 

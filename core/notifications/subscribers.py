@@ -770,4 +770,5 @@ NOTIFICATION_KINDS = (
     "match-opvolging",
     "match-escalatie",
     "logboek-anker",
+    "hulpverlener-vertrokken",
 )

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from core.absence import declare_absence
 from core.coordination import accept_coordination, hand_over_coordination, open_coordination
+from core.covenant.sync import sync_covenant
 from core.identity import YouthIdentity
 from core.models import AuditEvent, Coordination, OutboxMessage, Youth
 from core.notifications.subscribers import NOTIFICATION_KINDS
@@ -165,6 +166,12 @@ def _scenario(core: CoreDriver) -> None:
     sweep(core.engine, cfg, now=t1 + timedelta(days=5))  # signaal-verloopt
     sweep(core.engine, cfg, now=t1 + timedelta(days=12))  # signaal-beeindigd
     signal(CHILD, veenstra, now=t1 + timedelta(days=13))  # archief-match
+    leaver = "t.boer@jeugdhulp-noord.example"  # holds the signals transferred to him
+    without = cfg.covenant.model_copy(
+        update={"professionals": tuple(p for p in cfg.covenant.professionals if p.email != leaver)}
+    )
+    run(lambda s, now: sync_covenant(s, without))
+    sweep(core.engine, cfg, now=t1 + timedelta(days=14))  # hulpverlener-vertrokken
     del meijer
 
 
