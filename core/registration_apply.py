@@ -36,7 +36,7 @@ from core.models import (
     SignalStatus,
     Youth,
 )
-from core.notifications.dispatch import channels, common_context, idempotency_key
+from core.notifications.dispatch import channels, notification_row
 from core.notifications.recipients import institution_card, institution_recipient
 from core.reconcile import reconcile_youth
 from core.registration_plan import (
@@ -421,25 +421,18 @@ def _chain_notices(
             if other is None:
                 continue
             recipient = institution_recipient(other)
-            message = {
-                **new_involvement_context(own_reference, newcomer, notice.involved_count),
-                **common_context(
-                    context.config, CHAIN_NOTICE, reference, recipient, asks_reply=False
-                ),
-            }
+            message = new_involvement_context(own_reference, newcomer, notice.involved_count)
             for channel, address in channels(recipient):
                 rows.append(
-                    outbox.NewNotification(
+                    notification_row(
+                        context.config,
                         kind=CHAIN_NOTICE,
+                        recipient=recipient,
                         channel=channel,
-                        recipient=address,
-                        recipient_role=recipient.role,
+                        address=address,
                         reference=reference,
                         context=message,
-                        idempotency_key=idempotency_key(
-                            CHAIN_NOTICE, occasion, recipient, channel, address
-                        ),
-                        institution_id=recipient.institution_id,
+                        key=occasion,
                     )
                 )
     return rows

@@ -45,29 +45,58 @@ def notify(
     rows = []
     for recipient in recipients:
         for channel, address in channels(recipient):
-            row_key = idempotency_key(kind, key, recipient, channel, address)
-            if _exists(session, row_key):
+            if _exists(session, idempotency_key(kind, key, recipient, channel, address)):
                 continue  # before a reply token is issued for nothing
             token = _token_for(session, recipient, reply, now) if reply else None
-            full_context = {
-                **context,
-                **common_context(config, kind, reference, recipient, asks_reply=reply is not None),
-            }
             rows.append(
-                outbox.NewNotification(
+                notification_row(
+                    config,
                     kind=kind,
+                    recipient=recipient,
                     channel=channel,
-                    recipient=address,
-                    recipient_role=recipient.role,
+                    address=address,
                     reference=reference,
-                    context=full_context,
-                    idempotency_key=row_key,
-                    professional_id=recipient.professional_id,
-                    institution_id=recipient.institution_id,
+                    context=context,
+                    key=key,
                     reply_token=token,
                 )
             )
     return outbox.enqueue_many(session, rows, now=now)
+
+
+def notification_row(
+    config: CoreConfig,
+    *,
+    kind: str,
+    recipient: Recipient,
+    channel: str,
+    address: str,
+    reference: str,
+    context: dict[str, Any],
+    key: str,
+    reply_token: str | None = None,
+) -> outbox.NewNotification:
+    """One outbox row of ``kind`` for ``recipient`` on one channel: its context with the keys
+    every template relies on, and its idempotency key. Shared by :func:`notify` and the
+    set-wise registration executor (core.registration_apply), which writes chain notices for
+    thousands of rows at once."""
+    return outbox.NewNotification(
+        kind=kind,
+        channel=channel,
+        recipient=address,
+        recipient_role=recipient.role,
+        reference=reference,
+        context={
+            **context,
+            **common_context(
+                config, kind, reference, recipient, asks_reply=reply_token is not None
+            ),
+        },
+        idempotency_key=idempotency_key(kind, key, recipient, channel, address),
+        professional_id=recipient.professional_id,
+        institution_id=recipient.institution_id,
+        reply_token=reply_token,
+    )
 
 
 def common_context(
