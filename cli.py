@@ -14,18 +14,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from core.cli import app
 from core.cli.runtime import (
+    EXIT_SERVICE_FAILED,
     Core,
     cli_options,
     configure_logging,
     load_cli_settings,
     open_core,
     say,
+    stderr,
 )
 from core.config import build_config
 from core.db import service_engine
+from core.roles import RoleFailed, run_together
 from core.settings import Settings
 from core.wake import Wake, listen
 from core.worker_processes import WorkerProcesses, stop_when_parent_exits
@@ -161,7 +165,7 @@ async def serve_async(roles: list[str], workers: int = 0) -> None:
             pool = worker_processes(settings, in_children, workers)
             tasks.append(asyncio.create_task(pool.run(stop)))
         _say_what_runs(settings, roles, in_children, workers)
-        await asyncio.gather(*tasks)
+        await run_together(tasks, stop)  # a failed role: RoleFailed, see serve()
         say("Gestopt; niets is verloren gegaan.")
 
 
@@ -177,7 +181,7 @@ async def serve_worker_async(roles: list[str]) -> None:
         stop = stop_on_signals()
         tasks = start_roles(core, roles, stop, slack_endpoint=False)
         tasks.append(asyncio.create_task(stop_when_parent_exits(stop)))
-        await asyncio.gather(*tasks)
+        await run_together(tasks, stop)
     finally:
         engine.dispose()
 
@@ -242,10 +246,40 @@ def serve(
             f"onbekende rol {', '.join(unknown)}; kies uit {', '.join(ROLE_NAMES)}",
             param_hint="--only",
         )
-    if worker_process:
-        asyncio.run(serve_worker_async(roles))
-        return
-    asyncio.run(serve_async(roles, (os.cpu_count() or 1) if workers is None else workers))
+    if only:
+        refuse_unconfigured_roles(load_cli_settings(), roles)
+    try:
+        if worker_process:
+            asyncio.run(serve_worker_async(roles))
+        else:
+            asyncio.run(serve_async(roles, (os.cpu_count() or 1) if workers is None else workers))
+    except RoleFailed as failure:
+        stderr().print(
+            Text(
+                f"Gestopt: de rol {failure.role} faalde ({failure.cause}). Wat al was "
+                f"aangenomen, gaat niet verloren. / Stopped: role {failure.role} failed.",
+                style="bold red",
+            ),
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_SERVICE_FAILED) from None
+
+
+def refuse_unconfigured_roles(settings: Settings, roles: list[str]) -> None:
+    """A role asked for by name (``--only``) that has nothing to run is a mistake, not a
+    silent no-op: refuse it before anything starts."""
+    from bot.service import SlackMode, slack_mode
+
+    missing = []
+    if "imap" in roles and not settings.imap_url:
+        missing.append("imap: VERWIJSINDEX_IMAP_URL is niet gezet")
+    if "slack" in roles and slack_mode(settings) == SlackMode.OFF:
+        missing.append(
+            "slack: SLACK_BOT_TOKEN met SLACK_SIGNING_SECRET (HTTP) of SLACK_APP_TOKEN "
+            "(Socket Mode) is niet gezet"
+        )
+    if missing:
+        raise typer.BadParameter("; ".join(missing), param_hint="--only")
 
 
 @app.command()

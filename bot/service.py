@@ -19,6 +19,7 @@ from bot.context import Bot, build_bot
 from bot.server import serve_http, serve_socket_mode
 from bot.submission_recovery import run_submission_recovery
 from core.config import CoreConfig
+from core.roles import run_together
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,13 +97,4 @@ async def run_slack(
         tasks.append(
             asyncio.create_task(run_submission_recovery(bot, stop), name="slack-form-recovery")
         )
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                log.error("%s failed", task.get_name(), exc_info=task.exception())
-                stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        for task in tasks:
-            task.cancel()
+    await run_together(tasks, stop)

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from core.roles import run_together
 from mail_gateway.context import Gateway
 
 log = logging.getLogger(__name__)
@@ -73,16 +74,7 @@ ROLES: dict[str, Role] = {
 
 
 async def run_roles(gateway: Gateway, roles: list[str], stop: asyncio.Event) -> None:
-    """Run ``roles`` until ``stop``; a role that crashes stops the others (the process
-    supervisor restarts the service, and nothing is lost)."""
+    """Run ``roles`` until ``stop``; a role that crashes stops the others and is raised
+    (:class:`core.roles.RoleFailed`: ``serve`` exits non-zero; nothing is lost)."""
     tasks = [asyncio.create_task(ROLES[name](gateway, stop), name=name) for name in roles]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                log.error("role %s failed", task.get_name(), exc_info=task.exception())
-                stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        for task in tasks:
-            task.cancel()
+    await run_together(tasks, stop)

@@ -7,6 +7,7 @@ Exit codes::
     1  the request was refused (a DomainError: invalid input, not allowed, not found, conflict),
        or a check failed (a broken audit chain)
     2  unusable configuration (a covenant problem, a bad setting) or a wrong command line
+    3  the service (``serve``) could not start a role or stopped because one failed
 
 Nothing here runs at import time: :func:`open_core` builds settings, engine and configuration
 when a command runs, and disposes the engine when it is done.
@@ -50,6 +51,7 @@ T = TypeVar("T")
 
 EXIT_REFUSED = 1
 EXIT_CONFIGURATION = 2
+EXIT_SERVICE_FAILED = 3
 # Output to a file or a pipe has no terminal width to fit; rich would assume 80 columns and
 # fold every table into slivers.
 PIPED_WIDTH = 160

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bot.conftest import ANNA, SlackSender, serve_environment, slack_serve_environment, user
+from tests.bot.conftest import ANNA, SlackSender, slack_serve_environment, user
 from tests.bot.fake_slack_api import FakeSlackApi
 from tests.mail_gateway.conftest import free_port, wait_for_port
 
@@ -44,16 +44,3 @@ def test_serve_runs_the_slack_role(
             process.wait(30)
     output_text = log.read_text()
     assert f"Slack op http://127.0.0.1:{port}/slack/events" in output_text
-
-
-def test_slack_is_off_without_its_secrets(tmp_path: Path, database_url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", "serve", "--only", "slack"],
-        env=serve_environment(tmp_path, database_url),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Slack staat uit" in result.stdout + result.stderr

@@ -1,49 +1,45 @@
 """Files are private (issue 9): a fresh ``verwijsindex serve`` creates its database ``0600`` under
 a permissive umask, and warns at start about each existing private file others can read.
 
-``serve --only slack`` without Slack's secrets starts (settings, covenant, database), runs the
-start-up check and stops at once: the quickest real start."""
+``serve --only smtp`` on a port that is taken starts (settings, covenant, database), runs the
+start-up check and stops at once with its role's failure: the quickest real start."""
 
 from __future__ import annotations
 
-import os
+import socket
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import TEST_SECRET
+from tests.bot.conftest import serve_environment
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def _serve(tmp_path: Path, *, umask: int = 0o022) -> str:
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SLACK_", "VERWIJSINDEX_"))
-    }
-    environment.update(
-        {
-            "PYTHONPATH": str(REPOSITORY),
-            "COLUMNS": "500",  # rich folds log lines at the console width; keep paths whole
-            "VERWIJSINDEX_DATABASE_URL": f"sqlite:///{tmp_path / 'verwijsindex.db'}",
-            "VERWIJSINDEX_SECRET_KEY": TEST_SECRET,
-            "VERWIJSINDEX_RELAY_URL": f"maildir:{tmp_path / 'verzonden'}",
-        }
+    environment = serve_environment(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'verwijsindex.db'}",
+        COLUMNS="500",  # rich folds log lines at the console width; keep paths whole
+        VERWIJSINDEX_SMTP_HOST="127.0.0.1",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", "serve", "--only", "slack"],
-        env=environment,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        umask=umask,
-    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        environment["VERWIJSINDEX_SMTP_PORT"] = str(taken.getsockname()[1])
+        result = subprocess.run(
+            [sys.executable, "-m", "cli", "serve", "--workers", "0", "--only", "smtp"],
+            env=environment,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            umask=umask,
+        )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "Slack staat uit" in output
+    assert result.returncode == 3, output
+    assert "de rol smtp faalde" in output
     return output
 
 
