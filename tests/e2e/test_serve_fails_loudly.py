@@ -11,8 +11,6 @@ from pathlib import Path
 
 from tests.bot.conftest import serve_environment
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-
 
 def _serve(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     environment = serve_environment(

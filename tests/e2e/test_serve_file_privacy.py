@@ -14,8 +14,6 @@ from pathlib import Path
 
 from tests.bot.conftest import serve_environment
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-
 
 def _serve(tmp_path: Path, *, umask: int = 0o022) -> str:
     environment = serve_environment(
