@@ -7,6 +7,7 @@ core's errors to messages and exit codes (:class:`core.cli.runtime.VerwijsindexG
 from __future__ import annotations
 
 import logging
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals may hold a BSN
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"verwijsindex {installed_version()}")
+        raise typer.Exit()
+
+
+def installed_version() -> str:
+    """The version of the installed package (pyproject ``version``), as pip knows it."""
+    try:
+        return metadata.version("verwijsindex")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "onbekend (niet geïnstalleerd)"
 
 
 @app.callback()
@@ -45,6 +60,15 @@ def root(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the installed version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
 ) -> None:
     set_cli_options(CliOptions(database_url=database_url, covenant=covenant, verbose=verbose))
     if verbose:

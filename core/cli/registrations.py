@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.cli.runtime import JsonFlag, open_core, print_json, say, stderr, stdout, table
+from core.cli.runtime import (
+    EXIT_REFUSED,
+    JsonFlag,
+    open_core,
+    print_json,
+    say,
+    stderr,
+    stdout,
+    table,
+)
 
 if TYPE_CHECKING:
     from core.bulk_import import ImportReport
@@ -37,7 +46,8 @@ def import_command(
     ],
     json_output: JsonFlag = False,
 ) -> None:
-    """Register (or deregister) youths for an institution from a CSV file."""
+    """Register (or deregister) youths for an institution from a CSV file. Exits 1 when any
+    row was refused (the others are registered)."""
     from core.actors import institution_actor
     from core.bulk_import import import_registrations, read_registration_csv
 
@@ -59,8 +69,16 @@ def import_command(
     result = import_report(report)
     if json_output:
         print_json(result)
-        return
-    _print_report(institution_id, result)
+    else:
+        _print_report(institution_id, result)
+    if report.refused:
+        # A script must notice: the rows named above were not registered.
+        count = len(report.refused)
+        stderr().print(
+            f"{count} {'regel' if count == 1 else 'regels'} geweigerd; de andere zijn verwerkt.",
+            style="bold red",
+        )
+        raise typer.Exit(EXIT_REFUSED)
 
 
 def count_data_lines(file: Path) -> int:

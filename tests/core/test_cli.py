@@ -414,14 +414,31 @@ def test_import_reports_refused_rows_with_line_and_field(cli: Cli, tmp_path: Pat
         "123456789;Twee;01-05-2016;Groningen;K-2",  # fails the elfproef
         f"{OTHER_BSN};Drie;01-05-2016;Atlantis;K-3",  # not a covenant municipality
     )
-    human = ok(cli("import", "--institution", "ggd-groningen", str(csv_file)))
+    human = cli("import", "--institution", "ggd-groningen", str(csv_file))
+    # Refused rows: exit 1 and how many, so a nightly script notices; the others went in.
+    assert human.exit_code == 1, human.stdout + human.stderr
+    assert "2 regels geweigerd" in human.stderr
     assert "Geweigerde regels" in human.stdout
     assert "BSN" in human.stdout and "Gemeente" in human.stdout
 
-    report = as_json(cli("import", "--institution", "ggd-groningen", str(csv_file), "--json"))
+    again = cli("import", "--institution", "ggd-groningen", str(csv_file), "--json")
+    assert again.exit_code == 1
+    report = json.loads(again.stdout)  # still only JSON on stdout
     assert report["accepted"] == 1  # the same row again: an update, not a new involvement
     assert report["new_involvements"] == 0
     assert [(r["line"], r["field"]) for r in report["refused"]] == [(3, "BSN"), (4, "Gemeente")]
+
+
+def test_an_import_without_refusals_exits_0(cli: Cli, tmp_path: Path) -> None:
+    csv_file = write_csv(tmp_path / "batch.csv", f"{BSN};Een;01-05-2016;Groningen;K-1")
+    result = ok(cli("import", "--institution", "ggd-groningen", str(csv_file)))
+    assert "geweigerd" not in result.stderr
+
+
+def test_version_names_the_installed_release(cli: Cli) -> None:
+    result = ok(cli("--version"))
+    assert result.stdout.startswith("verwijsindex ")
+    assert result.stdout.split()[1][0].isdigit(), result.stdout
 
 
 def test_import_for_an_unknown_institution_is_refused(cli: Cli, tmp_path: Path) -> None:
