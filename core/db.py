@@ -1,9 +1,11 @@
 """Engines, sessions and transactions for SQLite (embedded) and PostgreSQL (production).
 
 SQLite: WAL, foreign keys on, and every transaction starts with ``BEGIN IMMEDIATE`` so writers
-queue up instead of failing halfway with "database is locked". PostgreSQL: row locks
-(``SELECT ... FOR UPDATE``) on the youth serialize commands about the same youth; partial unique
-indexes settle the remaining races and :func:`run_in_transaction` retries the loser.
+queue up instead of failing halfway with "database is locked"; they queue on a file lock that is
+handed over at once, not on SQLite's sleeping busy handler (core.sqlite_writer_gate).
+PostgreSQL: row locks (``SELECT ... FOR UPDATE``) on the youth serialize commands about the same
+youth; partial unique indexes settle the remaining races and :func:`run_in_transaction` retries
+the loser.
 
 A new SQLite database file is created ``0600`` whatever the umask (core.file_privacy): it
 holds sealed identities, the logboek and kept mail.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -26,12 +29,15 @@ from sqlmodel import Session, create_engine
 from core.audit import use_keyring
 from core.file_privacy import create_private_file, sqlite_file
 from core.settings import Settings
+from core.sqlite_writer_gate import GatedConnection
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RETRYABLE_PG_CODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 SQLITE_WAL_SWITCH_SECONDS = 30.0
+_READ_ONLY = "verwijsindex_read_only"
+_READERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
@@ -46,7 +52,7 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             hide_parameters=True,
-            connect_args={"check_same_thread": False, "timeout": 60},
+            connect_args={"check_same_thread": False, "timeout": 60, "factory": GatedConnection},
         )
         _configure_sqlite(engine)
         return engine
@@ -61,6 +67,20 @@ def service_engine(settings: Settings) -> Engine:
     engine = create_db_engine(settings.database_url)
     use_keyring(engine, settings.keyring())
     return engine
+
+
+def reading(engine: Engine) -> Engine:
+    """``engine`` for work that only reads. On SQLite its transactions start deferred and take no
+    writer lock: a WAL reader sees the last commit and neither waits for a writer nor holds one
+    up (a claim query or a look at the backlog need not queue behind a processing run). Writing
+    through it is a mistake: the upgrade to a writer could fail at once with "database is
+    locked". On PostgreSQL it is the engine itself."""
+    if not is_sqlite(engine):
+        return engine
+    reader = _READERS.get(engine)
+    if reader is None:
+        reader = _READERS[engine] = engine.execution_options(**{_READ_ONLY: True})
+    return reader
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -82,6 +102,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(_READ_ONLY):
+            connection.exec_driver_sql("BEGIN DEFERRED")  # a WAL reader: no lock, no wait
+            return
+        raw = connection.connection.driver_connection
+        if isinstance(raw, GatedConnection):
+            raw.take_writer_lock()  # the kernel hands it over at once (core.sqlite_writer_gate)
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import Table, and_, func, select
 from sqlalchemy.engine import Engine
 
 from core.clock import utcnow
+from core.db import reading
 from core.models import Channel, InboundMessage, InboundStatus, OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class Backlog:
             )
             .scalar_subquery()
         )
-        with self.engine.connect() as connection:
+        with reading(self.engine).connect() as connection:
             waiting = connection.execute(select(unprocessed + undelivered)).scalar_one()
         return int(waiting)
 

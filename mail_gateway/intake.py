@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.clock import utcnow
 from core.models import InboundMessage
@@ -107,28 +107,21 @@ def _key_before_senders(message_id: str, destination: Destination) -> str:
     return hashlib.sha256(f"{message_id}\n{mailbox}".encode()).hexdigest()
 
 
-def store_inbound(
-    session: Session, vault: MessageVault, raw: bytes, envelope: Envelope
-) -> tuple[Intake, int]:
-    """Add the message to ``session`` (the caller commits); a duplicate is reported with the
-    id of the row stored the first time."""
+@dataclass(frozen=True)
+class Arrived:
+    """A message made ready to store, before any transaction: its keys and its sealed bytes
+    (parsing the Message-ID and sealing cost time that no writer lock should be held for)."""
+
+    key: str
+    key_before_senders: str
+    sender: str
+    row: InboundMessage
+
+
+def prepare_inbound(vault: MessageVault, raw: bytes, envelope: Envelope) -> Arrived:
     message_id = message_id_of(raw)
     sender = sender_identity(envelope.institution_id, envelope.authenticated_as, envelope.mail_from)
     key = dedupe_key(message_id, envelope.destination, sender)
-    existing = session.exec(
-        select(InboundMessage.id).where(InboundMessage.dedupe_key == key)
-    ).first()
-    if existing is not None:
-        return Intake.DUPLICATE, existing
-    stored_before = session.exec(
-        select(InboundMessage).where(
-            InboundMessage.dedupe_key == _key_before_senders(message_id, envelope.destination)
-        )
-    ).first()
-    if stored_before is not None and stored_before.id is not None:
-        before = (stored_before.institution_id, stored_before.authenticated_as)
-        if sender_identity(*before, stored_before.mail_from) == sender:
-            return Intake.DUPLICATE, stored_before.id
     row = InboundMessage(
         dedupe_key=key,
         message_id=message_id,
@@ -142,19 +135,61 @@ def store_inbound(
         raw=vault.seal(raw),
         received_at=utcnow(),
     )
-    session.add(row)
-    session.flush()
-    announce(session, Wake.INBOUND)  # processing workers in every process, once this commits
-    assert row.id is not None
-    return Intake.STORED, row.id
+    return Arrived(key, _key_before_senders(message_id, envelope.destination), sender, row)
+
+
+def store_inbound(session: Session, arrived: Sequence[Arrived]) -> list[tuple[Intake, int]]:
+    """Add the messages to ``session`` (the caller commits), looked up together; a duplicate
+    (stored before, or earlier in ``arrived``) is reported with the id of the row stored first."""
+    keys = [item.key for item in arrived]
+    stored = dict(
+        session.exec(
+            select(InboundMessage.dedupe_key, InboundMessage.id).where(
+                col(InboundMessage.dedupe_key).in_(keys)
+            )
+        ).all()
+    )
+    stored_before = {
+        row.dedupe_key: row
+        for row in session.exec(
+            select(InboundMessage).where(
+                col(InboundMessage.dedupe_key).in_(
+                    [item.key_before_senders for item in arrived]
+                )
+            )
+        ).all()
+    }
+    new: dict[str, InboundMessage] = {}
+    for item in arrived:
+        if item.key not in stored and item.key not in new:
+            before = stored_before.get(item.key_before_senders)
+            if before is not None and before.id is not None and item.sender == sender_identity(
+                before.institution_id, before.authenticated_as, before.mail_from
+            ):
+                stored[item.key] = before.id
+                continue
+            new[item.key] = item.row
+            session.add(item.row)
+    if new:
+        session.flush()
+        announce(session, Wake.INBOUND)  # processing workers in every process, once this commits
+    outcomes: list[tuple[Intake, int]] = []
+    for item in arrived:
+        row = new.get(item.key)
+        if row is item.row and row.id is not None:
+            outcomes.append((Intake.STORED, row.id))
+        else:
+            outcomes.append((Intake.DUPLICATE, stored.get(item.key) or new[item.key].id or 0))
+    return outcomes
 
 
 def accept_message(engine: Engine, vault: MessageVault, raw: bytes, envelope: Envelope) -> Intake:
     """Store and commit; a race with a simultaneous retry of the same message counts as a
     duplicate. Raises on a database fault (the SMTP side answers 451)."""
+    arrived = prepare_inbound(vault, raw, envelope)
     try:
         with Session(engine) as session:
-            outcome, row_id = store_inbound(session, vault, raw, envelope)
+            [(outcome, row_id)] = store_inbound(session, [arrived])
             session.commit()
     except IntegrityError:
         return Intake.DUPLICATE
@@ -169,10 +204,9 @@ def accept_messages(
     (:func:`accept_message`). Each message's outcome, or the exception that kept it out."""
     if len(arrivals) > 1:
         try:
+            arrived = [prepare_inbound(vault, raw, envelope) for raw, envelope in arrivals]
             with Session(engine) as session:
-                stored = [
-                    store_inbound(session, vault, raw, envelope) for raw, envelope in arrivals
-                ]
+                stored = store_inbound(session, arrived)
                 session.commit()
         except Exception as exc:
             log.warning(

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from core.clock import utcnow
-from core.db import run_in_transaction
+from core.db import reading, run_in_transaction
 from core.leases import LeaseKeeper
 from core.models import InboundMessage, InboundStatus
 from mail_gateway.context import Gateway
@@ -39,7 +39,14 @@ from mail_gateway.processing.claims import (
     renew_claims,
 )
 from mail_gateway.processing.handler import Opened
-from mail_gateway.processing.inbound import Addressees, AlreadyDone, answer, finish, load_waiting
+from mail_gateway.processing.inbound import (
+    Addressees,
+    AlreadyDone,
+    Stored,
+    answer,
+    finish,
+    load_waiting,
+)
 from mail_gateway.processing.receipts import Outcome
 from mail_gateway.processing.routing import HANDLERS, classify
 
@@ -99,23 +106,31 @@ def open_run(gateway: Gateway, claimed: Sequence[int]) -> list[Opened]:
     together: read from the vault, parsed and classified. Reading stops at the first message of
     another kind, so mail handed back is not read for nothing."""
     run: list[Opened] = []
-    with Session(gateway.engine) as session:
-        for inbound_id in claimed:
-            for stored, sealed in load_waiting(session, [inbound_id]):
-                try:
-                    opened = classify(
-                        session, gateway, stored, read_mail(gateway.vault.open(sealed))
-                    )
-                except Exception:
-                    if not run:
-                        raise
-                    return run  # it goes back, and fails alone when it is first
-                if run and opened.kind is not run[0].kind:
-                    return run
-                run.append(opened)
-                if len(run) >= HANDLERS[opened.kind].together:
-                    return run
+    for inbound_id in claimed:
+        # Each read is a transaction of its own, and none is open while mail is decrypted and
+        # parsed: on SQLite every transaction holds the one writer lock (core.db), and parsing
+        # a run of 50 inside one kept intake and delivery waiting for it.
+        with Session(reading(gateway.engine)) as session:
+            waiting = load_waiting(session, [inbound_id])
+        for stored, sealed in waiting:
+            try:
+                opened = _open(gateway, stored, sealed)
+            except Exception:
+                if not run:
+                    raise
+                return run  # it goes back, and fails alone when it is first
+            if run and opened.kind is not run[0].kind:
+                return run
+            run.append(opened)
+            if len(run) >= HANDLERS[opened.kind].together:
+                return run
     return run
+
+
+def _open(gateway: Gateway, stored: Stored, sealed: bytes) -> Opened:
+    mail = read_mail(gateway.vault.open(sealed))
+    with Session(reading(gateway.engine)) as session:  # it reads only for a reply's thread
+        return classify(session, gateway, stored, mail)
 
 
 async def run_processing(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email.utils import make_msgid
 from typing import Any
 
@@ -117,13 +117,13 @@ def test_a_group_that_fails_is_stored_one_by_one(
     store = intake.store_inbound
     calls: list[int] = []
 
-    def failing(session: Session, vault: Any, raw: bytes, envelope: Any) -> Any:
+    def failing(session: Session, arrived: Sequence[intake.Arrived]) -> Any:
         calls.append(1)
         if len(calls) == 1:
             time.sleep(0.5)  # the first alone; the rest form a group meanwhile
-        if bad.encode() in raw:
+        if any(item.row.message_id == bad for item in arrived):
             raise RuntimeError("this message cannot be stored")
-        return store(session, vault, raw, envelope)
+        return store(session, arrived)
 
     monkeypatch.setattr(intake, "store_inbound", failing)
     answers = send_together(smtp_gateway, message_ids, hold_first=0.1)
