@@ -21,7 +21,6 @@ from core.cli.runtime import (
     EXIT_SERVICE_FAILED,
     Core,
     cli_options,
-    configure_logging,
     load_cli_settings,
     open_core,
     say,
@@ -29,6 +28,7 @@ from core.cli.runtime import (
 )
 from core.config import build_config
 from core.db import service_engine
+from core.logging_setup import configure_logging, set_verbosity
 from core.roles import RoleFailed, run_together
 from core.settings import Settings
 from core.wake import Wake, listen
@@ -135,7 +135,7 @@ def worker_processes(settings: Settings, roles: list[str], count: int) -> Worker
     ``ps``); the rest of the settings the children read as this process did."""
     command = [sys.executable, str(Path(__file__).resolve())]
     if cli_options().verbose:
-        command.append("--verbose")
+        command.append("-" + "v" * cli_options().verbose)
     command += ["serve", "--worker-process", *[a for role in roles for a in ("--only", role)]]
     env = {
         **os.environ,
@@ -239,6 +239,7 @@ def serve(
     scheduler and Slack (when its secrets are set). Processing and delivery run in
     ``--workers`` child processes; a child that dies is restarted. SIGTERM finishes work in
     progress and loses nothing."""
+    set_verbosity(cli_options().verbose, service=True)
     roles = list(only) if only else list(ROLE_NAMES)
     unknown = [r for r in roles if r not in ROLE_NAMES]
     if unknown:

@@ -6,15 +6,25 @@ core's errors to messages and exit codes (:class:`core.cli.runtime.VerwijsindexG
 
 from __future__ import annotations
 
-import logging
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from core.cli import admin, handover, keys, registrations, signals, youths
-from core.cli.runtime import CliOptions, VerwijsindexGroup, configure_logging, set_cli_options
+from core.cli import (
+    admin,
+    handover,
+    keys,
+    matches,
+    registrations,
+    report,
+    rights,
+    signals,
+    youths,
+)
+from core.cli.runtime import CliOptions, VerwijsindexGroup, set_cli_options
+from core.logging_setup import configure_logging, set_verbosity
 
 app = typer.Typer(
     name="verwijsindex",
@@ -59,7 +69,15 @@ def root(
             show_default=False,
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="Log what happens; -vv also the libraries' own debug lines.",
+        ),
+    ] = 0,
     version: Annotated[
         bool,
         typer.Option(
@@ -71,11 +89,10 @@ def root(
     ] = False,
 ) -> None:
     set_cli_options(CliOptions(database_url=database_url, covenant=covenant, verbose=verbose))
-    if verbose:
-        logging.getLogger().setLevel(logging.INFO)
+    set_verbosity(verbose)
 
 
-for group in (admin, registrations, signals, youths, handover, keys):
+for group in (admin, registrations, signals, matches, youths, handover, keys, report, rights):
     group.register(app)
 
 

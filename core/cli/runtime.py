@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,7 +67,7 @@ class CliOptions:
 
     database_url: str | None = None
     covenant: Path | None = None
-    verbose: bool = False
+    verbose: int = 0  # -v 1, -vv 2 (core.logging_setup.set_verbosity)
 
 
 # Set by the root callback on every invocation (typer's own context is not reachable the same
@@ -174,7 +173,7 @@ def sync_covenant_if_changed(engine: Engine, config: CoreConfig) -> bool:
         connection = session.connection()
         event.listen(connection, "before_cursor_execute", count_writes)
         try:
-            sync_covenant(session, config.covenant)
+            sync_covenant(session, config.covenant, config=config)
             session.flush()
         finally:
             event.remove(connection, "before_cursor_execute", count_writes)
@@ -343,15 +342,3 @@ class VerwijsindexGroup(TyperGroup):
             report_configuration_error(exc)
             raise typer.Exit(EXIT_CONFIGURATION) from None
 
-
-def configure_logging() -> None:
-    """Log lines go to stderr (rich), so ``--json`` output on stdout stays parseable. Called by
-    the console script only: tests keep pytest's own log capture."""
-    from rich.logging import RichHandler
-
-    root = logging.getLogger()
-    if not any(isinstance(handler, RichHandler) for handler in root.handlers):
-        handler = RichHandler(console=stderr(), show_path=False, markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(handler)
-    root.setLevel(logging.WARNING)  # --verbose lowers it to INFO

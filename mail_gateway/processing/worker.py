@@ -195,7 +195,13 @@ def _process_safely(gateway: Gateway, run: Sequence[Opened]) -> bool:
             _give_up_if_exhausted(gateway, run[0].stored.id)
         return False
     for item, status in zip(run, statuses, strict=True):
-        log.info("inbound message %s: %s", item.stored.id, status)
+        # One line per message for operators: number, mailbox, outcome (never who it is about).
+        log.info(
+            "inbound message %s to %s processed: %s",
+            item.stored.id,
+            item.stored.mailbox.value,
+            status,
+        )
     return True
 
 

@@ -6,6 +6,7 @@ start-up check and stops at once with its role's failure: the quickest real star
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 import subprocess
@@ -62,10 +63,14 @@ def test_serve_names_each_existing_private_file_others_can_read(tmp_path: Path) 
 
     output = _serve(tmp_path)
 
-    named = {
-        line.split("WARNING", 1)[1].split()[0]: line.split("(mode ", 1)[1][:4]
+    warnings = [  # serve's stderr is no terminal here: its log lines are JSON (issue 13.3)
+        json.loads(line)["message"]
         for line in output.splitlines()
-        if "readable by others" in line
+        if line.startswith("{") and "readable by others" in line
+    ]
+    named = {
+        message.split(" is readable", 1)[0]: message.split("(mode ", 1)[1][:4]
+        for message in warnings
     }
     # SQLite gives the -wal and -shm files (open while serve runs) the database file's mode.
     companions = {f"{database}-wal", f"{database}-shm"}

@@ -1,0 +1,99 @@
+"""Logs for operators (issue 13.3): ``serve`` whose stderr is no terminal writes JSON lines, one
+line per processed message, no youth identity, and no library chatter unless ``-vv``."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import signal
+import smtplib
+from datetime import datetime
+from pathlib import Path
+
+from core.logging_setup import configure_logging, set_verbosity
+from tests.bsns import valid_bsns
+from tests.mail_gateway.conftest import MAIL_DOMAIN, wait_until
+from tests.mail_gateway.serve_process import SENDER, Service, registration
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_serve_logs_json_lines_with_one_line_per_processed_message(
+    tmp_path: Path, database_url: str
+) -> None:
+    service = Service(tmp_path, database_url, workers=0)
+    bsn = valid_bsns(1, start_prefix=52_000_000)[0]
+    try:
+        service.start()
+        with smtplib.SMTP("127.0.0.1", service.port, timeout=30) as smtp:
+            smtp.sendmail(SENDER, [f"registratie@{MAIL_DOMAIN}"], registration(bsn, 7))
+        wait_until(
+            lambda: "processed: processed" in service.output() or None,
+            timeout=60,
+            what="the processed message's log line",
+        )
+        assert service.kill(signal.SIGTERM) == 0
+    finally:
+        service.stop()
+
+    output = service.output()
+    records = _json_lines(output)
+    assert records, output[-3000:]
+    log_lines = [line for line in output.splitlines() if line.startswith("{")]
+    assert len(log_lines) == len(records)  # every log line is one whole JSON object
+    for record in records:
+        assert {"timestamp", "level", "logger", "message"} <= record.keys(), record
+        stamp = datetime.fromisoformat(str(record["timestamp"]))
+        assert stamp.utcoffset() is not None, "the timestamp names its zone"
+    processed = [r for r in records if "processed:" in str(r["message"])]
+    assert len(processed) == 1, processed
+    assert processed[0]["level"] == "INFO"
+    assert processed[0]["logger"] == "mail_gateway.processing.worker"
+    assert "to registratie" in str(processed[0]["message"])  # the mailbox
+    stored = [r for r in records if "inbound message" in str(r["message"]) and "stored" in str(
+        r["message"]
+    )]
+    assert stored, "the stored message is logged too"
+    # Library noise is off by default: no alembic migration steps, no SMTP protocol traces.
+    loggers = {str(record["logger"]) for record in records}
+    assert not {name for name in loggers if name.startswith(("alembic", "mail.log"))}, loggers
+    # No identity: not the BSN, not the birth date the mail carried.
+    assert bsn not in output and "01-05-2016" not in output
+
+
+def test_json_lines_carry_the_traceback_and_the_levels_follow_the_verbosity() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging(stream)  # a StringIO is no terminal: JSON
+        logging.getLogger("alembic.runtime.migration").info("Running upgrade 0004 -> 0005")
+        logging.getLogger("core.outbox").info("not by default for a command")
+        try:
+            raise ValueError("kapot")
+        except ValueError:
+            logging.getLogger("core.scheduler").exception("sweep job x failed")
+        set_verbosity(0, service=True)
+        logging.getLogger("core.outbox").info("a service's own line")
+        logging.getLogger("alembic.runtime.migration").info("still not a library's")
+        set_verbosity(2)
+        logging.getLogger("mail.log").debug("Peer: ('127.0.0.1', 1234)")
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in saved[0]:
+                root.removeHandler(handler)
+        root.setLevel(saved[1])
+        set_verbosity(0)
+
+    records = _json_lines(stream.getvalue())
+    messages = [record["message"] for record in records]
+    assert messages == [
+        "sweep job x failed",
+        "a service's own line",
+        "Peer: ('127.0.0.1', 1234)",
+    ]
+    assert records[0]["level"] == "ERROR" and records[0]["logger"] == "core.scheduler"
+    assert "ValueError: kapot" in str(records[0]["exception"])
