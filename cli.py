@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from core import health, metrics
 from core.cli import app
 from core.cli.runtime import (
     EXIT_SERVICE_FAILED,
@@ -46,9 +47,11 @@ async def run_scheduler(engine: object, config: object, stop: asyncio.Event) -> 
     instances (ARCHITECTURE, step 5)."""
     from core.scheduler import sweep
 
+    health.roles.scheduler_runs(SWEEP_INTERVAL_SECONDS)
     while not stop.is_set():
         try:
             counts = await asyncio.to_thread(sweep, engine, config)  # type: ignore[arg-type]
+            health.roles.swept()
             if any(counts.values()):
                 log.info("sweep: %s", counts)
         except Exception:
@@ -117,6 +120,21 @@ def start_roles(
             delivery=slack_delivery,
         )
         tasks.append(asyncio.create_task(slack))
+    if slack_endpoint and settings.http_port:  # this process listens (a worker does not)
+        from core.ops_http import serve_ops_http, shares_the_slack_endpoint
+
+        on_slacks_server = (
+            "slack" in roles
+            and slack_mode(settings) == SlackMode.HTTP
+            and shares_the_slack_endpoint(settings)
+        )
+        if not on_slacks_server:
+            tasks.append(
+                asyncio.create_task(
+                    serve_ops_http(core.engine, settings.http_host, settings.http_port, stop),
+                    name="http",
+                )
+            )
     listeners: dict[Wake, list[asyncio.Event]] = {}
     if "processing" in roles:
         listeners[Wake.INBOUND] = [gateway.inbound_waiting]
@@ -148,13 +166,16 @@ def worker_processes(settings: Settings, roles: list[str], count: int) -> Worker
 async def serve_async(roles: list[str], workers: int = 0) -> None:
     from bot.service import SlackMode, slack_mode
 
-    with open_core() as core:  # migrations and the covenant sync: here, before any child
+    with open_core() as core, contextlib.ExitStack() as stack:  # migrations, covenant: first
         settings = core.settings
         warn_about_exposed_files(settings)
         stop = stop_on_signals()
         in_children = [r for r in roles if r in WORKER_ROLES] if workers else []
         if "slack" in in_children and slack_mode(settings) == SlackMode.OFF:
             in_children.remove("slack")  # nothing to deliver to
+        if in_children:  # the children's counts reach this process's /metrics
+            counts_folder = metrics.share_with_child_processes()
+            stack.callback(metrics.stop_sharing, counts_folder)
         tasks = start_roles(
             core,
             [r for r in roles if r not in in_children or r == "slack"],

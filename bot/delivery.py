@@ -42,7 +42,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 
-from core import outbox
+from core import metrics, outbox
 from core.config import CoreConfig
 from core.db import service_engine
 from core.models import Channel, OutboxStatus
@@ -282,6 +282,7 @@ class SlackDelivery:
         except TemporaryDeliveryError as exc:
             if isinstance(exc, SlackRateLimited) and exc.retry_after is not None:
                 self.paused_until = self.clock() + exc.retry_after.total_seconds()
+                metrics.slack_rate_limited()
             return await self._failed(notification, str(exc), False, exc.retry_after, now)
         except PermanentDeliveryError as exc:
             return await self._failed(notification, str(exc), True, None, now)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -23,7 +24,12 @@ EVENTS_PATH = "/slack/events"
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
-def http_application(app: AsyncApp) -> web.Application:
+def http_application(
+    app: AsyncApp, also: Callable[[web.Application], None] | None = None
+) -> web.Application:
+    """Slack's path, and whatever ``also`` adds (the health and metrics routes, when they share
+    this server's address: core.ops_http)."""
+
     async def events(request: web.Request) -> web.Response:
         bolt_request = await to_bolt_request(request)
         bolt_response = await app.async_dispatch(bolt_request)
@@ -31,11 +37,19 @@ def http_application(app: AsyncApp) -> web.Application:
 
     web_app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     web_app.router.add_post(EVENTS_PATH, events)
+    if also is not None:
+        also(web_app)
     return web_app
 
 
-async def serve_http(app: AsyncApp, host: str, port: int, stop: asyncio.Event) -> None:
-    runner = web.AppRunner(http_application(app), access_log=None)
+async def serve_http(
+    app: AsyncApp,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    also: Callable[[web.Application], None] | None = None,
+) -> None:
+    runner = web.AppRunner(http_application(app, also), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

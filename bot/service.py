@@ -9,6 +9,7 @@ Slack is off unless its secrets are set (CONTRACT §1): the bot token, and the s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from enum import StrEnum
 
@@ -19,6 +20,7 @@ from bot.context import Bot, build_bot
 from bot.server import serve_http, serve_socket_mode
 from bot.submission_recovery import run_submission_recovery
 from core.config import CoreConfig
+from core.ops_http import add_routes, shares_the_slack_endpoint
 from core.roles import run_together
 from core.settings import Settings
 
@@ -53,7 +55,10 @@ async def run_endpoint(bot: Bot, stop: asyncio.Event) -> None:
             assert settings.slack_app_token is not None
             await serve_socket_mode(app, settings.slack_app_token.get_secret_value(), stop)
         else:
-            await serve_http(app, settings.slack_host, settings.slack_port, stop)
+            also = None
+            if settings.http_port and shares_the_slack_endpoint(settings):
+                also = functools.partial(add_routes, engine=bot.engine)
+            await serve_http(app, settings.slack_host, settings.slack_port, stop, also)
     finally:
         await bot.in_flight.drain(DRAIN_SECONDS)
 

@@ -45,6 +45,8 @@ temporary.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import random
 import time
@@ -59,6 +61,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlmodel import Session
 
+from core import metrics
 from core.audit import Actor, record
 from core.clock import as_utc, utcnow
 from core.db import transaction
@@ -106,6 +109,7 @@ _NOTIFICATION = (
     _col.professional_id,
     _col.institution_id,
     _col.next_attempt_at,
+    _col.created_at,
 )
 
 
@@ -143,6 +147,63 @@ class OutboundNotification:
     attempts: int  # this claim included
     professional_id: int | None
     institution_id: str | None
+    created_at: datetime | None = None  # for the delivery latency (core.metrics)
+
+    @property
+    def mail_parts(self) -> tuple[MailPart, ...]:
+        """The files the e-mail carries besides its text and HTML (:class:`MailPart`)."""
+        return mail_parts_of(self.context)
+
+
+# -- files a mail carries ---------------------------------------------------------------------
+
+# A notification's inline images and attachments ride in its context under this key (base64),
+# so that the row alone is the whole message at every attempt and on every worker.
+MAIL_PARTS_KEY = "mail_parts"
+
+
+@dataclass(frozen=True)
+class MailPart:
+    """A file in a notification's e-mail: with ``content_id`` an inline image that the HTML
+    shows as ``cid:<content_id>`` (RFC 2392), without it an attachment."""
+
+    filename: str
+    content_type: str  # "image/png", "text/csv"
+    data: bytes = field(repr=False)
+    content_id: str | None = None
+
+    def to_context(self) -> dict[str, str | None]:
+        return {
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "content_id": self.content_id,
+            "data": base64.b64encode(self.data).decode("ascii"),
+        }
+
+
+def mail_parts_context(parts: Sequence[MailPart]) -> dict[str, Any]:
+    """The context entry that makes a notification carry ``parts``."""
+    return {MAIL_PARTS_KEY: [part.to_context() for part in parts]}
+
+
+def mail_parts_of(context: dict[str, Any]) -> tuple[MailPart, ...]:
+    """The parts :func:`mail_parts_context` put in ``context`` (none for most kinds). A part
+    that does not decode is a ``ValueError``: the row can never be sent as it is."""
+    parts = []
+    for item in context.get(MAIL_PARTS_KEY) or ():
+        try:
+            data = base64.b64decode(item["data"], validate=True)
+            parts.append(
+                MailPart(
+                    filename=str(item["filename"]),
+                    content_type=str(item["content_type"]),
+                    data=data,
+                    content_id=item.get("content_id"),
+                )
+            )
+        except (KeyError, TypeError, binascii.Error) as exc:
+            raise ValueError("a mail part of the notification is malformed") from exc
+    return tuple(parts)
 
 
 @dataclass
@@ -360,6 +421,7 @@ def _notification(row: Row) -> OutboundNotification:
         attempts=row.attempts,
         professional_id=row.professional_id,
         institution_id=row.institution_id,
+        created_at=row.created_at,
     )
 
 
@@ -686,7 +748,16 @@ def deliver_due(
             if delivered:
                 report.sent = len(mark_sent_many(engine, delivered, worker_id=worker_id, now=now))
                 report.lost += len(delivered) - report.sent
+                _count_latency(batch, {notification_id for notification_id, _ in delivered})
     return report
+
+
+def _count_latency(batch: Sequence[OutboundNotification], sent: set[int]) -> None:
+    moment = utcnow()
+    for notification in batch:
+        if notification.id in sent and notification.created_at is not None:
+            seconds = (moment - as_utc(notification.created_at)).total_seconds()
+            metrics.delivered(notification.channel, seconds)
 
 
 @dataclass(frozen=True)

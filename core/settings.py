@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # of it while it sends; what a killed worker held goes out this long after it died.
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     trusted_authserv_id: str | None = None
+    # Working days after placing a signal whose youth or parents were not (yet) informed before
+    # its reporter is reminded, once (Jeugdwet 7.1.5; core.informing).
+    informing_reminder_days: int = Field(default=5, ge=1, le=60)
     # The peers whose Authentication-Results (by ``trusted_authserv_id``) count: the region's MX
     # that relays to the listener, or the IMAP server the poller reads. Comma-separated
     # addresses or CIDR ranges; anyone can write such a header, so from any other peer it is
@@ -84,6 +87,10 @@ class Settings(BaseSettings):
     # forwards Slack's requests (Slack only calls https:// URLs).
     slack_host: str = "127.0.0.1"
     slack_port: int = 3000
+    # /healthz, /readyz and /metrics (core.ops_http); the Slack endpoint's server when both
+    # addresses agree. Port 0: no such endpoint.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
     slack_api_url: str | None = None
     slack_signing_secret: SecretStr | None = Field(
         default=None, validation_alias="SLACK_SIGNING_SECRET"

@@ -68,6 +68,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
+from core import health
 from core.clock import utcnow
 from core.models import ImapCursor
 from mail_gateway.context import Gateway
@@ -490,6 +491,7 @@ async def run_imap_poller(
         loop.call_soon_threadsafe(gateway.inbound_waiting.set)
 
     delay = backoff
+    health.roles.imap_runs()
     while not stop.is_set():
         intake = ImapIntake(
             gateway,
@@ -500,6 +502,7 @@ async def run_imap_poller(
         )
         try:
             await _blocking(intake, stop, intake.open)
+            health.roles.imap_connection(True)
             log.info("IMAP intake from %s", account.where)
             while not stop.is_set():
                 report = await _blocking(intake, stop, intake.poll)
@@ -515,6 +518,7 @@ async def run_imap_poller(
                 await _wait_for_mail(intake, stop, wait_seconds)
         except Exception as exc:
             intake.abandon()
+            health.roles.imap_connection(False)
             if stop.is_set():
                 log.info("IMAP %s: connection closed while stopping", account.where)
                 break

@@ -40,6 +40,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 from sqlmodel import Session as DbSession
 
+from core import metrics
 from core.audit import Actor, record
 from core.db import transaction
 from core.passwords import stand_in_hash, verify_password
@@ -103,10 +104,12 @@ class IntakeHandler:
     ) -> str:
         destination = _destination(address, self.gateway.mail_domain)
         if destination is None:
+            metrics.smtp_refused("unknown-mailbox")
             return ERR_550_UNKNOWN_MAILBOX
         if envelope.rcpt_tos:
             # One mailbox per transaction keeps "stored once per mailbox" simple and exact; the
             # client sends the message again for the next recipient (RFC 5321 §4.5.3.1.10).
+            metrics.smtp_refused("one-recipient-per-message")
             return ERR_452_ONE_RECIPIENT
         mail_from = _null_to_empty(envelope.mail_from)
         authenticated_as = _authenticated_institution(session)
@@ -121,9 +124,11 @@ class IntakeHandler:
                 )
         except Exception:
             log.exception("sender check failed")
+            metrics.smtp_refused("temporary-failure")
             return ERR_451_TEMPORARY
         if not decision.allowed:
             log.info("refused at RCPT for %s: %s", destination.mailbox.value, decision.reason)
+            metrics.smtp_refused("sender-not-allowed")
             return ERR_550_NOT_ALLOWED
         setattr(envelope, _DECISIONS, (destination, decision, authenticated_as))
         envelope.rcpt_tos.append(address)
@@ -168,9 +173,11 @@ class IntakeHandler:
             outcome = await self.intake.accept(raw, envelope_record, authenticate=authenticate)
         except Exception:
             log.exception("taking in an inbound message failed")
+            metrics.smtp_refused("temporary-failure")
             return ERR_451_TEMPORARY
         if isinstance(outcome, Verdict):
             log.info("refused at DATA for %s: %s", destination.mailbox.value, outcome.reason)
+            metrics.smtp_refused("not-authentic")
             return ERR_550_NOT_AUTHENTIC
         if outcome is Intake.STORED:
             self.gateway.inbound_waiting.set()
@@ -266,6 +273,7 @@ class InstitutionAuthenticator:
         if right and institution is not None and stored is not None:
             return LoginVerdict(institution.id), 0.0
         failure = self.throttle.failed(peer, login)
+        metrics.smtp_auth_failed()
         log.info("SMTP AUTH failed from %s (%d failures in the window)", peer, failure.failures)
         async with self._checks:
             await asyncio.to_thread(self._audit_failure, peer, login, failure)
@@ -309,6 +317,7 @@ class GatewaySMTP(SMTP):
         super().connection_made(transport)
         if not opening:
             return
+        metrics.smtp_session_opened()
         assert self.session is not None
         peer = _peer_address(self.session) or "local"
         if self.slots.take(peer):
@@ -322,6 +331,7 @@ class GatewaySMTP(SMTP):
             self.slots.open_sessions(),
             self.slots.open_sessions(peer),
         )
+        metrics.smtp_refused("too-many-sessions")
         assert self._handler_coroutine is not None
         self._handler_coroutine.cancel()
         if isinstance(transport, asyncio.WriteTransport):

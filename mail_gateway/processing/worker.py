@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
+from core import metrics
 from core.clock import utcnow
 from core.db import reading, run_in_transaction
 from core.leases import LeaseKeeper
@@ -186,6 +187,7 @@ def _process_safely(gateway: Gateway, run: Sequence[Opened]) -> bool:
             log.info("inbound message %s: done-elsewhere", run[0].stored.id)
         return False  # another worker was first with one of them
     except Exception:
+        metrics.processing_failed(len(run))
         log.exception(
             "processing inbound message%s %s failed",
             "s" if len(run) > 1 else "",

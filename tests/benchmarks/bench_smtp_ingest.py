@@ -358,6 +358,7 @@ class Serve:
             "VERWIJSINDEX_SMTP_HOST": "127.0.0.1",
             "VERWIJSINDEX_SMTP_PORT": str(self.port),
             "VERWIJSINDEX_RELAY_URL": relay_url,
+            "VERWIJSINDEX_HTTP_PORT": "0",  # several instances side by side (bench_scaling)
             **(environment or {}),
         }
         self.log = (workdir / "serve.log").open("ab")

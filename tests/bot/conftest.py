@@ -303,6 +303,7 @@ def serve_environment(tmp_path: Path, database_url: str, **extra: str) -> dict[s
             "VERWIJSINDEX_DATABASE_URL": database_url,
             "VERWIJSINDEX_SECRET_KEY": TEST_SECRET,
             "VERWIJSINDEX_RELAY_URL": f"maildir:{tmp_path / 'verzonden'}",
+            "VERWIJSINDEX_HTTP_PORT": "0",  # no health endpoint unless a test asks for one
             **extra,
         }
     )

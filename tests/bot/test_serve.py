@@ -44,3 +44,37 @@ def test_serve_runs_the_slack_role(
             process.wait(30)
     output_text = log.read_text()
     assert f"Slack op http://127.0.0.1:{port}/slack/events" in output_text
+
+
+def test_health_shares_the_slack_endpoint_when_their_ports_agree(
+    tmp_path: Path, database_url: str, slack_api: FakeSlackApi
+) -> None:
+    """Issue 13.2: one port for Slack and for /healthz, /readyz, /metrics (no second server)."""
+    import urllib.request
+
+    port = free_port()
+    environment = slack_serve_environment(
+        tmp_path, database_url, slack_api, port, VERWIJSINDEX_HTTP_PORT=str(port)
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--only", "slack", "--workers", "0"],
+        env=environment,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=60)
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            assert b"verwijsindex_outbox_messages" in response.read()
+        sender = SlackSender(f"{base}/slack/events", slack_api)
+        assert sender.command("/verwijsindex", "help", ANNA).status == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0  # the service did not fail on a taken port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)

@@ -44,6 +44,7 @@ class Service:
             "VERWIJSINDEX_SECRET_KEY": TEST_SECRET,
             "VERWIJSINDEX_MAIL_DOMAIN": MAIL_DOMAIN,
             "VERWIJSINDEX_SMTP_HOST": "127.0.0.1",
+            "VERWIJSINDEX_HTTP_PORT": "0",  # no health endpoint unless a test asks for one
             "VERWIJSINDEX_RELAY_URL": f"maildir:{tmp_path / 'verzonden'}",
             # Short, so what a killed process held is taken up again quickly.
             "VERWIJSINDEX_PROCESSING_LEASE_SECONDS": "5",
