@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 from core import audit
 from core.config import CoreConfig
 from core.db import run_in_transaction
+from core.keyring import KeyRing
 from core.matching import lock_family
 from core.models import AuditEvent, InboundMessage, Match, Youth, YouthParent
 from core.sealing import HEADER_BYTES, INBOUND_MAIL_PURPOSE, Sealer, header
@@ -79,6 +80,26 @@ class KeyStatus:
     @property
     def old_keys(self) -> tuple[str, ...]:
         return tuple(sorted({*self.youths, *self.parent_links, *self.kept_mail}))
+
+
+def unknown_key_in_use(session: Session, ring: KeyRing) -> str | None:
+    """The id of a key the database is written under that ``ring`` does not hold, if any: the
+    latest logboek event's, or a youth's. A service started with another key (another working
+    folder with its own generated key, a mistyped setting) would otherwise write new data under
+    it beside the old, which it could neither match nor read."""
+    known = [key.id for key in ring.keys]
+    last_event = session.exec(
+        select(AuditEvent.key_id)
+        .where(col(AuditEvent.key_id).is_not(None))
+        .order_by(col(AuditEvent.id).desc())
+        .limit(1)
+    ).first()
+    if last_event is not None and last_event not in known:
+        return last_event
+    youth = session.exec(
+        select(Youth.key_id).where(col(Youth.key_id).not_in(known)).limit(1)
+    ).first()
+    return youth
 
 
 def key_status(session: Session, config: CoreConfig) -> KeyStatus:

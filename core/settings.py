@@ -13,7 +13,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.keyring import KeyRing
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         env_prefix="VERWIJSINDEX_", env_file=".env", extra="ignore", populate_by_name=True
     )
 
+    # Where the defaults of the database, the outgoing maildir and the generated key live
+    # (each may still be set on its own). The working folder when unset.
+    data_dir: Path = Path(".")
     database_url: str = "sqlite:///verwijsindex.db"
     covenant: Path | None = None
     secret_key: SecretStr | None = None
@@ -99,6 +102,22 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     secret_file: Path = SECRET_FILE
     templates_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _defaults_in_the_data_dir(self) -> Settings:
+        chosen = self.model_fields_set
+        if "database_url" not in chosen:
+            self.database_url = f"sqlite:///{self.data_dir / 'verwijsindex.db'}"
+        if "relay_url" not in chosen:
+            self.relay_url = f"maildir:{self.data_dir / 'verzonden'}"
+        if "secret_file" not in chosen:
+            self.secret_file = self.data_dir / SECRET_FILE
+        return self
+
+    def make_data_dir(self) -> None:
+        """Create ``data_dir`` (private) when it was set and does not exist yet."""
+        if "data_dir" in self.model_fields_set and not self.data_dir.exists():
+            self.data_dir.mkdir(mode=0o700, parents=True)
 
     @field_validator("secret_key")
     @classmethod

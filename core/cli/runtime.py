@@ -40,7 +40,7 @@ from core.audit import Actor
 from core.clock import DEFAULT_TIMEZONE, as_utc
 from core.config import CoreConfig, build_config
 from core.covenant import CovenantError
-from core.db import run_in_transaction, service_engine
+from core.db import reading, run_in_transaction, service_engine
 from core.errors import DomainError
 from core.fields import parse_date
 from core.free_text import quote
@@ -131,7 +131,7 @@ class Core:
 
 
 @contextmanager
-def open_core(*, sync: bool = True) -> Iterator[Core]:
+def open_core(*, sync: bool = True, check_key: bool = True) -> Iterator[Core]:
     """Settings, covenant, an up-to-date schema and (``sync``) the covenant mirrored into the
     database: what a command needs before it can call the core.
 
@@ -140,15 +140,44 @@ def open_core(*, sync: bool = True) -> Iterator[Core]:
     they inspect.
     """
     settings = load_cli_settings()
+    settings.make_data_dir()  # before the key, which may be generated there
     config = build_config(settings)
     upgrade_schema(settings)
     engine = service_engine(settings)
     try:
+        if check_key:
+            refuse_a_key_the_database_was_not_written_under(engine, settings)
         if sync:
             sync_covenant_if_changed(engine, config)
         yield Core(settings=settings, engine=engine, config=config)
     finally:
         engine.dispose()
+
+
+def refuse_a_key_the_database_was_not_written_under(engine: Engine, settings: Settings) -> None:
+    """Issue 13.4: never start on an existing database with a key that does not open it (say a
+    key generated afresh because the service started in another folder). ``keys status`` and
+    ``keys rotate`` skip this: they are how an administrator sorts it out."""
+    from core.key_rotation import unknown_key_in_use
+
+    ring = settings.keyring()
+    with Session(reading(engine)) as session:
+        unknown = unknown_key_in_use(session, ring)
+    if unknown is None:
+        return
+    where = (
+        "VERWIJSINDEX_SECRET_KEY"
+        if settings.secret_key is not None
+        else f"the generated key in {settings.secret_file.resolve()}"
+    )
+    raise ConfigurationError(
+        [
+            f"de database is geschreven met sleutel {unknown}, maar {where} is sleutel "
+            f"{ring.current.id}: zet de juiste VERWIJSINDEX_SECRET_KEY (of VERWIJSINDEX_DATA_DIR), "
+            "of voeg de oude toe aan VERWIJSINDEX_PREVIOUS_SECRET_KEYS / the database was "
+            "written under another key than the one configured; refusing to start"
+        ]
+    )
 
 
 def sync_covenant_if_changed(engine: Engine, config: CoreConfig) -> bool:
