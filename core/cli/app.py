@@ -14,6 +14,7 @@ import typer
 
 from core.cli import (
     admin,
+    backup,
     handover,
     keys,
     matches,
@@ -92,7 +93,9 @@ def root(
     set_verbosity(verbose)
 
 
-for group in (admin, registrations, signals, matches, youths, handover, keys, report, rights):
+for group in (
+    admin, registrations, signals, matches, youths, handover, keys, report, rights, backup
+):
     group.register(app)
 
 
