@@ -18,6 +18,7 @@ from datetime import timedelta
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from core.clock import as_utc, utcnow
 from core.db import reading
@@ -103,8 +104,8 @@ def _outbox(engine: Engine) -> Check:
     with reading(engine).connect() as connection:
         oldest = connection.execute(
             select(func.min(OutboxMessage.next_attempt_at)).where(
-                OutboxMessage.status == OutboxStatus.PENDING.value,
-                OutboxMessage.next_attempt_at <= now,
+                col(OutboxMessage.status) == OutboxStatus.PENDING.value,
+                col(OutboxMessage.next_attempt_at) <= now,
             )
         ).scalar_one_or_none()
     if oldest is None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from core.db import reading
 from core.models import InboundMessage, InboundStatus, OutboxMessage
@@ -129,15 +130,14 @@ class QueueCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         with reading(self.engine).connect() as connection:
-            inbound = dict(
-                connection.execute(
-                    select(InboundMessage.status, func.count()).group_by(InboundMessage.status)
-                ).all()
-            )
+            status = col(InboundMessage.status)
+            inbound: dict[str, int] = {
+                row[0]: row[1]
+                for row in connection.execute(select(status, func.count()).group_by(status))
+            }
+            channel, state = col(OutboxMessage.channel), col(OutboxMessage.status)
             outbox = connection.execute(
-                select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(
-                    OutboxMessage.channel, OutboxMessage.status
-                )
+                select(channel, state, func.count()).group_by(channel, state)
             ).all()
         backlog = GaugeMetricFamily(
             "verwijsindex_inbound_backlog", "Stored messages not yet processed"
@@ -154,8 +154,8 @@ class QueueCollector:
             "Notifications by channel and status (pending, sending, sent, failed, dead)",
             labels=["channel", "status"],
         )
-        for channel, status, count in outbox:
-            messages.add_metric([str(channel), str(status)], count)
+        for channel_name, status_name, count in outbox:
+            messages.add_metric([str(channel_name), str(status_name)], count)
         yield messages
 
 
@@ -170,7 +170,7 @@ def exposition(engine: Engine) -> bytes:
         from prometheus_client import multiprocess
 
         multiprocess.MultiProcessCollector(registry)
-        registry.register(QueueCollector(engine))  # type: ignore[arg-type]
+        registry.register(QueueCollector(engine))
         return generate_latest(registry)
     return generate_latest(REGISTRY) + generate_latest(_queues_only(engine))
 
@@ -179,5 +179,5 @@ def _queues_only(engine: Engine) -> CollectorRegistry:
     from prometheus_client import CollectorRegistry
 
     registry = CollectorRegistry()
-    registry.register(QueueCollector(engine))  # type: ignore[arg-type]
+    registry.register(QueueCollector(engine))
     return registry

@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         if "database_url" not in chosen:
             self.database_url = f"sqlite:///{self.data_dir / 'verwijsindex.db'}"
         if "relay_url" not in chosen:
-            self.relay_url = f"maildir:{self.data_dir / 'verzonden'}"
+            self.relay_url = f"maildir:{self.data_dir}/verzonden"  # "maildir:./verzonden"
         if "secret_file" not in chosen:
             self.secret_file = self.data_dir / SECRET_FILE
         return self
