@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     relay_url: str = "maildir:./verzonden"
+    # Sign outgoing mail with DKIM here (a PEM private key file), when the relay does not.
+    dkim_key: Path | None = None
+    dkim_selector: str = "verwijsindex"
+    dkim_domain: str | None = None  # default: mail_domain
     imap_url: str | None = None
     # Larger mail is refused with 552 before it is stored (RFC 1870 SIZE is announced).
     max_message_size: int = 25 * 1024 * 1024
@@ -100,6 +104,14 @@ class Settings(BaseSettings):
     )
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    # A distributed app (bot.installations): installed into many workspaces through Slack's
+    # OAuth flow instead of running on one SLACK_BOT_TOKEN; the installations live in the
+    # database. The redirect URL must be one the app lists (unset: the app's first one).
+    slack_client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="SLACK_CLIENT_SECRET"
+    )
+    slack_redirect_uri: str | None = Field(default=None, validation_alias="SLACK_REDIRECT_URI")
     secret_file: Path = SECRET_FILE
     templates_dir: Path | None = None
 

@@ -41,6 +41,7 @@ from core.models import Channel
 from core.outbox import DeliveryReport, OutboundNotification, PermanentDeliveryError
 from core.rendering import RenderedEmail, TemplateRenderer
 from core.settings import Settings
+from mail_gateway.delivery.dkim_signing import DkimSigner, DkimSigningRelay
 from mail_gateway.delivery.message import (
     MessageTemplate,
     UnsendableNotification,
@@ -102,6 +103,13 @@ class MailDelivery:
         )
         self.envelope_from = f"postmaster@{settings.mail_domain}"  # see the module docstring
         self.relay = relay or relay_from_url(settings.relay_url, local_hostname=self.mail_domain)
+        if settings.dkim_key is not None:  # signed here: the relay does not (dkim_signing)
+            signer = DkimSigner.from_file(
+                settings.dkim_key,
+                domain=settings.dkim_domain or settings.mail_domain,
+                selector=settings.dkim_selector,
+            )
+            self.relay = DkimSigningRelay(self.relay, signer)
         self.renderer = renderer or TemplateRenderer(settings.templates_dir)
         self.worker_id = worker_id or default_worker_id()
         self.batch_size = batch_size
