@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from stdnum.nl import bsn
+
 from core.errors import InvalidInput
 from core.free_text import check_free_text
 from core.keyring import KeyRing, SecretKey
@@ -27,8 +29,6 @@ SEXES = ("M", "V", "X")
 
 
 _BSN_SEPARATORS = re.compile(r"[\s.\-]+")
-_ELFPROEF_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
-_ELFPROEF_OFFSET = ord("0") * sum(_ELFPROEF_WEIGHTS)
 
 
 def normalize_bsn(raw: str, *, field: str = "BSN") -> str:
@@ -84,17 +84,11 @@ def check_reference_text(
 
 
 def passes_elfproef(digits: str) -> bool:
-    """The BSN's check: weights 9..2 and -1, the sum divisible by 11 (and not all zeros)."""
+    """The BSN's check (python-stdnum's ``nl.bsn``: weights 9..2 and -1, the sum divisible by
+    11), on exactly nine ASCII digits, never all zeros."""
     if len(digits) != 9 or not (digits.isascii() and digits.isdigit()) or digits == "000000000":
         return False
-    # The weighted sum over the ASCII codes, less the codes' offset (48 per weight unit).
-    c = digits.encode("ascii")
-    total = (
-        (9 * c[0] + 8 * c[1] + 7 * c[2] + 6 * c[3] + 5 * c[4] + 4 * c[5] + 3 * c[6] + 2 * c[7])
-        - c[8]
-        - _ELFPROEF_OFFSET
-    )
-    return total % 11 == 0
+    return bool(bsn.is_valid(digits))
 
 
 def age_on(birth_date: date, day: date) -> int:
