@@ -20,6 +20,8 @@ from core.coordination import sweep_coordination
 from core.db import run_in_transaction
 from core.departures import ask_for_transfers
 from core.follow_up import sweep_match_follow_up
+from core.informing import remind_uninformed
+from core.report_mail import send_monthly_reports
 from core.retention import (
     archive_ended_signals,
     end_lapsed_registrations,
@@ -28,6 +30,7 @@ from core.retention import (
     purge_old_archive,
     warn_expiring_signals,
 )
+from core.rights_requests import remind_request_deadlines
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +46,37 @@ JOBS: list[tuple[str, Job]] = [
     ("match_follow_up", sweep_match_follow_up),
     ("erased_kept_mail", erase_kept_mail),
     ("departures", ask_for_transfers),
+    ("rights_request_deadlines", remind_request_deadlines),
+    ("informing_reminders", remind_uninformed),
+    ("monthly_reports", send_monthly_reports),
     # Last, so the day's anchor covers what the other jobs logged.
     ("audit_anchor", mail_audit_anchor),
 ]
+
+
+# What each count of the sweep's report means, for people (``sweep`` prints these; ``--json``
+# keeps the keys, which scripts read).
+COUNT_LABELS = {
+    "purge_adults": "jongeren van 23 of ouder gewist",
+    "expiry_warnings": "waarschuwingen: signaal verloopt",
+    "archived_signals": "beëindigde signalen gearchiveerd",
+    "ended_registrations": "verlopen betrokkenheden beëindigd",
+    "purged_archive": "archief na de bewaartermijn gewist",
+    "reminded": "herinneringen procescoördinatie",
+    "escalated": "procescoördinaties geëscaleerd",
+    "match_reminders": "herinneringen: contact na match",
+    "match_escalations": "matches zonder contact geëscaleerd",
+    "erased_kept_mail": "bewaarde mail gewist",
+    "departures": "vertrokken hulpverleners: overdracht gevraagd",
+    "rights_request_deadlines": "herinneringen: termijn rechtenverzoek",
+    "informing_reminders": "herinneringen: informeren",
+    "monthly_reports": "maandrapporten verstuurd",
+    "audit_anchor": "logboekankers gemaild",
+}
+
+
+def count_label(key: str) -> str:
+    return COUNT_LABELS.get(key, key.replace("_", " "))
 
 
 def sweep(engine: Engine, config: CoreConfig, now: datetime | None = None) -> dict[str, int]:

@@ -25,8 +25,10 @@ from core.cli.runtime import (
     table,
     upgrade_schema,
 )
+from core.clock import utcnow
 from core.covenant import Covenant, CovenantError, load_covenant
-from core.models import AuditEvent, OutboxMessage
+from core.covenant_plan import CovenantPlan, as_json, describe, load_state, plan_covenant_change
+from core.models import AuditEvent, Institution, OutboxMessage
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 covenant_app = typer.Typer(help="The covenant (convenant) file.", no_args_is_help=True)
@@ -81,8 +83,16 @@ def covenant_hash_password(
 def covenant_check(
     file: Annotated[Path, typer.Argument(help="The covenant TOML file.")],
     json_output: JsonFlag = False,
+    against_db: Annotated[
+        bool,
+        typer.Option(
+            "--against-db",
+            help="Also list what taking this file into use would do to the database's index.",
+        ),
+    ] = False,
 ) -> None:
-    """Validate a covenant file: a summary when it is usable, every problem (exit 2) when not."""
+    """Validate a covenant file: a summary when it is usable, every problem (exit 2) when not.
+    With ``--against-db``: what the change would do (nothing is changed)."""
     try:
         covenant = load_covenant(file)
     except CovenantError as exc:
@@ -100,8 +110,10 @@ def covenant_check(
         )
         raise typer.Exit(EXIT_CONFIGURATION) from None
     summary = covenant_summary(covenant)
+    changes = covenant_changes(covenant) if against_db else None
     if json_output:
-        print_json({"valid": True, "source": str(file), **summary})
+        extra = {"against_db": as_json(changes[0])} if changes else {}
+        print_json({"valid": True, "source": str(file), **summary, **extra})
         return
     say(f"{file}: het convenant is in orde.", "green")
     overview = table(None, "", "")
@@ -114,6 +126,28 @@ def covenant_check(
     overview.add_row("Signaalcodes", ", ".join(summary["signal_codes"]))
     overview.add_row("Beslisregels", ", ".join(summary["coordination_rules"]))
     stdout().print(overview)
+    if changes is not None:
+        plan, lines = changes
+        if plan.changes_nothing:
+            say(
+                "Tegen de database: deze wijziging verandert niets aan lopende signalen, "
+                "registraties of coördinaties."
+            )
+        else:
+            say("Tegen de database: wat deze wijziging zou doen (er is niets gewijzigd):", "yellow")
+            for line in lines:
+                say(line)
+
+
+def covenant_changes(covenant: Covenant) -> tuple[CovenantPlan, list[str]]:
+    """What taking ``covenant`` into use would do to the configured database (read only)."""
+    with open_core(sync=False) as core, Session(core.engine) as session:
+        state = load_state(session, core.config, covenant, utcnow(), every_coordination=True)
+        plan = plan_covenant_change(state, covenant)
+        names = {i.id: i.name for i in session.exec(select(Institution)).all()}
+        names.update((i.id, i.name) for i in covenant.institutions)
+        session.rollback()
+    return plan, describe(plan, names)
 
 
 def covenant_summary(covenant: Covenant) -> dict[str, Any]:
@@ -139,7 +173,7 @@ def sweep_command(
     json_output: JsonFlag = False,
 ) -> None:
     """Run the time-driven jobs once: deadlines, expiry warnings, archiving, purging."""
-    from core.scheduler import sweep
+    from core.scheduler import count_label, sweep
 
     with open_core() as core:
         counts = sweep(core.engine, core.config, parse_moment(now, core.tz))
@@ -148,7 +182,7 @@ def sweep_command(
         return
     result = table("Sweep", "Taak", "Aantal")
     for name, count in counts.items():
-        result.add_row(name, str(count))
+        result.add_row(count_label(name), str(count))
     stdout().print(result)
 
 

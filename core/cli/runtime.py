@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from core.audit import Actor
 from core.clock import DEFAULT_TIMEZONE, as_utc
@@ -358,6 +358,10 @@ class VerwijsindexGroup(TyperGroup):
     """The root command: turns the core's errors into a message and an exit code, in one place
     (as the SMTP gateway and the Slack bot each do for their own transport)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_flags(self)
+
     def invoke(self, ctx: Any) -> Any:  # typer.Context; Any: typer's click differs by version
         try:
             return super().invoke(ctx)
@@ -371,3 +375,22 @@ class VerwijsindexGroup(TyperGroup):
             report_configuration_error(exc)
             raise typer.Exit(EXIT_CONFIGURATION) from None
 
+
+def _plain_flags(command: Any) -> None:
+    """A docstring's RST literals (````--workers````) read as plain ``--workers`` in the help."""
+    if getattr(command, "help", None):
+        command.help = command.help.replace("``", "")
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+
+
+def _flag_type(option: TyperOption, ctx: Any) -> str | None:
+    """A flag takes no value, so its help names no type (typer writes ``<bool>``), ``--help``
+    included (click makes that option afresh for every help)."""
+    if option.is_flag and option.metavar is None:
+        return None
+    return _typer_display_type(option, ctx)
+
+
+_typer_display_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
