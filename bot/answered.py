@@ -22,11 +22,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import section
+from core.rendering import SLACK_MAX_BLOCKS, fit_slack_blocks
 
 log = logging.getLogger(__name__)
 
 METADATA_LIMIT = 3000
 ANSWER_BLOCK_PREFIX = "antwoord"  # the buttons (block_id "antwoord") and their explanation
+# Buttons that record a status which may change again (consent after a match: asked, then
+# given) stay when the message's other answer is given (core.replies.STANDING).
+STANDING_BLOCK_PREFIX = "toestemming"
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,11 @@ def without_answers(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         block
         for block in blocks
-        if block.get("type") != "actions"
-        and not str(block.get("block_id") or "").startswith(ANSWER_BLOCK_PREFIX)
+        if str(block.get("block_id") or "").startswith(STANDING_BLOCK_PREFIX)
+        or (
+            block.get("type") != "actions"
+            and not str(block.get("block_id") or "").startswith(ANSWER_BLOCK_PREFIX)
+        )
     ]
 
 
@@ -92,8 +99,10 @@ def unpack(raw: str | None) -> tuple[MessagePlace | None, dict[str, str]]:
 
 
 async def mark_answered(client: AsyncWebClient, place: MessagePlace, line: str) -> None:
-    """Replace the buttons by ``line`` (mrkdwn)."""
-    blocks = [*without_answers(place.blocks), {"type": "divider"}, section(line)]
+    """Replace the buttons by ``line`` (mrkdwn), within Slack's 50 blocks: the message is
+    shortened (core.rendering.fit_slack_blocks) rather than the line left out."""
+    kept = fit_slack_blocks(without_answers(place.blocks), max_blocks=SLACK_MAX_BLOCKS - 2)
+    blocks = [*kept, {"type": "divider"}, section(line)]
     try:
         await client.chat_update(channel=place.channel, ts=place.ts, text=line, blocks=blocks)
     except (SlackApiError, ClientError, TimeoutError) as exc:

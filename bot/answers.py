@@ -1,8 +1,9 @@
 """The buttons on notifications (CONTRACT §5): accept, decline (with a reason), hand over (to an
-involved institution) for coordination; "contact gelegd" for a match; "verlengen" for an
-expiring signal. Each button's ``value`` is the notification's reply token, the same token an
-e-mail reply (``antwoord+TOKEN@``) carries, so the core handles both alike (``core.replies``):
-the answer must come from the professional, or from someone of the institution, it was sent to.
+involved institution) for coordination; "contact gelegd" and consent asked / given / refused for
+a match; "verlengen" for an expiring signal; "geïnformeerd" on the reminder to inform. Each
+button's ``value`` is the notification's reply token, the same token an e-mail reply
+(``antwoord+TOKEN@``) carries, so the core handles both alike (``core.replies``): the answer
+must come from the professional, or from someone of the institution, it was sent to.
 
 After the answer the message shows who did what and when, without its buttons.
 """
@@ -30,7 +31,8 @@ from bot.reply import ReplyTo
 from bot.submission import Submission
 from core.clock import utcnow
 from core.errors import DomainError, UserError
-from core.replies import ReplyAction, answer, hand_over_options
+from core.rendering import slack_escape
+from core.replies import ReplyAction, answer, hand_over_options, regie_assign_options
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,15 @@ DIRECT_ANSWERS = {
     "antwoord_akkoord": "accept",
     "antwoord_contact": "contacted",
     "antwoord_verlengen": "extend",
+    "antwoord_geinformeerd": "informed",
+    "antwoord_regie": "take-up",  # the municipality takes an escalation up (core.regie)
+}
+# Consent after a match (core.consent): the message keeps these buttons, as the status may
+# change again; the press is confirmed to the presser alone.
+CONSENT_ANSWERS = {
+    "toestemming_gevraagd": "asked",
+    "toestemming_gegeven": "given",
+    "toestemming_geweigerd": "refused",
 }
 DECLINE_VIEW = "antwoord_weiger_reden"
 HAND_OVER_VIEW = "antwoord_overdragen_keuze"
@@ -160,7 +171,34 @@ def _field_errors(block_id: str) -> Callable[[DomainError], dict[str, str] | Non
 
 
 def register(app: AsyncApp, bot: Bot) -> None:
-    @app.action(re.compile(r"^antwoord_(akkoord|contact|verlengen)$"))
+    @app.action(re.compile(r"^toestemming_(gevraagd|gegeven|geweigerd)$"))
+    @bot.listener
+    async def consent_answer(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
+        linked = await who_is(bot, client, user_id, reply)
+        if linked is None:
+            return
+        status = CONSENT_ANSWERS[action["action_id"]]
+        request = SlackRequest(
+            "action", f"{action.get('action_ts')}:{action['action_id']}", user_id
+        )
+        work = answerer(bot, linked, str(action.get("value") or ""), ReplyAction("consent", status))
+        try:
+            outcome = await bot.run(once(request, work))
+        except Exception as error:
+            if not isinstance(error, UserError):
+                log.exception("a Slack consent answer (%s) failed", status)
+            await reply(error_text(error))
+            return
+        bot.outbox_waiting.set()
+        if not isinstance(outcome, AlreadyDone):
+            await reply(slack_escape(outcome.value))
+
+    @app.action(re.compile(r"^antwoord_(akkoord|contact|verlengen|geinformeerd|regie)$"))
     @bot.listener
     async def direct_answer(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
@@ -264,6 +302,8 @@ def register(app: AsyncApp, bot: Bot) -> None:
             block_id="instelling",
         )
 
+    _register_regie(app, bot)
+
 
 def _metadata(body: dict[str, Any], action: dict[str, Any]) -> str:
     place = MessagePlace.of_action(body) or MessagePlace("", "")
@@ -317,4 +357,157 @@ async def _submit_answer(
     if place is not None:
         await mark_answered(
             client, place, answered_line(bot, linked, action.keyword, argument=shown)
+        )
+
+
+# --- the municipality's answers to an escalation (core.regie) ---------------------------------
+# REGIE is a direct answer (above); AANWIJZEN asks for the institution, AFGEROND for the
+# toelichting, each in a modal, as declining and handing over do.
+
+ASSIGN_VIEW = "antwoord_aanwijzen_keuze"
+CLOSE_VIEW = "antwoord_afronden_toelichting"
+
+
+def regie_choices(token: str, linked: Linked) -> Callable[[Session], list[tuple[str, str]]]:
+    """The form's choices: the core resolves the token and checks that the presser is the
+    municipality's contact (core.replies.regie_assign_options)."""
+
+    def choices(session: Session) -> list[tuple[str, str]]:
+        return regie_assign_options(token, sender=linked.email, session=session)
+
+    return choices
+
+
+def _assign_modal(metadata: str, choices: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": ASSIGN_VIEW,
+        "title": plain("Coördinator aanwijzen"),
+        "submit": plain("Aanwijzen"),
+        "close": plain("Annuleren"),
+        "private_metadata": metadata,
+        "blocks": [
+            section(
+                "Welke instelling wijst de gemeente aan als procescoördinator? Die instelling "
+                "krijgt de toewijzing met een reactietermijn en moet de coördinatie nog "
+                "accepteren."
+            ),
+            {
+                "type": "input",
+                "block_id": "instelling",
+                "label": plain("Instelling"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": INPUT_ACTION,
+                    "placeholder": plain("Kies een instelling"),
+                    "options": [
+                        {"text": plain(name, 75), "value": institution_id}
+                        for institution_id, name in choices[:100]
+                    ],
+                },
+            },
+        ],
+    }
+
+
+def _close_modal(metadata: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": CLOSE_VIEW,
+        "title": plain("Afronden"),
+        "submit": plain("Afronden"),
+        "close": plain("Annuleren"),
+        "private_metadata": metadata,
+        "blocks": [
+            section(
+                "Waarom rondt de gemeente dit af? De toelichting gaat naar de betrokken "
+                "instellingen en melders; noem geen inhoud over de jongere."
+            ),
+            {
+                "type": "input",
+                "block_id": "toelichting",
+                "label": plain("Toelichting"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": INPUT_ACTION,
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            },
+        ],
+    }
+
+
+def _register_regie(app: AsyncApp, bot: Bot) -> None:
+    @app.action("antwoord_aanwijzen")
+    @bot.listener
+    async def ask_assign_target(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
+        linked = await who_is(bot, client, user_id, reply)
+        if linked is None:
+            return
+        try:
+            choices = await bot.run(regie_choices(str(action.get("value") or ""), linked))
+        except UserError as error:
+            await reply(error_text(error))
+            return
+        if not choices:
+            await reply(
+                "Er is geen instelling die u kunt aanwijzen: er loopt geen procescoördinatie, "
+                "of geen instelling mag die volgens het convenant op zich nemen. U kunt regie "
+                "nemen of afronden."
+            )
+            return
+        await _open(client, body, _assign_modal(_metadata(body, action), choices), reply)
+
+    @app.action("antwoord_afronden")
+    @bot.listener
+    async def ask_close_note(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
+        if await who_is(bot, client, user_id, reply) is None:
+            return
+        await _open(client, body, _close_modal(_metadata(body, action)), reply)
+
+    @app.view(ASSIGN_VIEW)
+    @bot.listener
+    async def assign(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        target = _input_value(view, "instelling")
+        await _submit_answer(
+            bot,
+            ack,
+            body,
+            view,
+            client,
+            ReplyAction("assign", target),
+            shown=_selected_label(view, "instelling") or target,
+            title="Coördinator aanwijzen",
+            block_id="instelling",
+        )
+
+    @app.view(CLOSE_VIEW)
+    @bot.listener
+    async def close(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        note = _input_value(view, "toelichting")
+        await _submit_answer(
+            bot,
+            ack,
+            body,
+            view,
+            client,
+            ReplyAction("close", note),
+            shown=note,
+            title="Afronden",
+            block_id="toelichting",
         )

@@ -10,12 +10,16 @@ than five minutes off with 401 (api.slack.com/authentication/verifying-requests-
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import answers, commands, direct_messages, home_tab, signals, transfers
+from bot import answers, commands, direct_messages, home_tab, installations, signals, transfers
 from bot.context import Bot
+from bot.installations import authorize, distributed, oauth_settings
+from bot.mrkdwn import unescape_slack_text
+from bot.workspace import remember_workspace
 from core.settings import Settings
 
 log = logging.getLogger("verwijsindex.slack")
@@ -26,11 +30,16 @@ QUIET_LOGGERS = ("slack_bolt", "slack_sdk", "verwijsindex.slack.bolt")
 
 
 def web_client(settings: Settings) -> AsyncWebClient:
-    if settings.slack_bot_token is None:
+    """The app's client: the bot's token, or none for a distributed app (each request then gets
+    its installation's token: bot.installations)."""
+    if settings.slack_bot_token is None and not distributed(settings):
         raise ValueError("SLACK_BOT_TOKEN is not set: the Slack app needs the bot's token")
     base_url = settings.slack_api_url or AsyncWebClient.BASE_URL
     if not base_url.endswith("/"):
         base_url += "/"  # slack_sdk requests base_url + method
+    if distributed(settings):
+        return AsyncWebClient(base_url=base_url)
+    assert settings.slack_bot_token is not None
     return AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=base_url)
 
 
@@ -56,6 +65,14 @@ def create_app(bot: Bot) -> AsyncApp:
     if not any(isinstance(f, _SameTokenFromEnvironment) for f in bolt_logger.filters):
         bolt_logger.addFilter(_SameTokenFromEnvironment())
     signing_secret = settings.slack_signing_secret
+    # Distributed (SLACK_CLIENT_ID/_SECRET): the OAuth install flow, and each request's token
+    # from its workspace's installation; otherwise the one SLACK_BOT_TOKEN.
+    multi: dict[str, Any] = {}
+    if distributed(settings):
+        multi = {
+            "oauth_settings": oauth_settings(settings, bot.engine),
+            "authorize": authorize(bot.engine),
+        }
     app = AsyncApp(
         name="verwijsindex",
         logger=bolt_logger,
@@ -63,7 +80,11 @@ def create_app(bot: Bot) -> AsyncApp:
         client=web_client(settings),
         # Answer Slack as soon as a listener acknowledges; the work goes on after.
         process_before_response=False,
+        **multi,
     )
+    app.use(remember_workspace)  # after Bolt's authorize: the request's workspace
+    app.use(unescape_slack_text)  # Slack's &amp; &lt; &gt; undone once, before any parsing
+    installations.register(app, bot)
     signals.register(app, bot)
     direct_messages.register(app, bot)
     commands.register(app, bot)

@@ -17,9 +17,8 @@ from bot.identity import SlackIdentity
 from core.errors import InvalidInput
 from core.fields import parse_date
 from core.free_text import quote
-from core.rendering import slack_escape
 
-_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|([^>]*))?>$")
 _MAILTO = re.compile(r"^<mailto:([^|>]+)(?:\|[^>]*)?>$")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _REFERENCE = re.compile(r"^[A-Za-z]-?[0-9]+$")
@@ -33,9 +32,10 @@ async def person_email(
     if mention is not None:
         email = await identity.email_of(client, mention.group(1))
         if email is None:
+            # Plain text, escaped by the answer (bot.errors): the name Slack put in the mention.
+            who = f"@{mention.group(2)}" if mention.group(2) else "de genoemde collega"
             raise InvalidInput(
-                f"<@{mention.group(1)}> is niet gekoppeld aan een hulpverlener in het convenant",
-                field=field,
+                f"{who} is niet gekoppeld aan een hulpverlener in het convenant", field=field
             )
         return email
     mailto = _MAILTO.match(word)
@@ -43,7 +43,7 @@ async def person_email(
     if _ADDRESS.match(address):
         return address.strip().lower()
     raise InvalidInput(
-        f"{slack_escape(quote(word))} herken ik niet als collega; "
+        f"{quote(word)} herken ik niet als collega; "
         "gebruik een @-vermelding of een e-mailadres",
         field=field,
     )
@@ -75,6 +75,6 @@ def reference(word: str, letter: str, *, field: str) -> str:
     if _REFERENCE.match(text) and text[0].upper() == letter:
         return f"{letter}-{text.lstrip(text[0]).lstrip('-')}"
     raise InvalidInput(
-        f"{slack_escape(quote(text, limit=20))} is geen {letter}-nummer (bijvoorbeeld {letter}-12)",
+        f"{quote(text, limit=20)} is geen {letter}-nummer (bijvoorbeeld {letter}-12)",
         field=field,
     )

@@ -1,4 +1,5 @@
-"""``/verwijsindex help | mijn | afwezig | terug | overdracht | intrekken | verleng``
+"""``/verwijsindex help | mijn | afwezig | terug | overdracht | intrekken | verleng |
+geinformeerd | toestemming``
 (CONTRACT §5). Answers are ephemeral, in Dutch.
 
 The command is acknowledged first; the work follows. Every subcommand that changes something
@@ -16,17 +17,20 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
-from bot import arguments
+from bot import arguments, linking
 from bot.access import acting, professional_of, who_is
 from bot.context import Bot
 from bot.dedupe import AlreadyDone, SlackRequest, once, remember_refused
 from bot.errors import error_text
 from bot.identity import Linked
+from bot.mrkdwn import split_message
 from bot.reply import ReplyTo
 from bot.transfers import ask_for_senior, request_transfer_for
 from core.absence import declare_absence, end_absence
+from core.consent import ConsentOutcome, record_consent
 from core.errors import InvalidInput, UserError
 from core.free_text import quote
+from core.informing import InformingOutcome, record_informed
 from core.models import Professional
 from core.overview import my_work
 from core.rendering import slack_escape
@@ -41,6 +45,8 @@ USAGE = {
     "overdracht": "/verwijsindex overdracht @van @naar [@senior]",
     "intrekken": "/verwijsindex intrekken <S-nummer> onterecht|risico-weg",
     "verleng": "/verwijsindex verleng <S-nummer> [maanden]",
+    "geinformeerd": "/verwijsindex geinformeerd <S-nummer>",
+    "toestemming": "/verwijsindex toestemming <M-nummer> gevraagd|gegeven|geweigerd",
 }
 
 
@@ -181,6 +187,37 @@ async def extend(inv: Invocation) -> str | None:
     return None if done is None else bot.texts.render("verlengd", **done)
 
 
+async def informed(inv: Invocation) -> str | None:
+    if len(inv.args) != 1:
+        raise inv.usage("geinformeerd")
+    bot, linked = inv.bot, inv.linked
+    number = arguments.reference(inv.args[0], "S", field="S-nummer")
+
+    def run(session: Session) -> InformingOutcome:
+        return record_informed(
+            number, session=session, config=bot.config, actor=acting(session, linked)
+        )
+
+    done = await inv.once(run)
+    return None if done is None else bot.texts.render("geinformeerd", outcome=done)
+
+
+async def consent(inv: Invocation) -> str | None:
+    if len(inv.args) != 2:
+        raise inv.usage("toestemming")
+    bot, linked = inv.bot, inv.linked
+    number = arguments.reference(inv.args[0], "M", field="M-nummer")
+    status = inv.args[1]
+
+    def run(session: Session) -> ConsentOutcome:
+        return record_consent(
+            number, status, session=session, config=bot.config, actor=acting(session, linked)
+        )
+
+    done = await inv.once(run)
+    return None if done is None else bot.texts.render("toestemming", outcome=done)
+
+
 SUBCOMMANDS: dict[str, Handler] = {
     "mijn": mine,
     "afwezig": absent,
@@ -188,6 +225,9 @@ SUBCOMMANDS: dict[str, Handler] = {
     "overdracht": transfer,
     "intrekken": withdraw,
     "verleng": extend,
+    "geinformeerd": informed,
+    "geïnformeerd": informed,
+    "toestemming": consent,
 }
 HELP_WORDS = ("", "help", "hulp", "?")
 
@@ -205,6 +245,9 @@ def register(app: AsyncApp, bot: Bot) -> None:
         await ack()
         user_id = command["user_id"]
         reply = ReplyTo(client, user_id, response_url=command.get("response_url"))
+        if name == linking.SUBCOMMAND:  # for those not linked yet (Slack hides their address)
+            await linking.koppel(bot, client, user_id, words[1:], reply)
+            return
         linked = await who_is(bot, client, user_id, reply)
         if linked is None:
             return
@@ -224,4 +267,6 @@ def register(app: AsyncApp, bot: Bot) -> None:
             await reply(error_text(error))
             return
         if text:
-            await reply(text)
+            # A long overview (mijn) comes in parts, each under Slack's advised 4,000 characters.
+            for part in split_message(text):
+                await reply(part)

@@ -12,6 +12,9 @@ renders them from ``templates/slack/<kind>.blocks.j2`` and posts them with ``cha
   permanent: a dead letter at once, listed by ``verwijsindex outbox list --status failed``.
   Connection errors, timeouts, Slack's own 5xx and token problems are temporary: a revoked or
   mistyped token is fixed by an administrator, and the messages should then still go out.
+* **Which token.** One workspace: the bot's. A distributed app: the token of the installation
+  the recipient is linked through (``bot.installations.InstallationClients``); with none (the
+  workspace uninstalled the app) the Slack copy is a dead letter, the mail copy went out.
 * **Message reference.** The posted message's channel and ``ts`` are stored as the row's
   ``message_id`` (``slack:<channel>:<ts>``), so the message can be found for ``chat.update``.
 * **At least once.** ``chat.postMessage`` takes no idempotency key; a worker that dies between
@@ -42,6 +45,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 
+from bot.installations import InstallationClients, distributed
 from core import metrics, outbox
 from core.config import CoreConfig
 from core.db import service_engine
@@ -143,14 +147,16 @@ def recipient_kind(recipient: str) -> str:
 
 
 def slack_client(settings: Settings, *, timeout: int = REQUEST_TIMEOUT) -> AsyncWebClient:
-    """The Web API client: the bot token, and ``VERWIJSINDEX_SLACK_API_URL`` if set."""
-    if settings.slack_bot_token is None:
+    """The Web API client: the bot token, and ``VERWIJSINDEX_SLACK_API_URL`` if set. For a
+    distributed app it has no token: each installation's client copies it."""
+    if settings.slack_bot_token is None and not distributed(settings):
         raise ValueError("SLACK_BOT_TOKEN is not set: Slack delivery needs the bot's token")
     base_url = settings.slack_api_url or AsyncWebClient.BASE_URL
     if not base_url.endswith("/"):
         base_url += "/"  # slack_sdk requests base_url + method
+    token = settings.slack_bot_token
     return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
+        token=None if distributed(settings) or token is None else token.get_secret_value(),
         base_url=base_url,
         timeout=timeout,
         retry_handlers=[],  # the outbox decides about retries (see the module docstring)
@@ -212,9 +218,12 @@ class SlackDelivery:
         batch_size: int = BATCH_SIZE,
         lease: timedelta = DEFAULT_LEASE,
         clock: Callable[[], float] = time.monotonic,
+        installations: InstallationClients | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
+        # A distributed app: each message goes out with its recipient's installation's token.
+        self.installations = installations
         self.renderer = renderer or TemplateRenderer()
         self.worker_id = worker_id or default_worker_id()
         self.batch_size = batch_size
@@ -249,8 +258,9 @@ class SlackDelivery:
         if not _SLACK_ID.fullmatch(notification.recipient):
             raise PermanentDeliveryError("the recipient is not a Slack user or channel id")
         message = self.render(notification)
+        client = await self._client_for(notification)
         try:
-            response = await self.client.chat_postMessage(
+            response = await client.chat_postMessage(
                 channel=notification.recipient,
                 text=message.text,
                 blocks=message.blocks,
@@ -271,6 +281,15 @@ class SlackDelivery:
             recipient_kind(notification.recipient),
         )
         return ref
+
+    async def _client_for(self, notification: OutboundNotification) -> AsyncWebClient:
+        if self.installations is None:
+            return self.client
+        client = await self.installations.client_for(notification)
+        if client is None:
+            # Uninstalled, or never linked through an installation: the mail copy went out.
+            raise PermanentDeliveryError("no Slack installation for the recipient's workspace")
+        return client
 
     async def _deliver_one(
         self, notification: OutboundNotification, now: datetime | None
@@ -414,9 +433,11 @@ async def run_slack_delivery(
     own_engine = engine is None
     database = engine if engine is not None else service_engine(settings)
     renderer = TemplateRenderer(settings.templates_dir, timezone=_timezone(settings, config))
+    client = client or slack_client(settings)
     delivery = SlackDelivery(
         database,
-        client or slack_client(settings),
+        client,
+        installations=InstallationClients(database, client) if distributed(settings) else None,
         renderer=renderer,
         worker_id=worker_id,
         batch_size=batch_size,

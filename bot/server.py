@@ -1,5 +1,7 @@
 """How Slack reaches the app: HTTP (``POST /slack/events`` on ``VERWIJSINDEX_SLACK_PORT``) or
-Socket Mode (an outgoing WebSocket, when ``SLACK_APP_TOKEN`` is set: no public URL needed).
+Socket Mode (an outgoing WebSocket, when ``SLACK_APP_TOKEN`` is set: no public URL needed). A
+distributed app also serves ``GET /slack/install`` and ``GET /slack/oauth_redirect`` over HTTP
+(bot.installations).
 
 Both run until ``stop`` is set. The HTTP endpoint is a small aiohttp application around Bolt's
 dispatch: events, slash commands and interactivity all arrive at the one path, and Bolt answers
@@ -37,6 +39,19 @@ def http_application(
 
     web_app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     web_app.router.add_post(EVENTS_PATH, events)
+    flow = app.oauth_flow
+    if flow is not None:  # a distributed app: its install page and OAuth redirect
+
+        async def install(request: web.Request) -> web.Response:
+            answer = await flow.handle_installation(await to_bolt_request(request))
+            return await to_aiohttp_response(answer)
+
+        async def redirect(request: web.Request) -> web.Response:
+            answer = await flow.handle_callback(await to_bolt_request(request))
+            return await to_aiohttp_response(answer)
+
+        web_app.router.add_get(flow.install_path, install)
+        web_app.router.add_get(flow.redirect_uri_path, redirect)
     if also is not None:
         also(web_app)
     return web_app

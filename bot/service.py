@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from bot.app import create_app
 from bot.context import Bot, build_bot
+from bot.installations import distributed
 from bot.server import serve_http, serve_socket_mode
 from bot.submission_recovery import run_submission_recovery
 from core.config import CoreConfig
@@ -37,7 +38,7 @@ class SlackMode(StrEnum):
 
 
 def slack_mode(settings: Settings) -> SlackMode:
-    if settings.slack_bot_token is None:
+    if settings.slack_bot_token is None and not distributed(settings):
         return SlackMode.OFF
     if settings.slack_app_token is not None:
         return SlackMode.SOCKET
@@ -79,7 +80,8 @@ async def run_slack(
     mode = slack_mode(settings)
     if mode == SlackMode.OFF:
         log.info(
-            "Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP) or "
+            "Slack is off: set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET (distributed), and SLACK_SIGNING_SECRET (HTTP) or "
             "SLACK_APP_TOKEN (Socket Mode)"
         )
         return

@@ -52,7 +52,8 @@ INFORMED = (
 LEAFLET = (("ja", "Ja, overhandigd"), ("nee", "Nee"))
 AGE_GUIDANCE = (
     "*Wie informeert u?* Jonger dan 12 jaar: de ouders · 12 tot en met 15 jaar: de jongere én "
-    "de ouders · 16 jaar en ouder: de jongere. Uitstellen mag alleen met een reden (veiligheid)."
+    "de ouders · 16 jaar en ouder: de jongere. Niet of later informeren mag alleen met een "
+    "reden (bijvoorbeeld veiligheid)."
 )
 CONTENT_FREE = (
     "Een signaal bevat geen inhoud: alleen wie, over welke jongere, wanneer, de signaalcode en "
@@ -265,7 +266,8 @@ def signal_modal(
             "Reden uitstel",
             prefill,
             multiline=True,
-            hint="Verplicht bij 'uitgesteld', bijvoorbeeld de veiligheid van de jongere.",
+            hint="Verplicht bij 'nee' (waarom nog niet) en bij 'uitgesteld' (bijvoorbeeld de "
+            "veiligheid van de jongere). Na enkele werkdagen herinneren wij u aan het informeren.",
         ),
         _choice(
             "radio_buttons",

@@ -15,14 +15,17 @@ Slack shows errors on a modal's fields only from the acknowledgement itself
   note on a field: pressing the button again is safe (the same view is stored once), and a form
   that was stored after all is still processed and answered.
 
-A job past the deadline is not interrupted. A refusal found after the acknowledgement comes as a
-message.
+The deadline counts from the moment the submission arrived (this object is made first), so
+the time spent finding out who submitted (``users.info``, at most ``bot.identity``'s
+``lookup_timeout``) comes off it. A job past the deadline is not interrupted. A refusal found
+after the acknowledgement comes as a message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -52,6 +55,7 @@ class Submission:
         self.reply = reply
         self.title = title
         self.acknowledged = False
+        self._arrived = time.monotonic()
 
     async def outcome(self, job: Awaitable[T], *, busy_field: str) -> T:
         """The job's result; past the deadline the modal stays open with :data:`BUSY_TEXT` on
@@ -66,7 +70,8 @@ class Submission:
 
     async def _within_deadline(self, job: Awaitable[T], late_answer: dict[str, Any]) -> T:
         task = asyncio.ensure_future(job)
-        done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN)
+        left = ANSWER_WITHIN - (time.monotonic() - self._arrived)
+        done, _ = await asyncio.wait({task}, timeout=max(left, 0.0))
         if not done:
             log.info("submission takes longer than %.1f s; answering first", ANSWER_WITHIN)
             await self.ack(**late_answer)

@@ -11,12 +11,15 @@ order, each against the state the earlier ones left, so a youth that occurs twic
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import itertools
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TextIO
+from datetime import date, datetime
+from typing import BinaryIO, TextIO
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -57,6 +60,26 @@ REGISTRATION_COLUMNS = (
 )
 REPEATABLE_COLUMNS = ("bsn_ouder",)
 EXPECTED_HEADER = "bsn;naam;geboortedatum;gemeente;kenmerk;hulpverlener;bsn_ouder;einddatum;actie"
+BSN_COLUMNS = ("bsn", "bsn_ouder")
+
+# One file, CSV or workbook, holds at most this many rows: a client system's nightly export is
+# a few hundred thousand; more is a mistake (or an attack) that would hold the worker for hours.
+MAX_FILE_ROWS = 1_000_000
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+UNREADABLE_SPREADSHEETS = (".xls", ".xlsb", ".ods", ".numbers")
+SEND_CSV_OR_XLSX = (
+    "stuur de registraties als CSV-bestand (in Excel: Opslaan als 'CSV (gescheiden door "
+    "lijstscheidingsteken)') of als Excel-werkmap (.xlsx)"
+)
+# A real workbook unpacks to 5–20 times its size (XML compresses well); a zip bomb to
+# thousands of times. 1,000,000 rows of nine short columns unpack to some 600 MB.
+XLSX_MAX_UNPACKED = 1024 * 2**20
+XLSX_MAX_SHARED_STRINGS = 256 * 2**20
+XLSX_MAX_RATIO = 100
+_MAX_COLUMNS = 64  # the fields and a margin; a sheet's claimed width (XFD = 16,384) is not read
+_DECODE_CHUNK = 1 << 16
+WORKBOOK_MAGIC = b"PK\x03\x04"  # .xlsx is a zip archive
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and any password-protected workbook
 
 
 @dataclass(frozen=True)
@@ -105,7 +128,8 @@ class ImportReport:
 
 
 def read_registration_csv(stream: TextIO) -> Iterator[ImportRow]:
-    """Rows of a registration CSV (CONTRACT §4): header row, ``;`` or ``,``, streamed.
+    """Rows of a registration CSV (CONTRACT §4): header row, ``;`` or ``,``, streamed. Bytes
+    are decoded by :func:`open_csv_text`.
 
     Line numbers are physical lines of the file (the header is line 1), so a refusal can point
     at the line the sender's client system wrote. Blank lines are skipped. An unknown column
@@ -116,15 +140,32 @@ def read_registration_csv(stream: TextIO) -> Iterator[ImportRow]:
         raise InvalidInput("het CSV-bestand is leeg of heeft geen kopregel", field="kopregel")
     delimiter = ";" if header_line.count(";") >= header_line.count(",") else ","
     reader = csv.reader(itertools.chain([header_line], stream), delimiter=delimiter)
-    labels = next(reader)
-    header = _check_header(labels)
+    header = _check_header(next(reader))
+    numbered = ((reader.line_num, values) for values in reader)
+    yield from _table_rows(header, numbered, f"scheidingsteken '{delimiter}'")
+
+
+def _table_rows(
+    header: list[str], numbered: Iterable[tuple[int, list[str]]], layout: str
+) -> Iterator[ImportRow]:
+    """The rows below a checked header, of a CSV file or a worksheet alike (``layout`` names
+    the file's separator or sheet in a refusal)."""
     width = len(header)
     repeated = [i for i, name in enumerate(header) if name in REPEATABLE_COLUMNS]
     simple = len(repeated) <= 1
-    for values in reader:
+    count = 0
+    for line, values in numbered:
         if not "".join(values).strip():  # blank, or only separators and spaces
             continue
-        line = reader.line_num
+        count += 1
+        if count > MAX_FILE_ROWS:
+            limit = f"{MAX_FILE_ROWS:_}".replace("_", ".")  # Dutch thousands: 1.000.000
+            reason = (
+                f"het bestand heeft meer dan {limit} regels (de grens per bestand); deze regel "
+                "en de regels daarna zijn niet verwerkt: splits het bestand"
+            )
+            yield ImportRow(line, {}, RefusedRow(line, "bestand", reason))
+            return
         if len(values) > width and any(v.strip() for v in values[width:]):
             yield ImportRow(
                 line,
@@ -133,7 +174,7 @@ def read_registration_csv(stream: TextIO) -> Iterator[ImportRow]:
                     line,
                     "kopregel",
                     f"de regel heeft {len(values)} waarden, de kopregel {width} kolommen "
-                    f"(scheidingsteken '{delimiter}')",
+                    f"({layout})",
                 ),
             )
             continue
@@ -142,6 +183,144 @@ def read_registration_csv(stream: TextIO) -> Iterator[ImportRow]:
             fields["bsn_ouder"] = ",".join(values[i] for i in repeated if i < len(values))
         fields.pop("", None)
         yield ImportRow(line, fields)
+
+
+# --- files: bytes as a client system or a spreadsheet program saved them ------------------------
+
+
+def csv_encoding(data: BinaryIO) -> str:
+    """How a CSV file's bytes are decoded: a byte-order mark decides, then UTF-8 when every
+    byte is valid UTF-8, else Windows-1252 — what Dutch Excel's "CSV (gescheiden door
+    lijstscheidingsteken)" writes, and older client systems (ISO-8859-1 is a subset). Reads
+    the stream once in chunks and leaves it where it was."""
+    start = data.tell()
+    head = data.read(4)
+    data.seek(start)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        while chunk := data.read(_DECODE_CHUNK):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp1252"
+    finally:
+        data.seek(start)
+    return "utf-8"
+
+
+def open_csv_text(data: BinaryIO) -> TextIO:
+    """A CSV file's bytes as text, decoded as it is read (:func:`csv_encoding`): the one
+    decoding of registration CSVs, for a mail attachment and ``verwijsindex import`` alike.
+    Bytes Windows-1252 leaves undefined read as U+FFFD rather than failing halfway through."""
+    return io.TextIOWrapper(data, encoding=csv_encoding(data), errors="replace", newline="")
+
+
+def read_registration_file(data: BinaryIO, filename: str) -> Iterator[ImportRow]:
+    """The rows of a registration file, CSV or Excel workbook (``.xlsx``), by its content (a
+    workbook is a zip archive) and else its name. Any other spreadsheet is refused with
+    :class:`InvalidInput` (field ``bestand``) naming what to send instead."""
+    start = data.tell()
+    magic = data.read(len(_OLE2_MAGIC))
+    data.seek(start)
+    if magic.startswith(WORKBOOK_MAGIC) or filename.lower().endswith(XLSX_SUFFIXES):
+        yield from read_registration_xlsx(data)
+    elif magic == _OLE2_MAGIC or filename.lower().endswith(UNREADABLE_SPREADSHEETS):
+        raise InvalidInput(
+            "dit soort bestand lezen wij niet (Excel 97-2003 .xls, .ods, .xlsb, of een werkmap "
+            f"met een wachtwoord); {SEND_CSV_OR_XLSX}",
+            field="bestand",
+        )
+    else:
+        with open_csv_text(data) as stream:
+            yield from read_registration_csv(stream)
+
+
+def read_registration_xlsx(data: BinaryIO) -> Iterator[ImportRow]:
+    """Rows of the first worksheet of an ``.xlsx`` workbook, with the same header row as the
+    CSV (the first row that is not empty). Read in openpyxl's read-only mode (streamed, as the
+    CSV), after a look at the archive: a workbook that unpacks to far more than it weighs is a
+    zip bomb, refused before any of it is unpacked. Cells come as Excel stores them: a date as
+    ``DD-MM-JJJJ``; a number as its digits, and in a BSN column with the leading zero Excel
+    drops put back (nine digits)."""
+    # Imported here, not above: openpyxl takes a third of a second to import, and every
+    # process that imports the bulk import (each CLI command, each worker) would pay it.
+    import openpyxl
+
+    _check_archive(data)
+    try:
+        workbook = openpyxl.load_workbook(data, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile, XML or openpyxl's own errors: one answer for all
+        raise InvalidInput(
+            f"het bestand is geen leesbaar xlsx-werkboek; {SEND_CSV_OR_XLSX}", field="bestand"
+        ) from exc
+    try:
+        if not workbook.worksheets:
+            raise InvalidInput("het werkboek heeft geen werkblad", field="kopregel")
+        sheet = workbook.worksheets[0]
+        rows = enumerate(sheet.iter_rows(max_col=_MAX_COLUMNS, values_only=True), start=1)
+        for _, values in rows:
+            if any(_cell_text(value) for value in values):
+                break
+        else:
+            raise InvalidInput("het werkblad is leeg of heeft geen kopregel", field="kopregel")
+        header = _check_header([_cell_text(value) for value in values])
+        numbered = (
+            (line, [_cell_text(v, header[i] if i < len(header) else "") for i, v in enumerate(row)])
+            for line, row in rows
+        )
+        # The sheet is not named: its title may be anything, a youth's name too.
+        yield from _table_rows(header, numbered, "eerste werkblad")
+    finally:
+        workbook.close()
+
+
+def _check_archive(data: BinaryIO) -> None:
+    start = data.tell()
+    try:
+        with zipfile.ZipFile(data) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InvalidInput(
+            f"het bestand is geen leesbaar xlsx-werkboek; {SEND_CSV_OR_XLSX}", field="bestand"
+        ) from exc
+    finally:
+        data.seek(start)
+    unpacked = sum(member.file_size for member in members)
+    packed = sum(member.compress_size for member in members)
+    # openpyxl holds the shared strings (every distinct text of the workbook) in memory.
+    strings = sum(m.file_size for m in members if m.filename.endswith("sharedStrings.xml"))
+    size = f"het werkboek pakt uit tot {unpacked // 2**20} MB"
+    if unpacked > XLSX_MAX_RATIO * max(packed, 1):
+        reason = f"{size}, meer dan {XLSX_MAX_RATIO} keer zijn eigen grootte (een zipbom)"
+    elif unpacked > XLSX_MAX_UNPACKED or strings > XLSX_MAX_SHARED_STRINGS:
+        reason = f"{size}; dat is meer dan wij lezen"
+    else:
+        return
+    raise InvalidInput(f"{reason}. Stuur het als CSV, of in delen", field="bestand")
+
+
+def _cell_text(value: object, column: str = "") -> str:
+    """A cell's value as the text a CSV would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return value.strftime("%d-%m-%Y")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        digits = str(value)
+        # A BSN typed into Excel becomes a number, and 012345678 loses its leading zero (or
+        # two). Shorter numbers are left for the BSN check to refuse: no BSN was typed there.
+        if column in BSN_COLUMNS and 7 <= len(digits) < 9:
+            return digits.zfill(9)
+        return digits
+    return str(value).strip()
 
 
 def _check_header(labels: list[str]) -> list[str]:

@@ -20,6 +20,8 @@ from core.working_days import WorkingCalendar
 class CoreConfig:
     covenant: Covenant
     keys: IdentityKeys
+    # Settings.informing_reminder_days: working days before a not-informed signal's reminder.
+    informing_reminder_days: int = 5
 
     @property
     def tz(self) -> ZoneInfo:
@@ -49,4 +51,8 @@ class CoreConfig:
 
 def build_config(settings: Settings) -> CoreConfig:
     covenant = load_covenant(settings.covenant_path)
-    return CoreConfig(covenant=covenant, keys=IdentityKeys(settings.keyring()))
+    return CoreConfig(
+        covenant=covenant,
+        keys=IdentityKeys(settings.keyring()),
+        informing_reminder_days=settings.informing_reminder_days,
+    )

@@ -10,7 +10,6 @@ covenant's rules pick the institution, involved institutions first. Only institu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -27,7 +26,14 @@ from core.coordination_family import (
     open_members,
     siblings_of,
 )
-from core.coordination_rules import CoordinationFacts, matching_rules
+from core.coordination_rules import (
+    Candidate,
+    CoordinationFacts,
+    matching_rules,
+    ruled_candidates,
+)
+from core.coordination_succession import decline as decline_succession
+from core.coordination_succession import proposal_for, take_over, withdraw_open
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.events import (
     CoordinationAcceptedEvent,
@@ -55,13 +61,6 @@ from core.models import (
 from core.notifications import publish
 from core.working_days import halfway
 from core.youths import age_of, lock_youth
-
-
-@dataclass(frozen=True)
-class Candidate:
-    institution_id: str
-    rule_name: str
-    reason: str
 
 
 def open_coordination(session: Session, youth_id: int) -> Coordination | None:
@@ -168,6 +167,7 @@ def _sibling_reason(session: Session, coordination: Coordination) -> str:
 
 
 def _end(session: Session, coordination: Coordination, now: datetime) -> None:
+    withdraw_open(session, coordination, now)
     coordination.status = CoordinationStatus.ENDED
     coordination.ended_at = now
     session.add(coordination)
@@ -248,26 +248,9 @@ def _ruled(
     institutions: dict[str, Institution],
     involved: list[str],
 ) -> list[Candidate]:
-    result = []
-    for decision in matching_rules(config.covenant.coordination_rules, facts):
-        of_kind = [
-            i for i in institutions.values() if i.kind == decision.assign_kind and i.may_coordinate
-        ]
-        # Involved institutions first, then those serving the youth's municipality.
-        here = facts.municipality
-        ranked = [i for i in of_kind if i.id in involved] + [
-            i for i in of_kind if i.id not in involved and here in i.municipalities
-        ]
-        for institution in ranked:
-            where = "betrokken" if institution.id in involved else f"werkt in {here}"
-            result.append(
-                Candidate(
-                    institution.id,
-                    decision.rule_name,
-                    f"{decision.reason}; {institution.name} ({where})",
-                )
-            )
-    return result
+    return ruled_candidates(
+        config.covenant.coordination_rules, facts, institutions.values(), involved
+    )
 
 
 def _assign_next(
@@ -282,6 +265,7 @@ def _assign_next(
 ) -> None:
     youth = session.get(Youth, coordination.youth_id)
     assert youth is not None
+    withdraw_open(session, coordination, now)  # a proposed successor was for the old holder
     declined = {d["institution_id"] for d in coordination.declined}
     options = (
         [forced]
@@ -389,6 +373,7 @@ def _status_nl(status: str) -> str:
         "pending": "wacht op antwoord",
         "accepted": "geaccepteerd",
         "unassigned": "niet toegewezen",
+        "municipality": "de gemeente voert regie",
         "ended": "beëindigd",
     }.get(status, status)
 
@@ -403,6 +388,9 @@ def accept_coordination(
 ) -> Coordination:
     now = now or utcnow()
     coordination = find_coordination(session, coordination_id)
+    succession = proposal_for(session, coordination, actor.institution_id)
+    if succession is not None:  # a successor proposed after a move takes it over
+        return take_over(session, config, coordination, succession, actor, now)
     _check_assignee(session, coordination, actor)
     coordination.status = CoordinationStatus.ACCEPTED
     coordination.accepted_at = now
@@ -439,6 +427,13 @@ def decline_coordination(
         raise InvalidInput("geef een reden bij het weigeren (WEIGER <reden>)", field="reden")
     check_free_text(reason, "reden", multiline=True)
     coordination = find_coordination(session, coordination_id)
+    succession = proposal_for(session, coordination, actor.institution_id)
+    if succession is not None:  # a proposed successor says no: the current one keeps it
+        ranked = candidates(session, config, coordination, now)
+        decline_succession(
+            session, config, coordination, succession, reason, actor, now, ranked=ranked
+        )
+        return coordination
     _check_assignee(session, coordination, actor)
     declined_by = coordination.institution_id or ""
     coordination.declined = [
@@ -512,9 +507,48 @@ def hand_over_coordination(
     return coordination
 
 
+def reassign_coordination(
+    session: Session, config: CoreConfig, coordination: Coordination, now: datetime
+) -> None:
+    """Assign the coordination anew by the rules, as after a decline: its institution left the
+    covenant (issue 11.4), or nobody had it and a move brought new candidates (issue 11.5)."""
+    coordination.round += 1
+    _assign_next(session, config, coordination, coordination.response_working_days, now)
+
+
 def _name(session: Session, institution_id: str | None) -> str:
     institution = session.get(Institution, institution_id) if institution_id else None
     return institution.name if institution else "onbekend"
+
+
+def assign_institution(
+    session: Session,
+    config: CoreConfig,
+    coordination: Coordination,
+    institution_id: str,
+    *,
+    rule_name: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Assign the named institution outside the rules' order (the municipality's choice,
+    core.regie): a new round, a new deadline, and it must accept, decline or hand over as
+    usual; a decline goes on to the rules' next candidate."""
+    coordination.round += 1
+    _assign_next(
+        session,
+        config,
+        coordination,
+        coordination.response_working_days,
+        now,
+        forced=Candidate(institution_id, rule_name, reason),
+    )
+
+
+def end_coordination(session: Session, coordination: Coordination, now: datetime) -> None:
+    """End the coordination (its members leave it): the family no longer needs it, or the
+    municipality closed it (core.regie)."""
+    _end(session, coordination, now)
 
 
 def sweep_coordination(session: Session, config: CoreConfig, now: datetime) -> dict[str, int]:

@@ -7,9 +7,9 @@ which rule fired and why, so an assignment can always be explained.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,55 @@ def matching_rules(rules: Sequence[Any], facts: CoordinationFacts) -> list[RuleD
         if reason is not None:
             decisions.append(RuleDecision(rule.name, rule.assign_kind, reason, rule.per_family))
     return decisions
+
+
+class CoordinatingParty(Protocol):
+    """What ranking needs of an institution: a database row or a covenant entry alike (the
+    covenant check ranks by a covenant not yet mirrored)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def may_coordinate(self) -> bool: ...
+    @property
+    def municipalities(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    institution_id: str
+    rule_name: str
+    reason: str
+
+
+def ruled_candidates(
+    rules: Sequence[Any],
+    facts: CoordinationFacts,
+    institutions: Iterable[CoordinatingParty],
+    involved: Sequence[str],
+) -> list[Candidate]:
+    """The institutions the rules pick for a youth with ``facts``, in order: per matching rule,
+    those of its kind that may coordinate, involved ones first, then those serving the youth's
+    municipality. ``institutions`` are the covenant's (active) parties."""
+    parties = list(institutions)
+    result = []
+    for decision in matching_rules(rules, facts):
+        of_kind = [i for i in parties if i.kind == decision.assign_kind and i.may_coordinate]
+        here = facts.municipality
+        ranked = [i for i in of_kind if i.id in involved] + [
+            i for i in of_kind if i.id not in involved and here in i.municipalities
+        ]
+        for institution in ranked:
+            where = "betrokken" if institution.id in involved else f"werkt in {here}"
+            result.append(
+                Candidate(
+                    institution.id,
+                    decision.rule_name,
+                    f"{decision.reason}; {institution.name} ({where})",
+                )
+            )
+    return result

@@ -55,8 +55,25 @@ class MatchMembersJoinedEvent(Event):
 
 
 @dataclass(frozen=True)
+class InformingReminderDueEvent(Event):
+    """The youth or parents were not yet informed of a signal: remind its reporter, once."""
+
+    signal_id: int
+    informed_party: str  # who must be informed at the youth's age today
+
+
+@dataclass(frozen=True)
 class MatchFollowUpDueEvent(Event):
     match_id: int
+
+
+@dataclass(frozen=True)
+class MatchConsentRecordedEvent(Event):
+    """An institution in a match recorded consent asked, given or refused (the fact only)."""
+
+    match_id: int
+    institution_id: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,13 @@ class CoordinationEscalatedEvent(Event):
 @dataclass(frozen=True)
 class CoordinationAcceptedEvent(Event):
     coordination_id: int
+
+
+@dataclass(frozen=True)
+class MunicipalityActedEvent(Event):
+    """The municipality's contact took up, assigned or closed an escalation (core.regie)."""
+
+    action_id: int  # MunicipalityAction
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from core import audit
 from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
+from core.consent import ConsentItem, consents_of
 from core.involvement import institution_reference
 from core.match_members import match_members
 from core.models import (
@@ -57,6 +58,8 @@ class SignalItem:
     placed_on: date
     ends_on: date
     own_reference: str  # the reporter's own kenmerk, "" when none was given
+    informed: str = "ja"  # ja | nee | uitgesteld (core.informing: still to inform)
+    informed_party: str = ""  # who is to be informed (ouders | jongere en ouders | jongere)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class MatchItem:
     partners: list[MatchPartner]
     follow_up_due: datetime | None
     contact_confirmed: bool  # has this side confirmed contact (match follow-up)?
+    # Consent after a match, per institution (core.consent): the fact only.
+    consents: list[ConsentItem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,8 @@ def _signal_item(config: CoreConfig, signal: Signal) -> SignalItem:
         placed_on=local_date(signal.placed_at, config.tz),
         ends_on=signal.ends_on,
         own_reference=signal.reference or "",
+        informed=signal.informed,
+        informed_party=signal.informed_party,
     )
 
 
@@ -232,6 +239,7 @@ def _matches(
     ).all()
     items: list[MatchItem] = []
     seen: set[int] = set()
+    consents = consents_of(session, (match.id or 0 for match, _, _ in rows))
     for match, member, own in rows:
         if match.id in seen:  # two siblings signalled by one professional: one family match
             continue
@@ -249,6 +257,7 @@ def _matches(
                 partners=partners,
                 follow_up_due=as_utc(match.follow_up_due_at) if match.follow_up_due_at else None,
                 contact_confirmed=member.contact_confirmed_at is not None,
+                consents=consents.get(match.id or 0, []),
             )
         )
     return items

@@ -36,6 +36,7 @@ from core.models import (
     SignalStatus,
     Youth,
 )
+from core.moves import Move, apply_moves, detect_move
 from core.notifications.dispatch import channels, notification_row
 from core.notifications.recipients import institution_card, institution_recipient
 from core.reconcile import reconcile_youth
@@ -203,26 +204,27 @@ def _find_youths(session: Session, requests: Sequence[CheckedRequest]) -> dict[s
         c.municipality,
         c.name_encrypted.is_not(None),
         c.substitute_encrypted.is_not(None),
+        c.moved_out_to,
     )
     connection = session.connection()
     found: dict[str, KnownYouth] = {}
     for keys in in_chunks(list(current)):
-        for youth_id, key, municipality, has_name, has_substitute in connection.execute(
+        for youth_id, key, municipality, has_name, has_substitute, away in connection.execute(
             sa_select(*columns).where(c.identity_key.in_(keys))
         ).all():
             found[current[key]] = KnownYouth(
-                youth_id, municipality, bool(has_name), bool(has_substitute)
+                youth_id, municipality, bool(has_name), bool(has_substitute), away
             )
     if connection.dialect.name != "postgresql" or not found:
         return found
     # Locked, the rows are read again: a concurrent command may have moved the youth meanwhile.
     key_of = {youth.id: key for key, youth in found.items()}
     for ids in in_chunks(sorted(key_of)):
-        for youth_id, _key, municipality, has_name, has_substitute in connection.execute(
+        for youth_id, _key, municipality, has_name, has_substitute, away in connection.execute(
             sa_select(*columns).where(c.id.in_(ids)).order_by(c.id).with_for_update()
         ).all():
             found[key_of[youth_id]] = KnownYouth(
-                youth_id, municipality, bool(has_name), bool(has_substitute)
+                youth_id, municipality, bool(has_name), bool(has_substitute), away
             )
     return found
 
@@ -275,6 +277,7 @@ def execute_plan(
             details={"registration": f"R-{registration_ids[change.key]}"},
             at=now,
         )
+    apply_moves(session, config, _moves(snapshot, plan, registration_ids), actor=actor, now=now)
     institutions = _institutions(session, plan)
     notifications = outbox.enqueue_many(
         session, _chain_notices(context, plan, registration_ids, institutions, now), now=now
@@ -287,6 +290,21 @@ def execute_plan(
     for youth_id in sorted(set(plan.reconcile) | family):
         reconcile_youth(session, config, youth_id, now)
     return Applied(plan, youth_ids, registration_ids, institutions, notifications)
+
+
+def _moves(snapshot: Snapshot, plan: Plan, registration_ids: dict[str, int]) -> list[Move]:
+    """The plan's moves of known youths, each from where the snapshot had it (a youth sent
+    back and forth in one file may not have moved at all)."""
+    moves = []
+    for planned in plan.moves:
+        known = snapshot.youths[planned.key]
+        via = f"R-{registration_ids[planned.key]}"
+        move = detect_move(
+            known.id, known.municipality, known.moved_out_to, planned.destination, via=via
+        )
+        if move is not None:
+            moves.append(move)
+    return moves
 
 
 def _insert_youths(
@@ -333,13 +351,9 @@ def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[
 def _change_youths(session: Session, config: CoreConfig, changes: list[YouthChange]) -> None:
     connection = session.connection()
     by_id = _youth.c.id == bindparam("b_id")
-    for name, column, encrypt in (
-        ("municipality", "municipality", False),
-        ("name", "name_encrypted", True),
-        ("substitute", "substitute_encrypted", True),
-    ):
+    for name, column in (("name", "name_encrypted"), ("substitute", "substitute_encrypted")):
         values = [
-            {"b_id": change.id, "value": config.keys.encrypt(value) if encrypt else value}
+            {"b_id": change.id, "value": config.keys.encrypt(value)}
             for change in changes
             if (value := getattr(change, name)) is not None
         ]

@@ -36,7 +36,7 @@ from core.registration_requests import (
     check_reference,
     not_a_professional_of,
 )
-from core.youths import resolve_municipality
+from core.youths import Destination, lives_at, resolve_destination
 
 REGISTER = "register"
 DEREGISTER = "deregister"
@@ -59,13 +59,13 @@ class RegistrationContext:
     institution: Institution
     municipalities: Container[str]
     professionals: Mapping[str, int]  # lower-case e-mail -> professional id
-    _resolved: dict[str, str] = field(default_factory=dict, repr=False)
+    _resolved: dict[str, Destination] = field(default_factory=dict, repr=False)
 
-    def municipality(self, name: str) -> str:
+    def municipality(self, name: str) -> Destination:
         # Few distinct names in a file: resolve each once.
         known = self._resolved.get(name)
         if known is None:
-            known = resolve_municipality(self.config, name, active_names=self.municipalities)
+            known = resolve_destination(self.config, name, active_names=self.municipalities)
             self._resolved[name] = known
         return known
 
@@ -96,6 +96,8 @@ class CheckedRequest:
     professional_id: int | None = None
     ends_on: date | None = None
     parent_bsns: tuple[str, ...] = ()
+    # A municipality outside the covenant: a known youth moved there; a new one is refused.
+    outside: DomainError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,7 @@ def check_request(
     key, *older = context.config.keys.identity_keys(identity)
     if isinstance(request, DeregisterYouth):
         return CheckedRequest(line, DEREGISTER, key, tuple(older))
-    municipality = context.municipality(request.municipality)
+    destination = context.municipality(request.municipality)
     professional_id = context.professional(request.professional_email)
     reference = check_reference(request.reference, request)
     parents = (normalize_bsn(bsn, field="BSN ouder") for bsn in request.parent_bsns)
@@ -137,11 +139,12 @@ def check_request(
         name=identity.name or identity.surname,
         birth_date=identity.birth_date,
         substitute=substitute_identity(identity),
-        municipality=municipality,
+        municipality=destination.name,
         reference=reference,
         professional_id=professional_id,
         ends_on=request.ends_on,
         parent_bsns=tuple(dict.fromkeys(parents)),
+        outside=None if destination.inside else destination.refusal,
     )
 
 
@@ -172,6 +175,7 @@ class KnownYouth:
     municipality: str
     has_name: bool
     has_substitute: bool  # False only for a youth without BSN from before revision 0003
+    moved_out_to: str | None = None  # moved outside the covenant (core.moves)
 
 
 @dataclass(slots=True)
@@ -232,13 +236,22 @@ class NewYouth:
 
 @dataclass(slots=True)
 class YouthChange:
-    """A known youth: moved (coordination rules follow), or a name or substitute it lacked."""
+    """A known youth gets a name or substitute it lacked (a move is a :class:`PlannedMove`)."""
 
     key: str
     id: int
-    municipality: str | None = None
     name: str | None = None
     substitute: str | None = None
+
+
+@dataclass(slots=True)
+class PlannedMove:
+    """A known youth that a request places elsewhere (core.moves applies it): its first
+    request that did, and where the last one left it."""
+
+    line: int
+    key: str
+    destination: Destination
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +295,7 @@ class Outcome:
 class Plan:
     new_youths: list[NewYouth] = field(default_factory=list)
     youth_changes: list[YouthChange] = field(default_factory=list)
+    moves: list[PlannedMove] = field(default_factory=list)  # known youths only
     parents: list[tuple[str, str]] = field(default_factory=list)  # (youth key, parent BSN)
     registrations: list[RegistrationRow] = field(default_factory=list)
     changes: list[RegistrationChange] = field(default_factory=list)  # in request order
@@ -316,8 +330,10 @@ class _Youth:
     municipality: str
     has_name: bool
     has_substitute: bool
+    moved_out_to: str | None = None
     new: NewYouth | None = None
     change: YouthChange | None = None
+    move: PlannedMove | None = None
 
 
 class _Planner:
@@ -333,6 +349,10 @@ class _Planner:
     def register(self, request: CheckedRequest) -> None:
         key = request.key
         youth = self._youth(key)
+        if youth is None and request.outside is not None:
+            # Only a youth of the region enters the index; one already in it may move away.
+            self.plan.refusals.append(Refusal(request.line, request.outside))
+            return
         if youth is None:
             youth = self._new_youth(request)
         else:
@@ -395,7 +415,13 @@ class _Planner:
             known = self.snapshot.youths.get(key)
             if known is None:
                 return None
-            youth = _Youth(known.id, known.municipality, known.has_name, known.has_substitute)
+            youth = _Youth(
+                known.id,
+                known.municipality,
+                known.has_name,
+                known.has_substitute,
+                known.moved_out_to,
+            )
             self.youths[key] = youth
         return youth
 
@@ -418,10 +444,10 @@ class _Planner:
 
     def _update_youth(self, key: str, youth: _Youth, request: CheckedRequest) -> None:
         """The youth moved (coordination rules follow), or gets a name or substitute it lacked."""
-        moved = youth.municipality != request.municipality
+        self._move(key, youth, request)
         named = not youth.has_name and request.name is not None
         substituted = not youth.has_substitute and request.substitute is not None
-        if not (moved or named or substituted):
+        if not (named or substituted):
             return
         target: NewYouth | YouthChange
         if youth.new is not None:
@@ -432,12 +458,28 @@ class _Planner:
                 youth.change = YouthChange(key, youth.id)
                 self.plan.youth_changes.append(youth.change)
             target = youth.change
-        if moved:
-            youth.municipality = target.municipality = request.municipality
         if named:
             youth.has_name, target.name = True, request.name
         if substituted:
             youth.has_substitute, target.substitute = True, request.substitute
+
+    def _move(self, key: str, youth: _Youth, request: CheckedRequest) -> None:
+        inside = request.outside is None
+        if youth.new is not None:  # created by this plan: it simply lives there
+            youth.municipality = youth.new.municipality = request.municipality
+            return
+        destination = Destination(request.municipality, inside, request.outside)
+        if lives_at(youth.municipality, youth.moved_out_to, destination):
+            return
+        if inside:
+            youth.municipality, youth.moved_out_to = request.municipality, None
+        else:
+            youth.moved_out_to = request.municipality
+        if youth.move is None:
+            youth.move = PlannedMove(request.line, key, destination)
+            self.plan.moves.append(youth.move)
+        else:
+            youth.move.destination = destination
 
     def _registration(self, key: str, youth: _Youth) -> RegistrationRow | None:
         draft = self.registrations.get(key)

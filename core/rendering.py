@@ -69,14 +69,46 @@ _EXTEND: tuple[ReplyKeyword, ...] = (
     ("VERLENG [maanden]", "EXTEND [months]",
      "u verlengt het signaal; zonder aantal maanden met de standaardtermijn van de regio"),
 )  # fmt: skip
+_CONSENT: tuple[ReplyKeyword, ...] = (
+    ("TOESTEMMING GEVRAAGD", "CONSENT ASKED",
+     "u hebt de jongere of ouders om toestemming gevraagd om informatie uit te wisselen"),
+    ("TOESTEMMING GEGEVEN", "CONSENT GIVEN", "zij hebben die toestemming gegeven"),
+    ("TOESTEMMING GEWEIGERD", "CONSENT REFUSED", "zij hebben die toestemming geweigerd"),
+)  # fmt: skip
+_INFORMED: tuple[ReplyKeyword, ...] = (
+    ("GEINFORMEERD", "INFORMED", "u hebt de jongere en/of de ouders inmiddels geïnformeerd"),
+)
+# The municipality's answers to an escalation (core.regie); after REGIE it names or closes.
+_REGIE_NEXT: tuple[ReplyKeyword, ...] = (
+    ("AANWIJZEN <instelling-id>", "ASSIGN <institution-id>",
+     "u wijst de instelling aan die de procescoördinatie krijgt; die moet nog accepteren"),
+    ("AFGEROND <toelichting>", "CLOSED <explanation>",
+     "de gemeente rondt dit af, met een korte toelichting (verplicht) voor de betrokkenen"),
+)  # fmt: skip
+_REGIE: tuple[ReplyKeyword, ...] = (
+    ("REGIE", "TAKE OVER",
+     "de gemeente neemt dit zelf op; de betrokkenen horen het en de herinneringen stoppen"),
+    *_REGIE_NEXT,
+)  # fmt: skip
+_SUCCESSION: tuple[ReplyKeyword, ...] = (
+    ("AKKOORD", "ACCEPT", "uw instelling neemt de procescoördinatie over"),
+    ("WEIGER <reden>", "DECLINE <reason>",
+     "uw instelling weigert, met een korte reden; de huidige coördinator houdt haar tenzij de "
+     "beslisregels een volgende instelling aanwijzen"),
+)  # fmt: skip
 REPLY_KEYWORDS: dict[str, tuple[ReplyKeyword, ...]] = {
     "coordinatie-toegewezen": _COORDINATION,
+    "coordinatie-overname": _SUCCESSION,
     "coordinatie-herinnering": _COORDINATION,
     "coordinatie-overgedragen": _COORDINATION,
-    "match": _CONTACT,
-    "gezinsmatch": _CONTACT,
+    "match": _CONTACT + _CONSENT,
+    "gezinsmatch": _CONTACT + _CONSENT,
+    "informeren-herinnering": _INFORMED,
     "match-opvolging": _CONTACT,
     "signaal-verloopt": _EXTEND,
+    "coordinatie-escalatie": _REGIE,
+    "match-escalatie": _REGIE,
+    "gemeente-regie": _REGIE_NEXT,
 }
 
 DateLike = date | datetime | str | None

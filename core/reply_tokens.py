@@ -52,18 +52,22 @@ def find_token(session: Session, token: str) -> ReplyToken | None:
     return session.exec(select(ReplyToken).where(ReplyToken.token == token.strip().lower())).first()
 
 
-def resolve_token(session: Session, token: str, *, now: datetime | None = None) -> ReplyToken:
+def resolve_token(
+    session: Session, token: str, *, now: datetime | None = None, reusable: bool = False
+) -> ReplyToken:
     """The token's record, or a user error a transport can show as it is.
 
     The row stays locked until the answer commits (PostgreSQL), so two answers arriving at once
-    on one token (a mail and a Slack button) cannot both be carried out.
+    on one token (a mail and a Slack button) cannot both be carried out. ``reusable``: the
+    answer records a status that may change again (consent after a match), so a token already
+    used for another answer still serves it.
     """
     row = session.exec(
         select(ReplyToken).where(ReplyToken.token == token.strip().lower()).with_for_update()
     ).first()
     if row is None:
         raise NotFound("dit antwoordadres is onbekend; antwoord op het oorspronkelijke bericht")
-    if row.used_at is not None:
+    if row.used_at is not None and not reusable:
         raise Conflict("op dit bericht is al geantwoord; het antwoord is eerder verwerkt")
     if as_utc(row.expires_at) < (now or utcnow()):
         raise Conflict("dit antwoordadres is verlopen; neem contact op met de verwijsindex")

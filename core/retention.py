@@ -29,8 +29,14 @@ from core.models import (
     Match,
     MatchMember,
     MatchStatus,
+    OutboxMessage,
+    OutboxStatus,
     Registration,
     RegistrationStatus,
+    ReplyPurpose,
+    ReplyToken,
+    RightsRequest,
+    RightsRequestStatus,
     Signal,
     SignalStatus,
     Youth,
@@ -200,7 +206,9 @@ def purge_youth(
 
     Returns False when the youth was already gone. The youth's client match ends (it keeps no
     link to the youth); siblings' family matches are recomputed, as without this youth's
-    signals a family match may have fewer than two left.
+    signals a family match may have fewer than two left. Notifications about the youth's records
+    not yet delivered, and the reply tokens that answer them, go too; a rights request about
+    the youth stays as the record of how it was handled, without the link (and lapses if open).
     """
     if not _lock_youth_if_present(session, youth_id):
         return False
@@ -211,6 +219,7 @@ def purge_youth(
     registrations = session.exec(
         select(Registration.id).where(Registration.youth_id == youth_id)
     ).all()
+    client_match_ids = list(session.exec(select(Match.id).where(Match.youth_id == youth_id)).all())
     if signal_ids:
         session.execute(delete(MatchMember).where(col(MatchMember.signal_id).in_(signal_ids)))
     session.execute(
@@ -219,6 +228,19 @@ def purge_youth(
         .values(youth_id=None, status=MatchStatus.ENDED.value, ended_at=now)
     )
     release_youth(session, youth_id, now)  # a family's coordination carries on for siblings
+    coordination_ids = list(
+        session.exec(select(Coordination.id).where(Coordination.youth_id == youth_id)).all()
+    )
+    forget_messages(
+        session,
+        {
+            ReplyPurpose.SIGNAL_EXPIRY: signal_ids,
+            ReplyPurpose.MATCH: client_match_ids,
+            ReplyPurpose.COORDINATION: coordination_ids,
+        },
+        [f"R-{i}" for i in registrations],
+    )
+    _detach_rights_requests(session, youth_id, now)
     session.execute(delete(Coordination).where(col(Coordination.youth_id) == youth_id))
     session.execute(delete(Signal).where(col(Signal.youth_id) == youth_id))
     session.execute(delete(Registration).where(col(Registration.youth_id) == youth_id))
@@ -238,6 +260,59 @@ def purge_youth(
     )
     _reconcile_siblings(session, config, parent_keys, now)
     return True
+
+
+_NUMBER_PREFIX = {
+    ReplyPurpose.SIGNAL_EXPIRY: "S-",
+    ReplyPurpose.MATCH: "M-",
+    ReplyPurpose.COORDINATION: "C-",
+}
+
+
+def forget_messages(
+    session: Session, subjects: dict[ReplyPurpose, list[int | None]], other_references: list[str]
+) -> None:
+    """Undelivered notifications (pending, or failed and so open to ``outbox retry``) about the
+    purged records, and the reply tokens that would answer about them. What was delivered stays:
+    it names numbers only, and the logboek records its sending."""
+    references = list(other_references)
+    for purpose, ids in subjects.items():
+        wanted = [i for i in ids if i is not None]
+        references += [f"{_NUMBER_PREFIX[purpose]}{i}" for i in wanted]
+        if wanted:
+            session.execute(
+                delete(ReplyToken).where(
+                    col(ReplyToken.purpose) == purpose.value,
+                    col(ReplyToken.subject_id).in_(wanted),
+                )
+            )
+    if references:
+        session.execute(
+            delete(OutboxMessage).where(
+                col(OutboxMessage.reference).in_(references),
+                col(OutboxMessage.status).in_(
+                    [OutboxStatus.PENDING.value, OutboxStatus.FAILED.value]
+                ),
+            )
+        )
+
+
+def _detach_rights_requests(session: Session, youth_id: int, now: datetime) -> None:
+    session.execute(
+        update(RightsRequest)
+        .where(
+            col(RightsRequest.youth_id) == youth_id,
+            col(RightsRequest.status) == RightsRequestStatus.OPEN.value,
+        )
+        .values(
+            status=RightsRequestStatus.LAPSED.value,
+            decided_at=now,
+            outcome_note="vervallen: alle gegevens van de jongere zijn verwijderd",
+        )
+    )
+    session.execute(
+        update(RightsRequest).where(col(RightsRequest.youth_id) == youth_id).values(youth_id=None)
+    )
 
 
 def _reconcile_siblings(

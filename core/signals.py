@@ -29,13 +29,20 @@ from core.models import (
     SignalStatus,
     Team,
 )
+from core.moves import apply_moves, detect_move
 from core.notifications import publish
 from core.notifications.recipients import current_stand_in
 from core.reconcile import reconcile_youth
-from core.signal_terms import MAX_SIGNAL_YEARS, latest_end_date
-from core.youths import age_of, get_or_create_youth, lock_youth, resolve_municipality
+from core.signal_terms import MAX_SIGNAL_YEARS, UNJUSTIFIED, archived_on_end, latest_end_date
+from core.youths import (
+    active_municipality_names,
+    age_of,
+    get_or_create_youth,
+    lock_youth,
+    resolve_destination,
+)
 
-WITHDRAW_REASONS = {"onterecht": "unjustified", "risico-weg": ArchiveReason.RISK_GONE.value}
+WITHDRAW_REASONS = {"onterecht": UNJUSTIFIED, "risico-weg": ArchiveReason.RISK_GONE.value}
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,8 @@ def signal_end_date(
 
 
 def check_informing(informed: str, postpone_reason: str | None) -> tuple[str, str | None]:
+    """DOMAIN, Informing (Jeugdwet 7.1.5, AVG art. 14): not informing — not yet (``nee``) or
+    postponed (``uitgesteld``) — is recorded with its reason, kept in ``Reden uitstel``."""
     value = (informed or "").strip().lower()
     allowed = {item.value for item in Informed}
     if value not in allowed:
@@ -101,7 +110,13 @@ def check_informing(informed: str, postpone_reason: str | None) -> tuple[str, st
             "informeren mag alleen worden uitgesteld met een reden (bijvoorbeeld veiligheid)",
             field="Reden uitstel",
         )
-    return value, reason if value == Informed.POSTPONED else None
+    if value == Informed.NO and reason is None:
+        raise InvalidInput(
+            "ontbreekt: bij Geïnformeerd 'nee' noteert u waarom de jongere of ouders (nog) niet "
+            "zijn geïnformeerd (bijvoorbeeld: nog geen contact gehad)",
+            field="Reden uitstel",
+        )
+    return value, None if value == Informed.YES else reason
 
 
 def check_signal(request: PlaceSignal, *, config: CoreConfig, today: date) -> None:
@@ -120,7 +135,8 @@ def check_signal(request: PlaceSignal, *, config: CoreConfig, today: date) -> No
     check_youth_age(request.identity.birth_date, today)
     # The covenant's municipalities are the active ones (the sync mirrors the file).
     covenant_names = {m.name for m in config.covenant.municipalities}
-    resolve_municipality(config, request.municipality, active_names=covenant_names)
+    # A name outside the covenant passes: a youth in the index may have moved there (core.moves).
+    resolve_destination(config, request.municipality, active_names=covenant_names)
 
 
 def place_signal(
@@ -143,6 +159,9 @@ def place_signal(
         ends_on=request.ends_on,
         term_months=request.term_months,
         default_months=config.covenant.region.default_signal_term_months,
+    )
+    destination = resolve_destination(
+        config, request.municipality, active_names=active_municipality_names(session)
     )
     youth = get_or_create_youth(
         session,
@@ -179,6 +198,7 @@ def place_signal(
         informed_party=informed_party_for(age_of(config, youth, today)),
         postpone_reason=postpone_reason,
         leaflet_given=request.leaflet_given,
+        informed_at=now if informed == Informed.YES else None,
         channel=actor.channel,
     )
     session.add(signal)
@@ -191,6 +211,10 @@ def place_signal(
         details={"signal": signal.number, "code": signal.code, "ends_on": ends_on.isoformat()},
         at=now,
     )
+    move = detect_move(
+        youth_id, youth.municipality, youth.moved_out_to, destination, via=signal.number
+    )
+    apply_moves(session, config, [move] if move else [], actor=actor, now=now)
     others = tuple(i for i in involved_before if i != professional.institution_id)
     publish(session, config, SignalPlacedEvent(at=now, signal_id=signal.id or 0, involved=others))
     _recall_archived_signals(session, config, signal, now)
@@ -262,17 +286,24 @@ def find_signal(session: Session, number: str) -> Signal:
     return signal
 
 
-def _check_owner_or_stand_in(
+def acts_for_signal(
     session: Session, config: CoreConfig, signal: Signal, professional: Professional, now: datetime
-) -> None:
+) -> bool:
+    """Who may act on a signal: its reporter, their stand-in today, or the institution's
+    coordinator or the region's administrator (Jeugdwet 7.1.3.3)."""
     if professional.id == signal.professional_id:
-        return
+        return True
     stand_in = current_stand_in(session, signal.professional_id, local_date(now, config.tz))
     if stand_in is not None and stand_in.id == professional.id:
-        return
-    if may_administer(professional, signal.institution_id):
-        return
-    raise NotAllowed(f"alleen de melder van {signal.number} (of diens vervanger) kan dit doen")
+        return True
+    return may_administer(professional, signal.institution_id)
+
+
+def check_owner_or_stand_in(
+    session: Session, config: CoreConfig, signal: Signal, professional: Professional, now: datetime
+) -> None:
+    if not acts_for_signal(session, config, signal, professional, now):
+        raise NotAllowed(f"alleen de melder van {signal.number} (of diens vervanger) kan dit doen")
 
 
 def withdraw_signal(
@@ -293,7 +324,7 @@ def withdraw_signal(
     signal = find_signal(session, number)
     lock_youth(session, signal.youth_id)
     session.refresh(signal)
-    _check_owner_or_stand_in(session, config, signal, professional, now)
+    check_owner_or_stand_in(session, config, signal, professional, now)
     if signal.status != SignalStatus.ACTIVE:
         raise Conflict(f"{signal.number} is niet meer actief")
     signal_number = signal.number  # an unjustified signal is gone after end_signal
@@ -309,11 +340,12 @@ def end_signal(
     actor: audit.Actor,
     now: datetime,
 ) -> None:
-    """Archive (expired, risk gone) or delete (unjustified) a signal, tell those concerned, and
-    recompute the youth's matches and coordination."""
+    """Archive (expired, risk gone) or delete (unjustified, or removed on a rights request:
+    ``core.signal_terms.archived_on_end``) a signal, tell those concerned, and recompute the
+    youth's matches and coordination."""
     youth_id = signal.youth_id
     number = signal.number
-    partners = _match_partner_ids(session, signal)
+    partners = match_partner_ids(session, signal)
     involved = tuple(
         i for i in involved_institution_ids(session, youth_id) if i != signal.institution_id
     )
@@ -327,8 +359,8 @@ def end_signal(
         notify_institutions=involved,
         notify_professionals=partners,
     )
-    if reason == "unjustified":
-        session.delete(signal)  # DOMAIN: an unjustified signal is deleted, not archived
+    if not archived_on_end(reason):
+        session.delete(signal)  # DOMAIN, Jeugdwet 7.1.4.6: deleted, not archived
         action = "signal-deleted"
     else:
         signal.status = SignalStatus.ARCHIVED
@@ -349,7 +381,7 @@ def end_signal(
     reconcile_youth(session, config, youth_id, now)
 
 
-def _match_partner_ids(session: Session, signal: Signal) -> tuple[int, ...]:
+def match_partner_ids(session: Session, signal: Signal) -> tuple[int, ...]:
     """Professionals of the other active signals in the matches this signal belongs to."""
     rows = session.exec(
         select(Signal.professional_id)
@@ -384,7 +416,7 @@ def extend_signal(
     signal = find_signal(session, number)
     lock_youth(session, signal.youth_id)
     session.refresh(signal)
-    _check_owner_or_stand_in(session, config, signal, professional, now)
+    check_owner_or_stand_in(session, config, signal, professional, now)
     if signal.status != SignalStatus.ACTIVE:
         raise Conflict(f"{signal.number} is niet meer actief en kan niet worden verlengd")
     if months is not None and not 1 <= months <= 12 * MAX_SIGNAL_YEARS:

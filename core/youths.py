@@ -7,7 +7,10 @@ is therefore computed by one transaction at a time.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Container, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import Table, bindparam, update
@@ -17,7 +20,8 @@ from sqlmodel import Session, col, select
 
 from core.clock import local_date
 from core.config import CoreConfig
-from core.errors import InvalidInput, NotFound
+from core.errors import DomainError, InvalidInput, NotFound
+from core.free_text import quote
 from core.identity import (
     YouthIdentity,
     age_on,
@@ -57,6 +61,54 @@ def resolve_municipality(config: CoreConfig, name: str, *, active_names: Contain
     return known.name
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where a registration or signal says the youth lives: an active covenant municipality
+    (``inside``), or one outside the covenant, where only a youth already in the index can have
+    moved (Jeugdwet 7.1.2.3 g): ``refusal`` is what a youth new to the index gets instead."""
+
+    name: str
+    inside: bool
+    refusal: DomainError | None = None
+
+
+def lives_at(municipality: str, moved_out_to: str | None, destination: Destination) -> bool:
+    """Whether a youth of ``municipality`` (moved outside the covenant to ``moved_out_to``, if
+    set) lives at ``destination`` already: anything else is a move (core.moves)."""
+    here = moved_out_to if moved_out_to is not None else municipality
+    same_side = destination.inside == (moved_out_to is None)
+    return same_side and here.casefold() == destination.name.casefold()
+
+
+# A Dutch municipality's name: letters, spaces and - ' . ( ) ('s-Hertogenbosch, Bergen (NH)).
+_PLACE_NAME = re.compile(r"['’]?[^\W\d_](?:[^\W\d_]|[ '’.()-])*")
+
+
+def resolve_destination(
+    config: CoreConfig, name: str, *, active_names: Container[str]
+) -> Destination:
+    """The covenant's municipality ``name`` names, or a municipality outside the covenant. A
+    name close to a covenant municipality's is refused as a typing error, not taken as a move
+    out of the region; so is one that cannot be a place name."""
+    try:
+        return Destination(resolve_municipality(config, name, active_names=active_names), True)
+    except InvalidInput as refusal:
+        shown = " ".join((name or "").split())
+        known = config.covenant.municipality(shown) if shown else None
+        if known is not None:  # a covenant municipality that is no longer active: outside now
+            return Destination(known.name, False, refusal)
+        if not _PLACE_NAME.fullmatch(shown) or len(shown) > 100:
+            raise refusal from None
+        names = {m.name.casefold(): m.name for m in config.covenant.municipalities}
+        close = difflib.get_close_matches(shown.casefold(), list(names), n=1, cutoff=0.8)
+        if close:
+            raise InvalidInput(
+                f"onbekende gemeente {quote(shown)}; bedoelt u '{names[close[0]]}'?",
+                field="Gemeente",
+            ) from None
+        return Destination(shown, False, refusal)
+
+
 def find_youth(session: Session, config: CoreConfig, identity: YouthIdentity) -> Youth | None:
     # Under every ring key: during a rotation the youth may not have been moved yet.
     keys = config.keys.identity_keys(identity)
@@ -80,6 +132,20 @@ def require_youth(session: Session, config: CoreConfig, identity: YouthIdentity)
     return youth
 
 
+YOUTH_REFERENCE_PREFIX = "J-"  # as the overview and the inzage name the youth
+
+
+def youth_by_reference(session: Session, reference: str) -> Youth:
+    """The youth a reference such as ``J-12`` names (from ``youth show`` or an inzage)."""
+    text = (reference or "").strip().upper()
+    digits = text.removeprefix(YOUTH_REFERENCE_PREFIX)
+    known = digits.isascii() and digits.isdigit() and 0 < int(digits) < 2**63
+    youth = session.get(Youth, int(digits)) if known else None
+    if youth is None:
+        raise NotFound(f"jongere {quote(reference)} staat niet in de verwijsindex", field="jongere")
+    return youth
+
+
 def lock_youth(session: Session, youth_id: int) -> Youth:
     youth = session.exec(select(Youth).where(Youth.id == youth_id).with_for_update()).one()
     return youth
@@ -94,9 +160,10 @@ def get_or_create_youth(
     now: datetime,
     parent_bsns: Iterable[str] = (),
 ) -> Youth:
-    """The locked youth row, created if new (race-safe: INSERT ... ON CONFLICT DO NOTHING)."""
+    """The locked youth row, created if new (race-safe: INSERT ... ON CONFLICT DO NOTHING).
+    ``municipality`` is where a new youth lives; a known youth's move is the caller's
+    (core.moves: the one place a youth's municipality changes)."""
     check_youth_age(identity.birth_date, local_date(now, config.tz))
-    municipality = canonical_municipality(session, config, municipality)
     parents = [normalize_bsn(raw, field="BSN ouder") for raw in parent_bsns]
     keys = config.keys
     substitute = substitute_identity(identity)
@@ -104,6 +171,7 @@ def get_or_create_youth(
         select(Youth.id).where(col(Youth.identity_key).in_(keys.identity_keys(identity)))
     ).first()
     if youth_id is None:
+        municipality = canonical_municipality(session, config, municipality)
         values = {
             "identity_key": keys.identity_key(identity),
             "key_id": keys.key_id,
@@ -131,8 +199,6 @@ def get_or_create_youth(
     assert youth_id is not None
     youth = lock_youth(session, youth_id)
     session.refresh(youth)
-    if youth.municipality != municipality:
-        youth.municipality = municipality  # the youth moved: coordination rules follow
     if identity.name and youth.name_encrypted is None:
         youth.name_encrypted = config.keys.encrypt(identity.name)
     if substitute and youth.substitute_encrypted is None:  # a youth from before revision 0003

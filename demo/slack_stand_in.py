@@ -7,8 +7,14 @@ both synchronous and asynchronous tests, and the code under test talks to it ove
 
 Every request is recorded as a :class:`Call` — the method name and its arguments decoded from
 the query string, a form body or a JSON body, with ``blocks``/``view``/``attachments`` parsed
-to Python objects when they arrive as JSON strings. ``rate_limit`` and ``fail`` script the
-next answers of one method (HTTP 429 with ``Retry-After``; ``{"ok": false, "error": ...}``).
+to Python objects when they arrive as JSON strings. ``rate_limit``, ``fail`` and ``delay``
+script the next answers of one method (HTTP 429 with ``Retry-After``; ``{"ok": false, "error":
+...}``; an answer that takes its time, as a slow Slack does).
+
+Every message and view is checked as Slack checks it (:mod:`demo.block_kit`: slack_sdk's Block
+Kit models and Slack's documented limits): an invalid one is answered ``invalid_blocks`` (a
+message text past 4,000 characters ``msg_too_long``) and kept in :attr:`FakeSlackApi.invalid`,
+so a test can fail on it (the tests' wrapper does, when it stops).
 
 A request to ``/response/<anything>`` is recorded as method ``response_url`` and answered
 ``{"ok": true}``, so a test can hand the app ``api.response_url("x")`` as a ``response_url``.
@@ -17,6 +23,7 @@ A request to ``/response/<anything>`` is recorded as method ``response_url`` and
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -29,6 +36,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from demo import block_kit
 
 # Arguments Slack accepts as a JSON string inside a form or query string.
 _JSON_ARGUMENTS = ("blocks", "view", "attachments", "metadata", "users")
@@ -64,6 +73,15 @@ class _Script:
 
     rate_limited: list[int] = field(default_factory=list)  # Retry-After seconds per call
     failures: list[str] = field(default_factory=list)  # error codes per call
+    delays: list[float] = field(default_factory=list)  # seconds before answering, per call
+
+
+@dataclass(frozen=True)
+class InvalidPayload:
+    """A message or view Slack would have refused: the method and what is wrong with it."""
+
+    method: str
+    problems: tuple[str, ...]
 
 
 class FakeSlackApi:
@@ -75,7 +93,9 @@ class FakeSlackApi:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._calls: list[Call] = []
+        self._invalid: list[InvalidPayload] = []
         self._users: dict[str, _User] = {}
+        self._workspaces = _Workspaces()  # a distributed app's workspaces (oauth.v2.access)
         self._scripts: dict[str, _Script] = {}
         self._ts_counter = itertools.count(1)
         self._view_counter = itertools.count(1)
@@ -168,7 +188,25 @@ class FakeSlackApi:
         with self._lock:
             self._scripts.setdefault(method, _Script()).failures.extend([error] * times)
 
+    def delay(self, method: str, seconds: float, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` only after ``seconds`` (a slow Slack);
+        other calls are answered meanwhile."""
+        with self._lock:
+            self._scripts.setdefault(method, _Script()).delays.extend([seconds] * times)
+
     # -- inspection ----------------------------------------------------------------------------
+
+    @property
+    def invalid(self) -> list[InvalidPayload]:
+        """Every message or view that Slack would have refused, oldest first."""
+        with self._lock:
+            return list(self._invalid)
+
+    def take_invalid(self) -> list[InvalidPayload]:
+        """:attr:`invalid`, forgotten (for a test that sends an invalid payload on purpose)."""
+        with self._lock:
+            taken, self._invalid = self._invalid, []
+        return taken
 
     @property
     def calls(self) -> list[Call]:
@@ -248,6 +286,11 @@ class FakeSlackApi:
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         args = await _decode_arguments(request)
+        refused = self._refusal("response_url", args)
+        if refused is not None:
+            # Slack answers a refused response_url payload with HTTP 400 and the error.
+            self._record(Call("response_url", args, 400, refused, None))
+            return web.json_response(refused, status=400)
         response = {"ok": True}
         self._record(Call("response_url", args, 200, response, None))
         return web.json_response(response)
@@ -257,16 +300,22 @@ class FakeSlackApi:
         args = await _decode_arguments(request)
         token = _bearer_token(request) or _text(args.get("token"))
 
+        if method == "oauth.v2.access":  # the app's client id and secret, not a token
+            answer = self._oauth_v2_access(args, request.headers.get("Authorization", ""))
+            return self._answer(method, args, None, answer)
         if not token:
             return self._answer(method, args, None, {"ok": False, "error": "not_authed"})
         with self._lock:
             script = self._scripts.get(method)
             retry_after = script.rate_limited.pop(0) if script and script.rate_limited else None
+            delay = script.delays.pop(0) if script and script.delays else 0.0
             error = (
                 script.failures.pop(0)
                 if retry_after is None and script and script.failures
                 else None
             )
+        if delay:
+            await asyncio.sleep(delay)
         if retry_after is not None:
             body = {"ok": False, "error": "ratelimited"}
             self._record(Call(method, args, 429, body, token))
@@ -276,7 +325,26 @@ class FakeSlackApi:
         handler = self._handlers().get(method)
         if handler is None:
             return self._answer(method, args, token, {"ok": False, "error": "unknown_method"})
-        return self._answer(method, args, token, handler(args))
+        refused = self._refusal(method, args)
+        if refused is not None:
+            return self._answer(method, args, token, refused)
+        in_workspace = self._in_workspace(method, args, token)
+        answer = in_workspace if in_workspace is not None else handler(args)
+        return self._answer(method, args, token, answer)
+
+    def _refusal(self, method: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """Slack's answer to a message or view it would refuse (kept in :attr:`invalid`)."""
+        problems = block_kit.problems(method, args)
+        if not problems:
+            return None
+        with self._lock:
+            self._invalid.append(InvalidPayload(method, tuple(problems)))
+        too_long = all(problem.startswith("text has") for problem in problems)
+        return {
+            "ok": False,
+            "error": "msg_too_long" if too_long else "invalid_blocks",
+            "errors": problems,
+        }
 
     def _answer(
         self, method: str, args: dict[str, Any], token: str | None, body: dict[str, Any]
@@ -379,6 +447,150 @@ class FakeSlackApi:
         if not first:
             return {"ok": False, "error": "users_not_found"}
         return {"ok": True, "channel": {"id": f"D{first}"}}
+
+
+    # -- several workspaces: a distributed app installed through OAuth -------------------------
+    # Each workspace has its own bot token, users and team id; a call made with a workspace's
+    # token answers auth.test, users.info and users.lookupByEmail for that workspace only, and
+    # after revoke_workspace() its token is refused (token_revoked). Other tokens see the one
+    # default workspace above, as before.
+
+    def oauth_client(self, client_id: str, client_secret: str) -> None:
+        """The app credentials oauth.v2.access accepts (HTTP Basic, or form fields)."""
+        with self._lock:
+            self._workspaces.client = (client_id, client_secret)
+
+    def add_workspace(
+        self, team_id: str, *, name: str, enterprise_id: str | None = None
+    ) -> FakeWorkspace:
+        workspace = FakeWorkspace(
+            team_id=team_id,
+            name=name,
+            enterprise_id=enterprise_id,
+            bot_token=f"xoxb-{team_id.lower()}-{next(self._workspaces.serial)}",
+            bot_user_id=f"U0BOT{team_id[-4:]}",
+            bot_id=f"B0BOT{team_id[-4:]}",
+        )
+        with self._lock:
+            self._workspaces.by_token[workspace.bot_token] = workspace
+        return workspace
+
+    def authorize_code(self, workspace: FakeWorkspace, installer: str) -> str:
+        """What Slack hands the redirect after a user allowed the install: a one-time code."""
+        code = f"code-{workspace.team_id}-{next(self._workspaces.serial)}"
+        with self._lock:
+            self._workspaces.codes[code] = (workspace, installer)
+        return code
+
+    def add_workspace_user(
+        self, workspace: FakeWorkspace, user_id: str, email: str, *, email_hidden: bool = False
+    ) -> None:
+        """A member of the workspace, or (``email_hidden``) a Slack Connect guest from another
+        organisation whose address Slack does not show."""
+        workspace.users[user_id] = (email, email_hidden)
+
+    def revoke_workspace(self, workspace: FakeWorkspace) -> None:
+        with self._lock:
+            self._workspaces.revoked.add(workspace.bot_token)
+
+    def _oauth_v2_access(self, args: dict[str, Any], authorization: str) -> dict[str, Any]:
+        credentials = (_text(args.get("client_id")), _text(args.get("client_secret")))
+        if authorization.lower().startswith("basic "):
+            decoded = base64.b64decode(authorization[6:]).decode()
+            client_id, _, secret = decoded.partition(":")
+            credentials = (client_id, secret)
+        with self._lock:
+            if self._workspaces.client is None or credentials != self._workspaces.client:
+                return {"ok": False, "error": "invalid_client_id"}
+            found = self._workspaces.codes.pop(_text(args.get("code")) or "", None)
+        if found is None:
+            return {"ok": False, "error": "invalid_code"}
+        workspace, installer = found
+        return {
+            "ok": True,
+            "app_id": "A0VERWIJS",
+            "authed_user": {"id": installer},
+            "scope": _text(args.get("scope")) or "commands,chat:write,users:read,users:read.email",
+            "token_type": "bot",
+            "access_token": workspace.bot_token,
+            "bot_user_id": workspace.bot_user_id,
+            "team": {"id": workspace.team_id, "name": workspace.name},
+            "enterprise": (
+                {"id": workspace.enterprise_id, "name": "Grid"} if workspace.enterprise_id else None
+            ),
+            "is_enterprise_install": False,
+        }
+
+    def _in_workspace(
+        self, method: str, args: dict[str, Any], token: str | None
+    ) -> dict[str, Any] | None:
+        """The answer of a call made with a workspace's token, or None for the default one."""
+        with self._lock:
+            workspace = self._workspaces.by_token.get(token or "")
+            revoked = token in self._workspaces.revoked
+        if workspace is None:
+            return None
+        if revoked:
+            return {"ok": False, "error": "token_revoked"}
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": f"https://{workspace.team_id.lower()}.slack.com/",
+                "team": workspace.name,
+                "user": "verwijsindex",
+                "team_id": workspace.team_id,
+                "user_id": workspace.bot_user_id,
+                "bot_id": workspace.bot_id,
+                **({"enterprise_id": workspace.enterprise_id} if workspace.enterprise_id else {}),
+            }
+        if method == "users.info":
+            user_id = _text(args.get("user")) or ""
+            if user_id not in workspace.users:
+                return {"ok": False, "error": "user_not_found"}
+            return {"ok": True, "user": workspace.user_body(user_id)}
+        if method == "users.lookupByEmail":
+            email = (_text(args.get("email")) or "").lower()
+            for user_id, (address, hidden) in workspace.users.items():
+                if address.lower() == email and not hidden:
+                    return {"ok": True, "user": workspace.user_body(user_id)}
+            return {"ok": False, "error": "users_not_found"}
+        return None
+
+
+@dataclass
+class FakeWorkspace:
+    """One workspace the app can be installed into."""
+
+    team_id: str
+    name: str
+    enterprise_id: str | None
+    bot_token: str
+    bot_user_id: str
+    bot_id: str
+    users: dict[str, tuple[str, bool]] = field(default_factory=dict)  # id → (email, hidden)
+
+    def user_body(self, user_id: str) -> dict[str, Any]:
+        email, hidden = self.users[user_id]
+        profile: dict[str, Any] = {"real_name": email.split("@")[0]}
+        if not hidden:
+            profile["email"] = email
+        return {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": email.split("@")[0],
+            "deleted": False,
+            "is_bot": False,
+            "profile": profile,
+        }
+
+
+@dataclass
+class _Workspaces:
+    by_token: dict[str, FakeWorkspace] = field(default_factory=dict)
+    codes: dict[str, tuple[FakeWorkspace, str]] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)
+    client: tuple[str, str] | None = None
+    serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
 async def _decode_arguments(request: web.Request) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from core.regie_subjects import may_answer
 from core.reply_tokens import find_token
 from core.sender_directory import SenderDirectory, cached_sender_directory, sender_directory
 from mail_gateway.mailboxes import Destination, Mailbox
@@ -122,6 +123,8 @@ def _reply_sender(
             return SenderDecision(
                 True, institution_id=addressee.institution_id, professional_id=addressee.id
             )
+        if may_answer(session, row.purpose, row.subject_id, mail_from):
+            return SenderDecision(True)  # the municipality's contact, on its escalation
     known_professional = directory.professional(mail_from)
     if known_professional is not None and known_professional.active:
         return SenderDecision(True, institution_id=known_professional.institution_id)

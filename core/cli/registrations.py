@@ -1,5 +1,5 @@
-"""``import --institution ID FILE.csv``: a batch of registrations from a client system's export,
-the same CSV the automatic coupling mails to ``registratie@`` (CONTRACT §4)."""
+"""``import --institution ID FILE``: a batch of registrations from a client system's export,
+the same CSV (or .xlsx workbook) the automatic coupling mails to ``registratie@`` (CONTRACT §4)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,10 @@ def import_command(
             exists=True,
             dir_okay=False,
             readable=True,
-            metavar="FILE.csv",
-            help="Header row bsn;naam;geboortedatum;gemeente;kenmerk;... (';' or ',').",
+            metavar="FILE",
+            help="A CSV file (header row bsn;naam;geboortedatum;gemeente;kenmerk;..., ';' or "
+            "',', UTF-8 or Windows-1252 as Excel saves it) or an Excel workbook (.xlsx: the "
+            "first sheet, the same header row).",
         ),
     ],
     institution: Annotated[
@@ -46,21 +48,21 @@ def import_command(
     ],
     json_output: JsonFlag = False,
 ) -> None:
-    """Register (or deregister) youths for an institution from a CSV file. Exits 1 when any
-    row was refused (the others are registered)."""
+    """Register (or deregister) youths for an institution from a CSV file or an .xlsx
+    workbook. Exits 1 when any row was refused (the others are registered)."""
     from core.actors import institution_actor
-    from core.bulk_import import import_registrations, read_registration_csv
+    from core.bulk_import import import_registrations, read_registration_file
 
     institution_id = institution.strip().lower()
     total = count_data_lines(file)
     with open_core() as core, progress_bar(enabled=not json_output) as progress:
         task = progress.add_task(f"Importeren voor {institution_id}", total=total)
-        with file.open(encoding="utf-8-sig", newline="") as stream:
+        with file.open("rb") as stream:
             report = import_registrations(
                 core.engine,
                 core.config,
                 institution_id,
-                read_registration_csv(stream),
+                read_registration_file(stream, file.name),
                 actor=institution_actor(institution_id, "cli"),
                 # called with the number of rows of each batch done
                 progress=lambda rows: progress.advance(task, rows),
@@ -81,10 +83,16 @@ def import_command(
         raise typer.Exit(EXIT_REFUSED)
 
 
-def count_data_lines(file: Path) -> int:
+def count_data_lines(file: Path) -> int | None:
     """Rows below the header, for the progress bar's total (a quick count: blank lines and
-    quoted line breaks may make it slightly off; the bar is finished at the end anyway)."""
+    quoted line breaks may make it slightly off; the bar is finished at the end anyway). A
+    workbook's rows are not counted beforehand."""
+    from core.bulk_import import WORKBOOK_MAGIC
+
     with file.open("rb") as stream:
+        if stream.read(len(WORKBOOK_MAGIC)) == WORKBOOK_MAGIC:
+            return None  # the bar then shows the rows done, without a total
+        stream.seek(0)
         lines = sum(1 for line in stream if line.strip())
     return max(lines - 1, 0)
 

@@ -1,5 +1,6 @@
-"""``signal place|withdraw|extend``: administrative signalling from the console, on behalf of a
-covenant professional (``--by``), who is checked and logged exactly as on Slack or by e-mail."""
+"""``signal place|withdraw|extend|informed``: administrative signalling from the console, on
+behalf of a covenant professional (``--by``), who is checked and logged exactly as on Slack or
+by e-mail."""
 
 from __future__ import annotations
 
@@ -26,10 +27,13 @@ from core.cli.runtime import (
 from core.config import CoreConfig
 from core.errors import InvalidInput
 from core.identity import YouthIdentity, normalize_bsn
+from core.informing import record_informed
 from core.signals import PlaceSignal, SignalOutcome, extend_signal, place_signal, withdraw_signal
 from core.youths import birth_date_of, find_youth
 
-signal_app = typer.Typer(help="Place, withdraw or extend a signal.", no_args_is_help=True)
+signal_app = typer.Typer(
+    help="Place, withdraw or extend a signal, or record informing.", no_args_is_help=True
+)
 
 # With a BSN the identity key is the BSN alone (core.identity), so looking a youth up needs no
 # birth date; this stands in for it and is never stored.
@@ -137,7 +141,11 @@ def signal_place(
         str | None, typer.Option(help="The youth's name (kept encrypted, for inzage).")
     ] = None,
     postpone_reason: Annotated[
-        str | None, typer.Option(help="Required with --informed uitgesteld (e.g. safety).")
+        str | None,
+        typer.Option(
+            help="Why not (yet) informed: required with --informed nee or uitgesteld "
+            "(e.g. safety)."
+        ),
     ] = None,
     reference: Annotated[str | None, typer.Option(help="Your own client reference.")] = None,
     ends_on: Annotated[
@@ -248,3 +256,35 @@ def signal_extend(
             )
         )
     say(f"Signaal {number.upper()} loopt nu tot {local_date(new_end)}.", "green")
+
+
+@signal_app.command("informed")
+def signal_informed(
+    number: Annotated[str, typer.Argument(help="The signal number, e.g. S-12.")],
+    by: ByOption,
+    json_output: JsonFlag = False,
+) -> None:
+    """Record that the youth and/or parents have now been informed of a signal."""
+    with open_core() as core:
+        outcome = core.run(
+            lambda session: record_informed(
+                number, session=session, config=core.config, actor=acting(session, by)
+            )
+        )
+    if json_output:
+        print_json(
+            {
+                "signal": outcome.number,
+                "informed_at": iso(outcome.informed_at),
+                "informed_party": outcome.informed_party,
+                "changed": not outcome.already,
+            }
+        )
+        return
+    if outcome.already:
+        say(f"Signaal {outcome.number} stond al als geïnformeerd vastgelegd.")
+        return
+    say(
+        f"Vastgelegd: bij signaal {outcome.number} is geïnformeerd ({outcome.informed_party}).",
+        "green",
+    )

@@ -3,6 +3,7 @@ AVG art. 15). Both are views of a youth's data, so the core logs each one."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 
 from core.access_report import access_report, youth_overview
+from core.cli.rights import YouthOption, youth_selector
 from core.cli.runtime import (
     JsonFlag,
     local_date,
@@ -17,10 +19,20 @@ from core.cli.runtime import (
     open_core,
     operator_actor,
     print_json,
+    say,
     stdout,
     table,
 )
-from core.cli.signals import BirthDateOption, BsnOption, SexOption, SurnameOption, youth_identity
+from core.cli.signals import (
+    BirthDateOption,
+    BsnOption,
+    ByOption,
+    SexOption,
+    SurnameOption,
+    acting,
+    youth_identity,
+)
+from core.rights_requests import record_death
 
 youth_app = typer.Typer(
     help="A youth's involvements, signals, matches and coordination.", no_args_is_help=True
@@ -35,6 +47,35 @@ OperatorOption = Annotated[
 def register(app: typer.Typer) -> None:
     app.add_typer(youth_app, name="youth")
     app.command("access-report")(access_report_command)
+
+
+@youth_app.command("deceased")
+def youth_deceased(
+    by: ByOption,
+    youth: YouthOption = None,
+    bsn: BsnOption = None,
+    surname: SurnameOption = None,
+    birth_date: BirthDateOption = None,
+    sex: SexOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """On notice of death: purge everything about the youth at once (region admin only)."""
+    selector = youth_selector(youth, bsn=bsn, surname=surname, birth_date=birth_date, sex=sex)
+    with open_core() as core:
+        outcome = core.run(
+            lambda session: record_death(
+                selector, session=session, config=core.config, actor=acting(session, by)
+            )
+        )
+    if json_output:
+        print_json(asdict(outcome))
+        return
+    say(
+        f"Alle gegevens van jongere {outcome.youth} zijn verwijderd ({outcome.signals} "
+        f"signalen, {outcome.registrations} registraties); het logboek houdt dit vast, zonder "
+        "identiteit.",
+        "green",
+    )
 
 
 @youth_app.command("show")

@@ -1,18 +1,26 @@
 """Mirror the covenant into the database: institutions, teams, professionals, municipalities.
 
 Parties that left the covenant are deactivated, never deleted: their past signals and the
-logboek still refer to them.
+logboek still refer to them. Given the core's ``config``, the sync also applies what an
+institution's leaving means (core.covenant_plan, core.institution_departure): its signals and
+registrations end, its coordinations are reassigned, the others are told.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import event
 from sqlmodel import Session, select
 
 from core import audit
+from core.clock import utcnow
+from core.config import CoreConfig
 from core.covenant.schema import Covenant
+from core.covenant_plan import load_state, plan_covenant_change
+from core.institution_departure import depart
 from core.models import Institution, Municipality, Professional, Team
 from core.sender_directory import forget_sender_directories
 
@@ -27,8 +35,22 @@ class SyncReport:
 
 
 def sync_covenant(
-    session: Session, covenant: Covenant, *, actor: audit.Actor | None = None
+    session: Session,
+    covenant: Covenant,
+    *,
+    actor: audit.Actor | None = None,
+    config: CoreConfig | None = None,
+    now: datetime | None = None,
 ) -> SyncReport:
+    now = now or utcnow()
+    actor = actor or audit.Actor(kind="system", identifier="covenant-sync", channel="system")
+    plan = None
+    if config is not None:
+        if config.covenant is not covenant:  # reassignments follow the new covenant's rules
+            config = dataclasses.replace(config, covenant=covenant)
+        plan = plan_covenant_change(
+            load_state(session, config, covenant, now, every_coordination=False), covenant
+        )
     deactivated = 0
     seen_municipalities = set()
     for m in covenant.municipalities:
@@ -118,11 +140,14 @@ def sync_covenant(
     )
     audit.record(
         session,
-        actor or audit.Actor(kind="system", identifier="covenant-sync", channel="system"),
+        actor,
         "covenant-synced",
         "covenant",
         details={"region": covenant.region.name, **report.__dict__},
     )
+    if plan is not None and config is not None:
+        for departure in plan.institutions:
+            depart(session, config, departure, actor=actor, now=now)
     # The senders the SMTP listener keeps in memory: forgotten now, and again once this commits
     # (a check in between may have loaded the rows as they were before).
     forget_sender_directories()

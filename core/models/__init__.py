@@ -16,6 +16,7 @@ from core.models.care import (
     Signal,
     SignalStatus,
 )
+from core.models.consent import ConsentStatus, MatchConsent
 from core.models.coordination import (
     OPEN_STATUSES,
     Coordination,
@@ -35,6 +36,15 @@ from core.models.messaging import (
     ReplyToken,
 )
 from core.models.organisation import Institution, Municipality, Professional, Role, Team
+from core.models.slack import SlackInstallation, SlackLinkCode, SlackOAuthState
+from core.models.regie import MunicipalityAction, MunicipalityActionKind
+from core.models.rights import (
+    RequesterRole,
+    RightsRequest,
+    RightsRequestKind,
+    RightsRequestStatus,
+)
+from core.models.succession import CoordinationSuccession, SuccessionStatus
 from core.models.youth import Youth, YouthParent
 
 metadata = SQLModel.metadata
@@ -46,9 +56,11 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Channel",
+    "ConsentStatus",
     "Coordination",
     "CoordinationMember",
     "CoordinationStatus",
+    "CoordinationSuccession",
     "ImapCursor",
     "InboundMessage",
     "InboundStatus",
@@ -56,10 +68,13 @@ __all__ = [
     "Installation",
     "Institution",
     "Match",
+    "MatchConsent",
     "MatchKind",
     "MatchMember",
     "MatchStatus",
     "Municipality",
+    "MunicipalityAction",
+    "MunicipalityActionKind",
     "OutboxMessage",
     "OutboxStatus",
     "Professional",
@@ -67,9 +82,17 @@ __all__ = [
     "RegistrationStatus",
     "ReplyPurpose",
     "ReplyToken",
+    "RequesterRole",
+    "RightsRequest",
+    "RightsRequestKind",
+    "RightsRequestStatus",
     "Role",
     "Signal",
+    "SlackInstallation",
+    "SlackLinkCode",
+    "SlackOAuthState",
     "SignalStatus",
+    "SuccessionStatus",
     "Team",
     "TransferRequest",
     "TransferStatus",

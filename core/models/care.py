@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
@@ -54,12 +54,24 @@ class Informed(StrEnum):
     POSTPONED = "uitgesteld"
 
 
+_INFORMING_PENDING = (
+    "status = 'active' AND informed <> 'ja' AND informing_reminded_at IS NULL"
+)
+
+
 class Signal(SQLModel, table=True):
     """Content-free by law: who, about whom, when, which code, until when. Never the reason."""
 
     __table_args__ = (
         Index("ix_signal_youth_status", "youth_id", "status"),
         Index("ix_signal_status_ends_on", "status", "ends_on"),
+        # The few active signals whose reporter is still to be reminded to inform (core.informing).
+        Index(
+            "ix_signal_informing_pending",
+            "placed_at",
+            sqlite_where=text(_INFORMING_PENDING),
+            postgresql_where=text(_INFORMING_PENDING),
+        ),
         {"sqlite_autoincrement": True},
     )
 
@@ -83,6 +95,10 @@ class Signal(SQLModel, table=True):
     expiry_warned_at: datetime | None = None
     # One-time notice when an archived signal's youth is signalled again (DOMAIN: Lifetime).
     archive_notice_sent_at: datetime | None = None
+    # When "ja" was recorded: at placing, or later (core.informing); the figures count it.
+    informed_at: datetime | None = None
+    # The one reminder to inform, after VERWIJSINDEX_INFORMING_REMINDER_DAYS (core.informing).
+    informing_reminded_at: datetime | None = None
 
     @property
     def number(self) -> str:

@@ -15,6 +15,7 @@ class CoordinationStatus(StrEnum):
     PENDING = "pending"  # assigned, waiting for the institution's answer
     ACCEPTED = "accepted"
     UNASSIGNED = "unassigned"  # every candidate declined: the municipality must decide
+    MUNICIPALITY = "municipality"  # the municipality took it up (REGIE, core.regie)
     ENDED = "ended"  # the family has fewer than two institutions involved, or no active signal
 
 
@@ -22,7 +23,10 @@ OPEN_STATUSES = (
     CoordinationStatus.PENDING,
     CoordinationStatus.ACCEPTED,
     CoordinationStatus.UNASSIGNED,
+    CoordinationStatus.MUNICIPALITY,
 )
+
+_OPEN_WHERE = "status IN ('pending', 'accepted', 'unassigned', 'municipality')"
 
 
 class Coordination(SQLModel, table=True):
@@ -35,8 +39,8 @@ class Coordination(SQLModel, table=True):
             "uq_coordination_open_youth",
             "youth_id",
             unique=True,
-            sqlite_where=text("status IN ('pending', 'accepted', 'unassigned')"),
-            postgresql_where=text("status IN ('pending', 'accepted', 'unassigned')"),
+            sqlite_where=text(_OPEN_WHERE),
+            postgresql_where=text(_OPEN_WHERE),
         ),
         {"sqlite_autoincrement": True},
     )

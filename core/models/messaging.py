@@ -16,6 +16,10 @@ class ReplyPurpose(StrEnum):
     COORDINATION = "coordination"
     MATCH = "match"
     SIGNAL_EXPIRY = "signal-expiry"
+    # The municipality's regie (core.regie): an escalated coordination, a stalled match.
+    REGIE_COORDINATION = "regie-coordination"
+    REGIE_MATCH = "regie-match"
+    INFORMING = "informing"  # the reminder to inform youth/parents (core.informing)
 
 
 class ReplyToken(SQLModel, table=True):

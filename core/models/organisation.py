@@ -56,6 +56,11 @@ class Professional(SQLModel, table=True):
     roles: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     slack_user_id: str | None = Field(default=None, max_length=40, index=True)
     active: bool = True
+    # The linked Slack identity is (enterprise, team, user): the Enterprise Grid org and the
+    # workspace whose installation of the app knows the user (bot.identity), so a DM goes out
+    # with that installation's token (bot.delivery; with SLACK_BOT_TOKEN the one token).
+    slack_enterprise_id: str | None = Field(default=None, max_length=40)
+    slack_team_id: str | None = Field(default=None, max_length=40, index=True)
 
     def has_role(self, *roles: Role) -> bool:
         return any(role.value in self.roles for role in roles)

@@ -38,6 +38,11 @@ class Youth(SQLModel, table=True):
     # month is in clear (the first day of it): the sweep decrypts the birth dates of that
     # month's youths to purge each on the day itself.
     purge_month: date = Field(index=True)
+    # A move to a municipality outside the covenant (Jeugdwet 7.1.2.3 g): ``municipality`` stays
+    # the last covenant municipality (its contact keeps regie while signals run); this names
+    # where the youth went, as the institution wrote it (revision 0008).
+    moved_out_to: str | None = Field(default=None, max_length=100)
+    moved_out_at: datetime | None = None
 
 
 class YouthParent(SQLModel, table=True):

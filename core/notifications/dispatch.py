@@ -114,6 +114,16 @@ def common_context(
     }
 
 
+def already_notified(session: Session, kind: str, key: str, recipient: Recipient) -> bool:
+    """Whether ``kind`` for occasion ``key`` is in the outbox for ``recipient`` on every one of
+    its channels: a job whose notification is costly to make (the monthly report's charts)
+    asks first; :func:`notify` would add nothing anyway."""
+    return all(
+        _exists(session, idempotency_key(kind, key, recipient, channel, address))
+        for channel, address in channels(recipient)
+    )
+
+
 def idempotency_key(kind: str, key: str, recipient: Recipient, channel: str, address: str) -> str:
     return f"{kind}:{key}:{recipient.role}:{channel}:{address}"[:200]
 

@@ -102,6 +102,22 @@ def municipality_recipient(municipality: Municipality) -> Recipient:
     )
 
 
+def municipality_recipients(session: Session, municipality: Municipality) -> list[Recipient]:
+    """The municipality's contact by mail, and by Slack DM when the covenant also lists that
+    address as a professional who linked Slack (bot/identity.py links professionals only). The
+    contact stays the addressee either way: the answer is the municipality's (core.regie)."""
+    recipient = municipality_recipient(municipality)
+    person = session.exec(
+        select(Professional).where(
+            Professional.email == municipality.contact_email.strip().lower(),
+            col(Professional.active),
+        )
+    ).first()
+    if person is None or not person.slack_user_id:
+        return [recipient]
+    return [replace(recipient, slack_id=person.slack_user_id)]
+
+
 def contact_card(session: Session, professional: Professional, today: date) -> dict[str, Any]:
     """A professional's contact details as correspondents see them (with stand-in, if any)."""
     institution = session.get(Institution, professional.institution_id)

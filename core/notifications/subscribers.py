@@ -24,9 +24,12 @@ from core.events import (
     CoordinationEscalatedEvent,
     CoordinationReminderDueEvent,
     Event,
+    InformingReminderDueEvent,
+    MatchConsentRecordedEvent,
     MatchEscalatedEvent,
     MatchFollowUpDueEvent,
     MatchMembersJoinedEvent,
+    MunicipalityActedEvent,
     SignalEndedEvent,
     SignalExpiringEvent,
     SignalPlacedEvent,
@@ -62,10 +65,12 @@ from core.notifications.recipients import (
     contact_card,
     institution_card,
     institution_recipient,
-    municipality_recipient,
+    municipality_recipients,
     professional_recipients,
 )
-from core.signal_terms import latest_end_date
+from core.notifications.regie import assign_choices, escalation_reply, on_municipality_acted
+from core.regie_subjects import RegieSubject, match_youth_id
+from core.signal_terms import INSTITUTION_LEFT, REMOVED, archived_on_end, latest_end_date
 
 Subscriber = Callable[[Session, CoreConfig, Any], None]
 
@@ -205,16 +210,20 @@ _END_REASONS = {
     "expired": "de einddatum is bereikt",
     "risk-gone": "de melder heeft aangegeven dat het risico weg is",
     "unjustified": "de melder heeft het signaal als onterecht ingetrokken",
+    # AVG art. 19: those it was disclosed to learn it is gone, never why (core.rights_requests).
+    REMOVED: "het signaal is uit de verwijsindex verwijderd",
 }
 
 
 def on_signal_ended(session: Session, config: CoreConfig, event: SignalEndedEvent) -> None:
+    if event.reason == INSTITUTION_LEFT:
+        return  # told once per party, not per signal (core.institution_departure)
     today = _today(config, event.at)
     context = {
         "signal_number": event.signal_number,
         "reason": event.reason,
         "reason_text": _END_REASONS.get(event.reason, event.reason),
-        "archived": event.reason != "unjustified",
+        "archived": archived_on_end(event.reason),
     }
     recipients: list[Recipient] = []
     for institution_id in event.notify_institutions:
@@ -223,7 +232,7 @@ def on_signal_ended(session: Session, config: CoreConfig, event: SignalEndedEven
         recipients += professional_recipients(
             session, _professional(session, professional_id), today
         )
-    if event.reason == "expired":  # the reporter did not act: tell them too
+    if event.reason in ("expired", REMOVED):  # the reporter did not end it: tell them too
         reporter = session.get(Professional, event.professional_id)
         if reporter is not None:
             recipients += professional_recipients(session, reporter, today)
@@ -259,6 +268,33 @@ def on_signal_expiring(session: Session, config: CoreConfig, event: SignalExpiri
         key=f"{signal.number}:{signal.ends_on.isoformat()}",
         now=event.at,
         reply=ReplyRequest(ReplyPurpose.SIGNAL_EXPIRY.value, signal.id or 0),
+    )
+
+
+def on_informing_reminder_due(
+    session: Session, config: CoreConfig, event: InformingReminderDueEvent
+) -> None:
+    """Jeugdwet 7.1.5: the reporter is reminded to inform, with who that is at this age."""
+    signal = session.get(Signal, event.signal_id)
+    if signal is None:
+        return  # withdrawn as unjustified since
+    notify(
+        session,
+        config,
+        kind="informeren-herinnering",
+        recipients=professional_recipients(
+            session, _professional(session, signal.professional_id), _today(config, event.at)
+        ),
+        reference=signal.number,
+        context={
+            "signal": _signal_card(session, config, signal, event.at),
+            "informed": signal.informed,
+            "informed_party": event.informed_party,
+            "reminder_days": config.informing_reminder_days,
+        },
+        key=signal.number,
+        now=event.at,
+        reply=ReplyRequest(ReplyPurpose.INFORMING.value, signal.id or 0),
     )
 
 
@@ -355,8 +391,7 @@ def on_match_escalated(session: Session, config: CoreConfig, event: MatchEscalat
     match = session.get(Match, event.match_id)
     assert match is not None
     members = match_members(session, event.match_id)
-    youth_id = match.youth_id or (members[0][1].youth_id if members else 0)
-    municipality = _municipality_of(session, youth_id)
+    municipality = _municipality_of(session, match_youth_id(session, match) or 0)
     if municipality is None:
         return
     rows = [
@@ -370,7 +405,7 @@ def on_match_escalated(session: Session, config: CoreConfig, event: MatchEscalat
         session,
         config,
         kind="match-escalatie",
-        recipients=[municipality_recipient(municipality)],
+        recipients=municipality_recipients(session, municipality),
         reference=match.number,
         context={
             "match_number": match.number,
@@ -378,10 +413,47 @@ def on_match_escalated(session: Session, config: CoreConfig, event: MatchEscalat
             "members": rows,
             "follow_up_due": match.follow_up_due_at.isoformat() if match.follow_up_due_at else "",
             "municipality": municipality.name,
+            "assign_options": assign_choices(session, RegieSubject(match=match)),
         },
         key=f"{match.number}:{match.follow_up_due_at}",
         now=event.at,
+        reply=escalation_reply(RegieSubject(match=match)),
     )
+
+
+def on_match_consent_recorded(
+    session: Session, config: CoreConfig, event: MatchConsentRecordedEvent
+) -> None:
+    """The other parties in the match hear the fact (seed 003), never any content."""
+    match = session.get(Match, event.match_id)
+    assert match is not None
+    today = _today(config, event.at)
+    others = [
+        signal
+        for _, signal in match_members(session, event.match_id)
+        if signal.institution_id != event.institution_id
+    ]
+    institution = institution_card(_institution(session, event.institution_id))
+    for professional_id, own in _first_signal_per_professional(others).items():
+        notify(
+            session,
+            config,
+            kind="match-toestemming",
+            recipients=professional_recipients(
+                session, _professional(session, professional_id), today
+            ),
+            reference=match.number,
+            context={
+                "match_number": match.number,
+                "family": match.kind == MatchKind.FAMILY,
+                "institution": institution,
+                "status": event.status,
+                "recorded_on": today.isoformat(),
+                "own_signal": _signal_card(session, config, own, event.at),
+            },
+            key=f"{match.number}:{event.institution_id}:{event.status}:{_moment(event.at)}",
+            now=event.at,
+        )
 
 
 # --- coordination ----------------------------------------------------------------------------
@@ -499,15 +571,17 @@ def on_coordination_escalated(
         return
     context = _coordination_context(session, config, coordination, event.at)
     context["reason"] = event.reason
+    context["assign_options"] = assign_choices(session, RegieSubject(coordination=coordination))
     notify(
         session,
         config,
         kind="coordinatie-escalatie",
-        recipients=[municipality_recipient(municipality)],
+        recipients=municipality_recipients(session, municipality),
         reference=coordination.number,
         context=context,
         key=f"{coordination.number}:{event.round}:{event.reason}",
         now=event.at,
+        reply=escalation_reply(RegieSubject(coordination=coordination)),
     )
 
 
@@ -735,6 +809,8 @@ SUBSCRIBERS: list[tuple[type[Event], Subscriber]] = [
     (ArchivedSignalRecalledEvent, on_archived_signal_recalled),
     (SignalEndedEvent, on_signal_ended),
     (SignalExpiringEvent, on_signal_expiring),
+    (InformingReminderDueEvent, on_informing_reminder_due),
+    (MatchConsentRecordedEvent, on_match_consent_recorded),
     (MatchMembersJoinedEvent, on_match_members_joined),
     (MatchFollowUpDueEvent, on_match_follow_up_due),
     (MatchEscalatedEvent, on_match_escalated),
@@ -742,6 +818,7 @@ SUBSCRIBERS: list[tuple[type[Event], Subscriber]] = [
     (CoordinationReminderDueEvent, on_coordination_reminder_due),
     (CoordinationEscalatedEvent, on_coordination_escalated),
     (CoordinationAcceptedEvent, on_coordination_accepted),
+    (MunicipalityActedEvent, on_municipality_acted),
     (AbsenceDeclaredEvent, on_absence_declared),
     (TransferRequestedEvent, on_transfer_requested),
     (TransferExecutedEvent, on_transfer_executed),
@@ -769,6 +846,15 @@ NOTIFICATION_KINDS = (
     "signaal-beeindigd",
     "match-opvolging",
     "match-escalatie",
+    "gemeente-regie",
     "logboek-anker",
     "hulpverlener-vertrokken",
+    "instelling-vertrokken",  # core.institution_departure
+    "verhuizing",  # core.moves
+    "coordinatie-overname",  # core.coordination_succession
+    "rechtenverzoek-termijn",  # a rights request's deadline, to the region's admins
+    "informeren-herinnering",
+    "match-toestemming",
+    "maandrapport",  # the monthly follow-up figures to each municipality (core.report_mail)
+    "slack-koppelcode",  # core.slack_codes: a one-time code linking Slack, by mail only
 )

@@ -30,6 +30,10 @@ Choices, and why:
   explicitly (never read back from the headers).
 * Both parts are quoted-printable: 7-bit clean, so no relay needs 8BITMIME, and no line is ever
   too long for SMTP (RFC 5321 §4.5.3.1.6), whatever a template produces.
+* Files a notification carries (``core.outbox.MailPart``: the monthly report's charts and CSV)
+  are base64 parts: inline images with their ``Content-ID`` in a ``multipart/related`` around
+  the text and HTML (RFC 2387; the HTML shows them as ``cid:``, RFC 2392), attachments in a
+  ``multipart/mixed`` around that. Their names, types and ids are checked like header values.
 * The message is assembled as bytes from a template made once per worker (:class:`MessageTemplate`:
   the ``From`` header folded once, the fixed MIME headers), not built as an ``EmailMessage``
   and flattened: that cost 1.2-1.7 ms a mail, more than sending it. Only values that need it go
@@ -42,6 +46,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -55,7 +60,7 @@ from email.utils import format_datetime
 
 from core.clock import utcnow
 from core.keyring import KeyRing
-from core.outbox import OutboundNotification
+from core.outbox import MailPart, OutboundNotification
 from core.rendering import RenderedEmail
 
 # Receipts and error reports answer a message (RFC 3834 §5: auto-replied); everything else is
@@ -165,6 +170,72 @@ def _quoted_printable(text: str) -> bytes:
     return encoded.encode("ascii")
 
 
+def _alternative(token: bytes, rendered: RenderedEmail) -> bytes:
+    """The text and HTML parts as one multipart/alternative entity, its headers included."""
+    boundary = b"=_" + token
+    delimiter = b"--" + boundary
+    return b"".join(
+        [
+            b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n\r\n' % boundary,
+            delimiter + b"\r\n" + _PART_HEADERS % b"plain",
+            _quoted_printable(rendered.text),
+            b"\r\n" + delimiter + b"\r\n" + _PART_HEADERS % b"html",
+            _quoted_printable(rendered.html),
+            b"\r\n" + delimiter + b"--\r\n",
+        ]
+    )
+
+
+def _multipart(subtype: bytes, boundary: bytes, entities: list[bytes], extra: bytes = b"") -> bytes:
+    """``entities`` (each with its own headers) in a multipart/``subtype``. Boundaries start
+    with ``=_`` and base64 has no ``=`` but at its end, so no part can contain one."""
+    delimiter = b"--" + boundary
+    head = b'Content-Type: multipart/%s;\r\n boundary="%s"%s\r\n\r\n' % (
+        subtype,
+        boundary,
+        extra,
+    )
+    inner = b"".join(delimiter + b"\r\n" + entity + b"\r\n" for entity in entities)
+    return head + inner + delimiter + b"--\r\n"
+
+
+_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+_MEDIA_TYPE = re.compile(r"[a-z]+/[a-z0-9.+-]+")
+_CONTENT_ID = re.compile(r"[!-;=?-~]{1,200}")  # the inside of a msg-id, as in _MSG_ID
+
+
+def _file_part(part: MailPart) -> bytes:
+    """One file, base64 in lines of 76 (RFC 2045 §6.8): inline with its Content-ID, or an
+    attachment. Names and types come from the core, but are checked all the same: no value may
+    add a header or a parameter."""
+    content_type = part.content_type.lower()
+    if not _MEDIA_TYPE.fullmatch(content_type):
+        raise UnsendableNotification("a mail part has no valid content type")
+    filename = _SAFE_FILENAME.sub("_", part.filename)[:100] or "bijlage"
+    if part.content_id is not None:
+        if not _CONTENT_ID.fullmatch(part.content_id) or "@" not in part.content_id:
+            raise UnsendableNotification("a mail part has no valid Content-ID")
+        disposition = b'inline; filename="%s"' % filename.encode("ascii")
+        identity = b"Content-ID: <%s>\r\n" % part.content_id.encode("ascii")
+    else:
+        disposition = b'attachment; filename="%s"' % filename.encode("ascii")
+        identity = b""
+    encoded = base64.b64encode(part.data)
+    lines = b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    charset = b'; charset="utf-8"' if content_type.startswith("text/") else b""
+    return b"".join(
+        [
+            b"Content-Type: %s%s\r\n" % (content_type.encode("ascii"), charset),
+            b"Content-Transfer-Encoding: base64\r\n",
+            b"Content-Disposition: %s\r\n" % disposition,
+            identity,
+            b"\r\n",
+            lines,
+            b"\r\n",
+        ]
+    )
+
+
 class MessageTemplate:
     """What every notification of one worker shares, prepared once: the sender, the domain,
     the Message-ID key. :meth:`build` adds what varies."""
@@ -176,7 +247,9 @@ class MessageTemplate:
         self._from = SMTP.header_factory("From", sender).fold(policy=SMTP).encode("ascii")
 
     def build(self, notification: OutboundNotification, rendered: RenderedEmail) -> OutgoingMessage:
-        """The e-mail for ``notification``: multipart/alternative (text, then HTML)."""
+        """The e-mail for ``notification``: multipart/alternative (text, then HTML); with
+        inline images in a multipart/related around it, with attachments in a multipart/mixed
+        around that (RFC 2046 §5.1, RFC 2387)."""
         message_id = message_id_for(notification, self.mail_domain, self.message_id_salt)
         auto = "auto-replied" if notification.kind in AUTO_REPLIED_KINDS else "auto-generated"
         lines = [
@@ -196,18 +269,26 @@ class MessageTemplate:
         if answered:
             lines.append(header_line("In-Reply-To", answered[0]))
             lines.append(header_line("References", answered[0]))
-        boundary = b"=_" + message_id[1:33].encode("ascii")
-        delimiter = b"--" + boundary
-        raw = b"".join(
-            [
-                *lines,
-                _MIME_VERSION,
-                b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n\r\n' % boundary,
-                delimiter + b"\r\n" + _PART_HEADERS % b"plain",
-                _quoted_printable(rendered.text),
-                b"\r\n" + delimiter + b"\r\n" + _PART_HEADERS % b"html",
-                _quoted_printable(rendered.html),
-                b"\r\n" + delimiter + b"--\r\n",
-            ]
-        )
+        try:
+            parts = notification.mail_parts
+        except ValueError as exc:
+            raise UnsendableNotification(str(exc)) from exc
+        token = message_id[1:33].encode("ascii")
+        body = _alternative(token, rendered)
+        inline = [part for part in parts if part.content_id]
+        attached = [part for part in parts if not part.content_id]
+        if inline:  # RFC 2387: the HTML and the images it shows by cid: travel together
+            body = _multipart(
+                b"related",
+                b"=_r" + token,
+                [body, *(_file_part(part) for part in inline)],
+                b'; type="multipart/alternative"',
+            )
+        if attached:
+            body = _multipart(
+                b"mixed",
+                b"=_m" + token,
+                [body, *(_file_part(part) for part in attached)],
+            )
+        raw = b"".join([*lines, _MIME_VERSION, body])
         return OutgoingMessage(message_id, raw)

@@ -54,6 +54,8 @@ from mail_gateway.delivery.relay import Relay, relay_from_url
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
+# While mail keeps coming, a batch waits this long after the wake-up for more to gather.
+GATHER_SECONDS = 0.02
 
 
 def default_worker_id() -> str:
@@ -230,6 +232,10 @@ async def run_mail_delivery(
                     continue  # there may be more waiting
             if not await _until_set(wake, stop, timeout=poll_interval):
                 await asyncio.to_thread(delivery.close)  # idle: no connection held open
+            elif report.claimed:
+                # Busy: let the next notifications gather, so one claim and one "sent" take a
+                # batch, not one or two rows each (each is a write: on SQLite, the one writer).
+                await _until_set(stop, stop, timeout=GATHER_SECONDS)
     finally:
         await asyncio.to_thread(delivery.close)
     log.info("mail delivery %s stopped", delivery.worker_id)

@@ -55,6 +55,7 @@ class BlockResult:
     line: int  # the block's first line, 1-based in the body
     command: Any = None  # RegisterYouth | DeregisterYouth | PlaceSignal
     refusal: Refusal | None = None
+    own_reference: str = ""  # the block's Kenmerk as written, for the receipt to name it by
 
 
 @dataclass(frozen=True)
@@ -180,22 +181,29 @@ def _refusal(block: Block, error: DomainError) -> Refusal:
     return Refusal(name, _at(line, block.line, error.message), line)
 
 
+def _own_reference(block: Block) -> str:
+    return next((v for label, v in block.pairs if canonical_label(label) == "kenmerk"), "")
+
+
 def _parse(text: str, parse: Callable[[dict[str, str]], Any]) -> list[BlockResult]:
     results = []
     for block in read_blocks(text).blocks:
+        reference = _own_reference(block)
         if block.problem is not None:
-            results.append(BlockResult(block.line, refusal=block.problem))
+            results.append(BlockResult(block.line, refusal=block.problem, own_reference=reference))
             continue
         try:
             command = parse(collect_fields(block.pairs))
         except DomainError as error:
-            results.append(BlockResult(block.line, refusal=_refusal(block, error)))
+            refusal = _refusal(block, error)
+            results.append(BlockResult(block.line, refusal=refusal, own_reference=reference))
         except Exception:  # a bug in reading one block must not cost the mail its other blocks
             log.exception("block at line %d could not be parsed", block.line)
             reason = "dit blok is niet te lezen; controleer de velden"
-            results.append(BlockResult(block.line, refusal=Refusal("", reason, block.line)))
+            refusal = Refusal("", reason, block.line)
+            results.append(BlockResult(block.line, refusal=refusal, own_reference=reference))
         else:
-            results.append(BlockResult(block.line, command=command))
+            results.append(BlockResult(block.line, command=command, own_reference=reference))
     return results
 
 

@@ -7,6 +7,9 @@ The rules here follow browsers (WHATWG Encoding: the labels ``iso-8859-1`` and `
 mean windows-1252) plus one repair browsers do not make: bytes that are valid multi-byte UTF-8
 are read as UTF-8 whatever a Western single-byte label says — real Dutch Windows-1252 text
 essentially never forms such sequences. Nothing here raises.
+
+CSV attachments are not decoded here: every registration CSV, by mail or ``verwijsindex
+import``, is decoded by one function of the core (:func:`core.bulk_import.open_csv_text`).
 """
 
 from __future__ import annotations
@@ -59,16 +62,6 @@ def is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def sniff_encoding(data: bytes) -> str:
-    """The codec for bytes with no (usable) declaration: a byte-order mark decides, then UTF-8
-    if the bytes are valid UTF-8, else Windows-1252 (what Excel and older systems write)."""
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    return "utf-8" if is_utf8(data) else "cp1252"
 
 
 def _codec_name(declared: str | None) -> str | None:

@@ -25,13 +25,14 @@ from email.policy import Policy, compat32
 from email.policy import default as default_policy
 from typing import TextIO, TypeVar
 
+from core.bulk_import import XLSX_SUFFIXES, csv_encoding, open_csv_text
 from mail_gateway.parsing.charsets import (
     c1_as_windows_1252,
     decode_text,
     decode_windows_1252,
     is_utf8,
-    sniff_encoding,
 )
+from mail_gateway.parsing.flowed import unflow
 from mail_gateway.parsing.html_text import html_to_text
 
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/comma-separated-values", "text/x-csv"})
@@ -47,6 +48,27 @@ _MSGID = re.compile(r"<[^<>\s]{1,900}>")
 _BARE_MSGID = re.compile(r"^[^<>\s@]{1,500}@[^<>\s@]{1,400}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _EXCEL_FILENAMES = (".xls", ".xlsx", ".xlsm", ".ods")
+XLSX_TYPES = frozenset(
+    {
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.ms-excel.sheet.macroenabled.12",
+    }
+)
+# Parts that come with a mail but are never meant as its content: pictures in a signature, an
+# S/MIME or PGP signature, a calendar invitation, a business card; an attached mail is read as
+# a forward (``forwarded``).
+_INCIDENTAL_TYPES = frozenset(
+    {
+        "application/pkcs7-signature",
+        "application/x-pkcs7-signature",
+        "application/pgp-signature",
+        "application/pgp-keys",
+        "text/calendar",
+        "text/vcard",
+        "text/x-vcard",
+        "text/directory",
+    }
+)
 
 T = TypeVar("T")
 
@@ -69,17 +91,33 @@ class Attachment:
         return name.endswith(".csv") and self.content_type in CSV_BY_FILENAME_TYPES
 
     @property
+    def is_xlsx(self) -> bool:
+        """An Excel workbook (``.xlsx``) by its type or its name (clients also send it as
+        ``application/octet-stream`` or Excel's old ``application/vnd.ms-excel``)."""
+        if self.is_csv:
+            return False
+        return self.content_type in XLSX_TYPES or self.filename.lower().endswith(XLSX_SUFFIXES)
+
+    @property
+    def is_registration_file(self) -> bool:
+        return self.is_csv or self.is_xlsx
+
+    @property
+    def is_incidental(self) -> bool:
+        """A part no one sends as the mail's content (a signature's logo, an S/MIME signature,
+        an attached mail read as a forward)."""
+        kind = self.content_type
+        return kind.startswith(("image/", "message/")) or kind in _INCIDENTAL_TYPES
+
+    @property
     def encoding(self) -> str:
-        """How :meth:`open_text` decodes: a byte-order mark decides, then UTF-8 if the bytes are
-        valid UTF-8, else Windows-1252 (what Excel and older client systems write)."""
-        return sniff_encoding(self.payload)
+        """How :meth:`open_text` decodes (:func:`core.bulk_import.csv_encoding`)."""
+        return csv_encoding(io.BytesIO(self.payload))
 
     def open_text(self) -> TextIO:
-        """The content as a text stream, decoded as it is read. Bytes Windows-1252 leaves
-        undefined read as U+FFFD rather than failing halfway through a large file."""
-        return io.TextIOWrapper(
-            io.BytesIO(self.payload), encoding=self.encoding, errors="replace", newline=""
-        )
+        """The content as a text stream, decoded as every registration CSV is
+        (:func:`core.bulk_import.open_csv_text`: byte-order mark, UTF-8, else Windows-1252)."""
+        return open_csv_text(io.BytesIO(self.payload))
 
 
 @dataclass
@@ -95,6 +133,9 @@ class ParsedMail:
     text: str = ""  # text/plain preferred; an HTML-only body as readable text
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    # Which part was read when it is not the mail's own text (a forward: ``forwarded``), in
+    # Dutch for the receipt; '' when it is.
+    read_part: str = ""
 
     def header(self, name: str) -> str:
         """The first value of a header, decoded ('' when absent)."""
@@ -107,6 +148,17 @@ class ParsedMail:
     @property
     def csv_attachments(self) -> list[Attachment]:
         return [attachment for attachment in self.attachments if attachment.is_csv]
+
+    @property
+    def registration_files(self) -> list[Attachment]:
+        """The attachments read as registrations: CSV files and Excel workbooks."""
+        return [attachment for attachment in self.attachments if attachment.is_registration_file]
+
+    @property
+    def unreadable_files(self) -> list[Attachment]:
+        """Attachments that may be meant as registrations but that we cannot read (``.xls``,
+        ``.ods``, a PDF, Outlook's ``winmail.dat``): the answer names them."""
+        return [a for a in self.attachments if not (a.is_registration_file or a.is_incidental)]
 
     def note(self, defect: str) -> None:
         if defect not in self.defects and len(self.defects) < 100:
@@ -403,6 +455,15 @@ def _charset(part: _Part, mail: ParsedMail) -> str | None:
     return str(charset) if charset else None
 
 
+def _unflowed(part: _Part, text: str, mail: ParsedMail) -> str:
+    """RFC 3676: ``format=flowed`` text with its soft line breaks undone."""
+    flowed = _raw_parameter(part.message, "content-type", "format").strip().lower()
+    if flowed != "flowed":
+        return text
+    delsp = _raw_parameter(part.message, "content-type", "delsp").strip().lower() == "yes"
+    return _safely(lambda: unflow(text, delsp=delsp), text, mail, "format=flowed")
+
+
 def _read_body(message: Message, mail: ParsedMail) -> None:
     mail.content_type = _part(message, mail).content_type
     plain: list[str] = []
@@ -426,7 +487,7 @@ def _read_body(message: Message, mail: ParsedMail) -> None:
         if note:
             mail.note(note)
         if part.content_type == "text/plain":
-            plain.append(text)
+            plain.append(_unflowed(part, text, mail))
         else:
             htmls.append(html_to_text(text))
     # text/plain preferred; an empty one (some clients send it beside the HTML) does not count.

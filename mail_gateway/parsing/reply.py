@@ -1,75 +1,68 @@
 """The answer in a reply mail (CONTRACT §4, Replies): the text the sender wrote above the quoted
-notification and the signature, and the keyword on its first line.
+notification and the signature, the keyword on its first line, and the keyword's argument.
 
-Why our own patterns first and a library second: of the quote-stripping libraries we tried on
-the replies our users send, ``mail-parser-reply`` (kept up, pure Python) and
-``email-reply-parser`` handle the English Gmail, Thunderbird, Apple Mail and Outlook headers but
-none of the Dutch ones ("Op ... schreef Naam <a@b>:", "... het volgende geschreven:", Outlook's
-"Van:/Verzonden:" block; ``mail-parser-reply`` only knows "Op ... schreef:" with nothing between
-"schreef" and the colon), nor "-- " signatures or "Sent from my iPhone" in every position;
-``talon`` gets more Dutch forms but misses wrapped Gmail headers, "Oorspronkelijk bericht" and
-phone signatures, and pulls in scikit-learn and lxml. So :mod:`quoting` cuts the Dutch and
-English formats we know (tested with samples of each client), and ``mail-parser-reply`` then
-cuts what it knows beyond them (other languages, disclaimers). The library is only given a
-bounded prefix: its patterns take quadratic time on long lines (16 kB: seconds).
+Where the answer ends is decided once, in :mod:`quoting` (our own Dutch and English patterns,
+then ``quotequail`` on a bounded prefix); a closing on a line of its own ("Met vriendelijke
+groet,") ends it too. A ``WEIGER`` reason may run over several lines: everything from the
+keyword to that end is the reason (:func:`argument_text`, the one reader of a keyword's free
+text). ``format=flowed`` text has been unwrapped already (:mod:`flowed`, by the MIME reader).
 """
 
 from __future__ import annotations
 
 import re
 
-from mailparser_reply import EmailReplyParser
-
+from core.consent import parse_consent_status
 from core.errors import InvalidInput
 from core.replies import ReplyAction
-from mail_gateway.parsing.quoting import own_text_end
+from mail_gateway.parsing.quoting import is_quoted, own_text_end
 
-_LIBRARY_LINES = 100
-_LIBRARY_LINE_LENGTH = 500
 # A closing on a line of its own ends the answer: what follows is name, function, phone.
 _CLOSING = re.compile(
     r"^\s*((met\s+)?(vriendelijke|hartelijke|beste|collegiale)\s+groet(en)?|groet(en|jes)?|mvg"
-    r"|m\.v\.g\.?|(kind|best|warm)\s+regards|regards|cheers)\s*[,.!]*\s*$",
+    r"|m\.v\.g\.?|(kind|best|warm)\s+regards|regards|cheers)\s*[,.!]*"
+    r"(\s*[^\W\d_][\w.'-]*(\s+[^\W\d_][\w.'-]*){0,3})?\s*$",  # "Groet, Sanne (Jansen)"
     re.IGNORECASE,
 )
+MAX_ARGUMENT = 2000  # a reason longer than a page is cut here, never read without end
 
 
 def strip_quoted(text: str) -> str:
     """The reply without quoted history and signature ('' when nothing of the sender's own is
     left)."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    own = lines[: own_text_end(lines)]
+    end = own_text_end(lines)
+    own = lines[:end]
+    if not any(line.strip() for line in own):
+        own = _below_the_quote(lines[end:])
     while own and not own[0].strip():
         own.pop(0)
     closing = next(
         (i for i, line in enumerate(own) if i and len(line) < 60 and _CLOSING.match(line)), None
     )
-    own = own[:closing]
-    return "\n".join(own[: _library_end(own)]).rstrip()
+    return "\n".join(own[:closing]).rstrip()
 
 
-def _library_end(lines: list[str]) -> int:
-    """How many of ``lines`` ``mail-parser-reply`` keeps (all of them when it keeps nothing,
-    fails, or returns something that is not a prefix of what it was given)."""
-    probe = [line[:_LIBRARY_LINE_LENGTH] for line in lines[:_LIBRARY_LINES]]
-    if not probe:
-        return 0
-    try:
-        kept = EmailReplyParser(languages=["nl", "en"]).parse_reply(text="\n".join(probe))
-    except Exception:  # the library on odd input: our own cut stands
-        return len(lines)
-    kept_lines = (kept or "").rstrip().split("\n")
-    count = len(kept_lines)
-    if not (kept or "").strip() or count >= len(probe):
-        return len(lines)
-    if [line.strip() for line in kept_lines] != [line.strip() for line in probe[:count]]:
-        return len(lines)
-    return count
+def _below_the_quote(lines: list[str]) -> list[str]:
+    """A bottom-posted answer (Thunderbird's default, and mailing-list habit): nothing above
+    the quote header, the notification quoted with ``>``, the answer below it. Only for
+    ``>``-quoting: Outlook quotes without it, and its quoted notification must never be read
+    as an answer."""
+    index = 0
+    while index < len(lines) and not is_quoted(lines[index]):
+        index += 1  # the quote header, wrapped over at most two lines, and a blank line
+    if index > 3 or index == len(lines):
+        return []
+    while index < len(lines) and (is_quoted(lines[index]) or not lines[index].strip()):
+        index += 1
+    below = lines[index:]
+    return below[: own_text_end(below)]
 
 
 def extract_reply(text: str) -> str:
-    """The first non-empty line the sender wrote ('' when there is none)."""
-    return _first_line(strip_quoted(text))
+    """The answer the sender wrote: from its first non-empty line (the keyword) to the quoted
+    history, signature or closing ('' when there is none)."""
+    return strip_quoted(text).strip()
 
 
 def _first_line(text: str) -> str:
@@ -79,8 +72,35 @@ def _first_line(text: str) -> str:
     return ""
 
 
+def argument_text(answer: str, rest_of_keyword_line: str) -> str:
+    """A keyword's free-text argument (``WEIGER <reden>``, ``OVERDRAGEN <instelling-id>``, and
+    any keyword with a ``<toelichting>``): what follows the keyword on its line, and the lines
+    below it up to the quote or signature. ``answer`` is the reply as :func:`strip_quoted`
+    leaves it (the keyword on its first non-empty line). Lines keep their breaks; runs of blank
+    lines become one; emphasis and punctuation before it are dropped, and after it when it is
+    one line ('WEIGER: vol.' is 'vol'; a paragraph keeps its last full stop)."""
+    lines = answer.translate(_INVISIBLE).replace("\r\n", "\n").split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    rest = " ".join(rest_of_keyword_line.split())
+    if first < len(lines) and rest:
+        # The keyword's matcher saw its line without trailing punctuation: take the line's end.
+        line = " ".join(lines[first].split())
+        found = line.rfind(rest)
+        rest = line[found:] if found >= 0 else rest
+    kept = [rest]
+    for line in lines[first + 1 :]:
+        words = " ".join(line.split())
+        if words or (kept and kept[-1]):
+            kept.append(words)
+    text = "\n".join(kept).strip().lstrip(_DECORATION)
+    text = text.rstrip(_DECORATION if "\n" not in text else _EMPHASIS)
+    return text[:MAX_ARGUMENT].rstrip()
+
+
 KEYWORDS_NL = (
-    "AKKOORD, WEIGER <reden>, OVERDRAGEN <instelling-id>, CONTACT GELEGD of VERLENG [maanden]"
+    "AKKOORD, WEIGER <reden>, OVERDRAGEN <instelling-id>, CONTACT GELEGD, VERLENG [maanden], "
+    "GEINFORMEERD, TOESTEMMING GEVRAAGD|GEGEVEN|GEWEIGERD, en voor de gemeente REGIE, "
+    "AANWIJZEN <instelling-id> of AFGEROND <toelichting>"
 )
 _INVISIBLE = str.maketrans(
     {"\xa0": " ", "\u202f": " ", "\u2007": " ", "\u200b": None, "\u200c": None,
@@ -88,6 +108,7 @@ _INVISIBLE = str.maketrans(
 )  # fmt: skip
 # Trailing punctuation and the emphasis Gmail's text part gives bold text (*AKKOORD*).
 _DECORATION = " \t.!?,;:*_\"'`~"
+_EMPHASIS = " \t*_~"
 _WORD = r"(?![\w-])"  # the keyword ends here: 'weigeren' is WEIGER, 'weigerachtig' is not
 _ACCEPT = re.compile(r"^(akkoord|accept|accepteer|accepted|geaccepteerd)$")
 _CONTACTED = re.compile(r"^(contact\s+gelegd|contacted|contact\s+made)$")
@@ -98,15 +119,30 @@ _HAND_OVER = re.compile(
     re.I,
 )
 _EXTEND = re.compile(rf"^(verlengen|verleng|extend){_WORD}[\s:=\-–]*(?P<rest>.*)$", re.I)
+_INFORMED = re.compile(r"^(geinformeerd|geïnformeerd|ge-informeerd|informed)$")
+_CONSENT = re.compile(rf"^(toestemming|consent){_WORD}[\s:=\-–]*(?P<rest>.*)$", re.I)
+# The municipality's answers to an escalation (core.regie).
+_TAKE_UP = re.compile(r"^(regie|regie\s+nemen|neem\s+regie|take\s+over|take\s+charge)$")
+_ASSIGN = re.compile(
+    rf"^(aanwijzen\s+aan|aanwijzen|wijs\s+aan|assign\s+to|assign){_WORD}[\s:=\-–]*(?P<rest>.*)$",
+    re.I,
+)
+_CLOSE = re.compile(
+    rf"^(afgerond|afronden|rond\s+af|closed|close){_WORD}[\s:=\-–]*(?P<rest>.*)$", re.I
+)
 _MONTHS = re.compile(r"^(?:met\s+|by\s+)?(\d{1,3})\s*(maanden|maand|mnd|m|months|month)?$")
 
 
 def parse_reply_command(text: str) -> ReplyAction:
     """The keyword on the first non-empty line of ``text`` (the reply, already stripped of
-    quoted history by :func:`strip_quoted`). Case-insensitive; trailing punctuation, emphasis
-    and non-breaking spaces are tolerated. Refusals are :class:`InvalidInput` with a Dutch
+    quoted history by :func:`strip_quoted`), with its argument (:func:`argument_text`: a reason
+    may run over several lines). Case-insensitive; trailing punctuation, emphasis and
+    non-breaking spaces are tolerated. Refusals are :class:`InvalidInput` with a Dutch
     message: field ``antwoord`` (no or unknown keyword), ``reden`` (WEIGER without a reason),
-    ``instelling`` (OVERDRAGEN without an institution) or ``maanden`` (VERLENG not 1–24)."""
+    ``instelling`` (OVERDRAGEN without an institution), ``maanden`` (VERLENG not 1–24) or
+    ``toestemming`` (TOESTEMMING without gevraagd, gegeven or geweigerd); for the municipality
+    ``instelling`` (AANWIJZEN without an institution) or ``toelichting`` (AFGEROND without
+    one)."""
     line = " ".join(_first_line(text.translate(_INVISIBLE)).split())
     bare = line.strip(_DECORATION)
     if not bare:
@@ -121,28 +157,51 @@ def parse_reply_command(text: str) -> ReplyAction:
     if _CONTACTED.match(lowered):
         return ReplyAction("contacted")
     if match := _DECLINE.match(bare):
-        reason = match.group("rest").strip(_DECORATION)
+        reason = argument_text(text, match.group("rest"))
         if not reason:
             raise InvalidInput(
                 "geef na WEIGER de reden op, bijvoorbeeld 'WEIGER geen capaciteit'", field="reden"
             )
         return ReplyAction("decline", reason)
     if match := _HAND_OVER.match(bare):
-        words = match.group("rest").split()
-        institution = words[0].strip(_DECORATION).lower() if words else ""
-        if not institution:
-            raise InvalidInput(
-                "geef na OVERDRAGEN de instelling-id op, bijvoorbeeld 'OVERDRAGEN ggd-groningen'",
-                field="instelling",
-            )
-        return ReplyAction("hand-over", institution)
+        return ReplyAction("hand-over", _institution_id(text, match, "OVERDRAGEN"))
     if match := _EXTEND.match(bare):
         return ReplyAction("extend", _months(match.group("rest").strip(_DECORATION)))
+    if _INFORMED.match(lowered):
+        return ReplyAction("informed")
+    if match := _CONSENT.match(bare):
+        status = parse_consent_status(match.group("rest").strip(_DECORATION))
+        return ReplyAction("consent", status.value)
+    if _TAKE_UP.match(lowered):
+        return ReplyAction("take-up")
+    if match := _ASSIGN.match(bare):
+        return ReplyAction("assign", _institution_id(text, match, "AANWIJZEN"))
+    if match := _CLOSE.match(bare):
+        note = argument_text(text, match.group("rest"))
+        if not note:
+            raise InvalidInput(
+                "geef na AFGEROND een toelichting op, bijvoorbeeld 'AFGEROND hulp loopt via het "
+                "wijkteam'",
+                field="toelichting",
+            )
+        return ReplyAction("close", note)
     # The line itself is not repeated: an answer in the reader's own words may name the youth.
     raise InvalidInput(
         f"de eerste regel is geen antwoord dat wij kennen; antwoord met {KEYWORDS_NL}",
         field="antwoord",
     )
+
+
+def _institution_id(text: str, match: re.Match[str], keyword: str) -> str:
+    """The institution id after OVERDRAGEN or AANWIJZEN: the first word of its argument."""
+    words = argument_text(text, match.group("rest")).split()
+    institution = words[0].strip(_DECORATION).lower() if words else ""
+    if not institution:
+        raise InvalidInput(
+            f"geef na {keyword} de instelling-id op, bijvoorbeeld '{keyword} ggd-groningen'",
+            field="instelling",
+        )
+    return institution
 
 
 def _months(argument: str) -> str:

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from core import outbox
 from core.config import CoreConfig
 from core.errors import DomainError
+from core.free_text import OMITTED, quote
 from core.models import Channel
 from core.notifications.dispatch import common_context
 from core.notifications.recipients import Recipient
@@ -33,14 +34,29 @@ class Outcome:
     summaries: list[dict[str, Any]] = field(default_factory=list)  # one per CSV attachment
     confirmation: str = ""  # a reply's result, in Dutch
     hint: str = ""
+    read_part: str = ""  # which part of the mail was read, when not its own text (a forward)
 
-    def refuse(self, line: int | None, error: DomainError | str, field_name: str = "") -> None:
+    def refuse(
+        self,
+        line: int | None,
+        error: DomainError | str,
+        field_name: str = "",
+        own_reference: str = "",
+    ) -> None:
+        """A refused block, row or file; ``own_reference`` is the sender's Kenmerk for it, so
+        the receipt names the client record and not only a line number."""
         if isinstance(error, DomainError):
-            self.refused.append(
-                {"line": line, "field": error.field or field_name, "reason": error.message}
-            )
+            field_name, reason = error.field or field_name, error.message
         else:
-            self.refused.append({"line": line, "field": field_name, "reason": error})
+            reason = error
+        self.refused.append(
+            {
+                "line": line,
+                "field": field_name,
+                "reason": reason,
+                "own_reference": shown_reference(own_reference),
+            }
+        )
 
     @property
     def accepted_total(self) -> int:
@@ -54,6 +70,16 @@ class Outcome:
     @property
     def understood(self) -> bool:
         return bool(self.accepted or self.refused or self.summaries or self.confirmation)
+
+
+def shown_reference(reference: str) -> str:
+    """The sender's Kenmerk as a receipt may repeat it: not when it could be a BSN or a date
+    of birth, or holds characters that garble the answer (a kenmerk may be refused for that
+    very reason), and at most 60 characters."""
+    if not reference.strip():
+        return ""
+    shown = quote(reference, limit=60)
+    return "" if shown == OMITTED else shown.strip("'")
 
 
 @dataclass(frozen=True)
@@ -97,6 +123,7 @@ def send_answer(
         "confirmation": outcome.confirmation,
         "problems": outcome.problems,
         "hint": outcome.hint,
+        "read_part": outcome.read_part,
     }
     outbox.enqueue(
         session,

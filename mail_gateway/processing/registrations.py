@@ -21,8 +21,12 @@ from core.errors import UserError
 from core.registration import InvolvedInstitution, RegisterYouth
 from mail_gateway.context import Gateway
 from mail_gateway.parsing.blocks import BlockResult, parse_registration_blocks
-from mail_gateway.parsing.csv_attachment import registration_rows
 from mail_gateway.parsing.mime import ParsedMail
+from mail_gateway.parsing.xlsx_attachment import (
+    file_name,
+    registration_file_rows,
+    unreadable_file_reason,
+)
 from mail_gateway.processing.handler import Handler, Opened
 from mail_gateway.processing.receipts import Outcome
 
@@ -36,29 +40,36 @@ FIELDS_HINT = (
 )
 
 
-def import_csv_attachments(
+def import_registration_files(
     engine: Engine, config: CoreConfig, mail: ParsedMail, actor: Actor, outcome: Outcome
 ) -> bool:
-    """Each CSV attachment through the bulk import (its own transactions, batch by batch;
-    running it again after a crash changes nothing twice). Returns whether there were any."""
-    attachments = [a for a in mail.attachments if a.is_csv]
+    """Each CSV or .xlsx attachment through the bulk import (its own transactions, batch by
+    batch; running it again after a crash changes nothing twice); any other file is named as
+    not read. Returns whether there were any to import."""
+    attachments = mail.registration_files
+    for attachment in mail.unreadable_files:
+        outcome.refuse(None, unreadable_file_reason(attachment), "bijlage")
     for attachment in attachments:
-        summary: dict[str, str | int] = {"filename": attachment.filename or "bijlage.csv"}
+        default_name = "bijlage.xlsx" if attachment.is_xlsx else "bijlage.csv"
+        summary: dict[str, str | int] = {"filename": attachment.filename or default_name}
+        references: dict[int, str] = {}
         try:
             report = import_registrations(
                 engine,
                 config,
                 actor.institution_id or "",
-                registration_rows(attachment),
+                registration_file_rows(attachment, references),
                 actor=actor,
             )
-        except UserError as error:  # a header the import cannot read: the whole file
-            outcome.refuse(None, error)
+        except UserError as error:  # a header or workbook the import cannot read: the file
+            reason = f"bijlage {file_name(attachment)}: {error.message}"
+            outcome.refuse(None, reason, error.field or "bestand")
             summary.update(accepted=0, deregistered=0, refused=0, new_involvements=0)
             outcome.summaries.append(summary)
             continue
         for refused in report.refused:
-            outcome.refuse(refused.line, refused.reason, refused.field)
+            own_reference = references.get(refused.line, "")
+            outcome.refuse(refused.line, refused.reason, refused.field, own_reference)
         summary.update(
             accepted=report.accepted,
             deregistered=report.deregistered,
@@ -76,7 +87,15 @@ class RegistrationBlocks(Handler[list[BlockResult]]):
     own receipt listing its own blocks. A client system's nightly burst is a few calls."""
 
     def prepare(self, gateway: Gateway, item: Opened, outcome: Outcome) -> list[BlockResult]:
-        return parse_registration_blocks(item.mail.text)
+        outcome.read_part = item.mail.read_part
+        blocks = parse_registration_blocks(item.mail.text)
+        for attachment in item.mail.unreadable_files:  # an .xls, a PDF: say what to send
+            reason = unreadable_file_reason(attachment)
+            if blocks:
+                outcome.refuse(None, reason, "bijlage")
+            else:
+                outcome.problems.append(reason)
+        return blocks
 
     def handle(
         self,
@@ -91,7 +110,10 @@ class RegistrationBlocks(Handler[list[BlockResult]]):
         for index, blocks in enumerate(prepared):
             for block in blocks:
                 if block.refusal is not None:
-                    outcomes[index].refuse(block.line, block.refusal.reason, block.refusal.field)
+                    refusal = block.refusal
+                    outcomes[index].refuse(
+                        block.line, refusal.reason, refusal.field, block.own_reference
+                    )
                 else:
                     requests.append(_Request(index, block))
         # The audit's actor is the institution and the transport (its channel).
@@ -141,11 +163,14 @@ def _register_run(
             )
     except UserError as error:  # the institution itself may not register (no longer active)
         for request in run:
-            outcomes[request.mail].refuse(request.block.line, error)
+            block = request.block
+            outcomes[request.mail].refuse(block.line, error, own_reference=block.own_reference)
         return
     for refused in report.refused:
-        request = run[refused.line]
-        outcomes[request.mail].refuse(request.block.line, refused.reason, refused.field)
+        block = run[refused.line].block
+        outcomes[run[refused.line].mail].refuse(
+            block.line, refused.reason, refused.field, block.own_reference
+        )
     for result in report.results:
         request = run[result.line]
         outcomes[request.mail].accepted.append(_accepted(request.block, result))
@@ -161,15 +186,16 @@ def _accepted(block: BlockResult, result: RowResult) -> dict[str, Any]:
 
 
 class RegistrationFile(Handler[None]):
-    """CSV attachments: each through the bulk import, batch by batch in transactions of its
-    own (a file of 100,000 rows cannot wait for one); taken up again after a crash it changes
-    nothing twice. One mail at a time: the import holds the worker for minutes."""
+    """CSV and .xlsx attachments: each through the bulk import, batch by batch in transactions
+    of its own (a file of 100,000 rows cannot wait for one); taken up again after a crash it
+    changes nothing twice. One mail at a time: the import holds the worker for minutes."""
 
     together = 1
 
     def prepare(self, gateway: Gateway, item: Opened, outcome: Outcome) -> None:
+        outcome.read_part = item.mail.read_part
         actor = institution_actor(item.stored.institution_id or "", item.stored.transport)
-        import_csv_attachments(gateway.engine, gateway.config, item.mail, actor, outcome)
+        import_registration_files(gateway.engine, gateway.config, item.mail, actor, outcome)
 
 
 def accepted_line(

@@ -20,8 +20,9 @@ from mail_gateway.processing.receipts import Outcome
 
 KEYWORDS_HINT = (
     "Antwoord met één woord op de eerste regel: AKKOORD, WEIGER <reden>, OVERDRAGEN "
-    "<instelling-id>, CONTACT GELEGD of VERLENG [maanden] — welke passen, staat in het bericht "
-    "waarop u antwoordt."
+    "<instelling-id>, CONTACT GELEGD, VERLENG [maanden], GEINFORMEERD of TOESTEMMING "
+    "GEVRAAGD|GEGEVEN|GEWEIGERD (de gemeente: REGIE, AANWIJZEN <instelling-id> of AFGEROND "
+    "<toelichting>) — welke passen, staat in het bericht waarop u antwoordt."
 )
 
 

@@ -11,6 +11,7 @@ from core.models import InboundStatus
 from mail_gateway.context import Gateway
 from mail_gateway.mailboxes import Mailbox, route
 from mail_gateway.parsing.automatic import automatic_reason, is_out_of_office
+from mail_gateway.parsing.forwarded import read_forwarded
 from mail_gateway.parsing.mime import ParsedMail
 from mail_gateway.processing.handler import Handler, Kind, Opened
 from mail_gateway.processing.inbound import Stored
@@ -47,14 +48,15 @@ def classify(session: Session, gateway: Gateway, stored: Stored, mail: ParsedMai
     if stored.mailbox is Mailbox.REPLY:
         destination = route(stored.rcpt_to, gateway.mail_domain)
         return Opened(stored, mail, Kind.REPLY, token=(destination and destination.token) or "")
-    if stored.mailbox is Mailbox.REGISTRATION and mail.csv_attachments:
-        return Opened(stored, mail, Kind.REGISTRATION_FILE)
+    read = read_forwarded(mail)  # a forward is read from the forwarded part
+    if stored.mailbox is Mailbox.REGISTRATION and read.registration_files:
+        return Opened(stored, read, Kind.REGISTRATION_FILE)
     token = _reply_in_thread(session, mail)
     if token is not None:
         return Opened(stored, mail, Kind.REPLY, token=token)
     if stored.mailbox is Mailbox.REGISTRATION:
-        return Opened(stored, mail, Kind.REGISTRATIONS)
-    return Opened(stored, mail, Kind.SIGNALS)
+        return Opened(stored, read, Kind.REGISTRATIONS)
+    return Opened(stored, read, Kind.SIGNALS)
 
 
 def _reply_in_thread(session: Session, mail: ParsedMail) -> str | None:

@@ -30,6 +30,7 @@ class SignalBlocks(Handler[list[BlockResult]]):
     sender must be a professional of the covenant (whose team may signal: the core checks)."""
 
     def prepare(self, gateway: Gateway, item: Opened, outcome: Outcome) -> list[BlockResult]:
+        outcome.read_part = item.mail.read_part  # a forward: which part was read
         return parse_signal_blocks(item.mail.text)
 
     def handle(
@@ -63,14 +64,15 @@ def _place_blocks(
 ) -> None:
     for block in blocks:
         if block.refusal is not None:
-            outcome.refuse(block.line, block.refusal.reason, block.refusal.field)
+            refusal = block.refusal
+            outcome.refuse(block.line, refusal.reason, refusal.field, block.own_reference)
             continue
         command = block.command
         try:
             with audit.savepoint(session):
                 result = place_signal(command, session=session, config=config, actor=actor, now=now)
         except UserError as error:
-            outcome.refuse(block.line, error)
+            outcome.refuse(block.line, error, own_reference=block.own_reference)
             continue
         outcome.accepted.append(
             {

@@ -139,7 +139,8 @@ def test_afwezig_errors_are_clear_and_in_dutch(
     sender: SlackSender, slack_api: FakeSlackApi, synced_engine: Engine
 ) -> None:
     assert ask(sender, slack_api, ANNA, "afwezig morgen") == (
-        "Dat klopt niet helemaal: gebruik: `/verwijsindex afwezig <van> <tot> [@vervanger]`."
+        "Dat klopt niet helemaal: gebruik: `/verwijsindex afwezig &lt;van&gt; &lt;tot&gt; "
+        "[@vervanger]`."
     )
     assert ask(sender, slack_api, ANNA, "afwezig 31-02-2026 01-03-2026") == (
         "Dat klopt niet helemaal: van: '31-02-2026' is geen bestaande datum."

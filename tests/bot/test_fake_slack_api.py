@@ -63,15 +63,16 @@ async def test_post_message_records_parsed_blocks_and_answers_increasing_ts(
 
 async def test_views_answer_with_an_id(api: FakeSlackApi) -> None:
     client = _client(api)
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "Signaal afgeven"}}]
     view = {"type": "modal", "callback_id": "signaal", "title": {"type": "plain_text",
-            "text": "Signaal"}, "blocks": []}
+            "text": "Signaal"}, "blocks": blocks}
     opened = await client.views_open(trigger_id="123.456", view=view)
     assert opened["view"]["id"].startswith("V")
     assert opened["view"]["callback_id"] == "signaal"
     updated = await client.views_update(view_id=opened["view"]["id"], view=view)
     assert updated["view"]["id"] == opened["view"]["id"]
     await client.views_push(trigger_id="1.2", view=view)
-    await client.views_publish(user_id="U1", view={"type": "home", "blocks": []})
+    await client.views_publish(user_id="U1", view={"type": "home", "blocks": blocks})
     assert api.calls_to("views.publish")[0].args["view"]["type"] == "home"
     assert [c.method for c in api.calls] == [
         "views.open", "views.update", "views.push", "views.publish"

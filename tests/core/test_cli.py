@@ -612,9 +612,12 @@ def test_db_upgrade_sweep_and_outbox_retry(cli: Cli, tmp_path: Path) -> None:
     register(cli, tmp_path, "ggd-groningen", f"{BSN};Testkind;01-05-2016;Groningen;GGD-1")
     register(cli, tmp_path, "wij-groningen", f"{BSN};Testkind;01-05-2016;Groningen;WIJ-7")
     listed = as_json(cli("outbox", "list", "--status", "pending", "--json"))
-    # Each sweep day mails the logboek's anchor to the region's administrator (core.audit_anchor).
+    # Each sweep day mails the logboek's anchor to the region's administrator (core.audit_anchor),
+    # and from a month's first working day on its report to each municipality (core.report_mail).
     assert counts["audit_anchor"] == 1
-    [pending] = [message for message in listed if message["kind"] != "logboek-anker"]
+    assert counts["monthly_reports"] == 4  # 2 March 2026 is one
+    scheduled = ("logboek-anker", "maandrapport")
+    [pending] = [message for message in listed if message["kind"] not in scheduled]
     not_failed = cli("outbox", "retry", str(pending["id"]))
     assert not_failed.exit_code == 1 and "alleen mislukte berichten" in not_failed.stderr
     missing = cli("outbox", "retry", "999999")

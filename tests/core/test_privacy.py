@@ -14,18 +14,24 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.absence import declare_absence
+from core.audit import Actor
+from core.consent import record_consent
 from core.coordination import accept_coordination, hand_over_coordination, open_coordination
 from core.covenant.sync import sync_covenant
 from core.identity import YouthIdentity
-from core.models import AuditEvent, Coordination, OutboxMessage, Youth
+from core.models import AuditEvent, Coordination, Match, OutboxMessage, Youth
 from core.notifications.subscribers import NOTIFICATION_KINDS
+from core.regie import close, take_up
 from core.registration import RegisterYouth, register_youth
 from core.rendering import TemplateRenderer
+from core.rights_requests import record_request
 from core.scheduler import sweep
 from core.signals import PlaceSignal, place_signal
+from core.slack_codes import request_link_code
+from core.slack_links import SlackUser
 from core.transfer import execute_transfer, request_transfer
 from tests.core.conftest import BSN_A, BSN_B, BSN_C, BSN_PARENT, MONDAY, CoreDriver
 
@@ -95,11 +101,12 @@ def _scenario(core: CoreDriver) -> None:
         code: str = "laag",
         town: str = "Groningen",
         now: Any = t0,
+        informed: str = "ja",
         **extra: Any,
     ) -> None:
         run(
             lambda s, n: place_signal(
-                PlaceSignal(identity, town, code, "ja", **extra),
+                PlaceSignal(identity, town, code, informed, **extra),
                 session=s,
                 config=cfg,
                 actor=actor,
@@ -112,6 +119,11 @@ def _scenario(core: CoreDriver) -> None:
     register(CHILD, wij, "WIJ-1")  # nieuwe-betrokkenheid
     signal(CHILD, devries)  # signaal, coordinatie-toegewezen
     signal(CHILD, jansen)  # match
+    run(
+        lambda s, now: record_consent(
+            "M-1", "gegeven", session=s, config=cfg, actor=devries, now=now
+        )
+    )  # match-toestemming
     signal(SIBLING, meijer, parent_bsns=(BSN_PARENT,))  # gezinsmatch
     run(
         lambda s, now: declare_absence(
@@ -127,6 +139,7 @@ def _scenario(core: CoreDriver) -> None:
     )  # afwezigheid
     sweep(core.engine, cfg, now=t0 + timedelta(days=4))  # herinnering, match-opvolging
     sweep(core.engine, cfg, now=t0 + timedelta(days=10))  # escalaties
+    _municipality_regie(core, t0 + timedelta(days=10))  # gemeente-regie
     with Session(core.engine) as session:
         coordination = open_coordination(session, _youth_id(session, core, CHILD))
         assert coordination is not None
@@ -138,7 +151,8 @@ def _scenario(core: CoreDriver) -> None:
     )  # geaccepteerd
     register(OTHER, ggd, "GGD-3", town="Westerkwartier")
     register(OTHER, stw, "STW-3", town="Westerkwartier")
-    signal(OTHER, hoekstra, town="Westerkwartier")
+    # Not yet informed: the sweep at ten days reminds her (informeren-herinnering).
+    signal(OTHER, hoekstra, town="Westerkwartier", informed="nee", postpone_reason="nog niet")
     with Session(core.engine) as session:
         other = open_coordination(session, _youth_id(session, core, OTHER))
         assert other is not None and other.institution_id == "sociaal-team-westerkwartier"
@@ -166,13 +180,57 @@ def _scenario(core: CoreDriver) -> None:
     sweep(core.engine, cfg, now=t1 + timedelta(days=5))  # signaal-verloopt
     sweep(core.engine, cfg, now=t1 + timedelta(days=12))  # signaal-beeindigd
     signal(CHILD, veenstra, now=t1 + timedelta(days=13))  # archief-match
+    run(
+        lambda s, now: register_youth(
+            RegisterYouth(CHILD, "Westerkwartier", "WIJ-1"),
+            session=s,
+            config=cfg,
+            actor=wij,
+            now=now,
+        ),
+        t1 + timedelta(days=13, hours=1),
+    )  # verhuizing; coordinatie-overname (the rules of Westerkwartier pick its Sociaal Team)
     leaver = "t.boer@jeugdhulp-noord.example"  # holds the signals transferred to him
     without = cfg.covenant.model_copy(
         update={"professionals": tuple(p for p in cfg.covenant.professionals if p.email != leaver)}
     )
     run(lambda s, now: sync_covenant(s, without))
+    region_admin = core.professional("f.dijkstra@ggd-groningen.example")
+    run(
+        lambda s, now: record_request(
+            CHILD, "correctie", "ouder", session=s, config=cfg, actor=region_admin, now=now
+        )
+    )  # received t0: rechtenverzoek-termijn (past its 4 weeks at the sweep below)
     sweep(core.engine, cfg, now=t1 + timedelta(days=14))  # hulpverlener-vertrokken
+    school = "scholengroep-noordkust"
+    left = without.model_copy(
+        update={
+            "institutions": tuple(i for i in without.institutions if i.id != school),
+            "professionals": tuple(p for p in without.professionals if p.institution != school),
+        }
+    )
+    run(
+        lambda s, now: sync_covenant(s, left, config=cfg, now=now), t1 + timedelta(days=16)
+    )  # instelling-vertrokken
+    guest = SlackUser("E0GRID", "T0GUEST", "W0GUEST01")  # a Slack Connect guest, address hidden
+    run(
+        lambda s, now: request_link_code(s, cfg, email=devries.identifier, user=guest, now=now)
+    )  # slack-koppelcode
     del meijer
+
+
+def _municipality_regie(core: CoreDriver, now: Any) -> None:
+    """The municipality takes the escalated match up and closes it, with a toelichting."""
+    groningen = Actor("municipality", "regie.verwijsindex@gemeente-groningen.example", "smtp")
+    with Session(core.engine) as session:
+        match = session.exec(
+            select(Match).where(col(Match.escalated_at).is_not(None)).order_by(col(Match.id))
+        ).first()
+        assert match is not None
+    number, cfg = match.number, core.config
+    core.run(lambda s: take_up(number, session=s, config=cfg, actor=groningen, now=now))
+    note = "hulp loopt via het wijkteam"
+    core.run(lambda s: close(number, note, session=s, config=cfg, actor=groningen, now=now))
 
 
 def _youth_id(session: Session, core: CoreDriver, identity: YouthIdentity) -> int:

@@ -103,7 +103,7 @@ def test_a_request_is_refused_on_its_fields_with_the_dutch_reason(
     context: RegistrationContext,
 ) -> None:
     requests = [
-        (2, RegisterYouth(youth(), "Atlantis", "W-2")),
+        (2, RegisterYouth(youth(), "Groningne", "W-2")),  # a typing error, not a move away
         (3, RegisterYouth(youth(), "Groningen", " ")),
         (4, RegisterYouth(youth(), "Groningen", "W-4", professional_email="x@wij.example")),
         (5, RegisterYouth(youth(birth=date(2003, 3, 2)), "Groningen", "W-5")),
@@ -124,7 +124,7 @@ def test_a_request_is_refused_on_its_fields_with_the_dutch_reason(
         (6, "Kenmerk"),
     ]
     reasons = {r.line: r.reason for r in refused}
-    assert "onbekende gemeente 'Atlantis'" in reasons[2]
+    assert "onbekende gemeente 'Groningne'; bedoelt u 'Groningen'?" in reasons[2]
     assert reasons[4] == (
         "x@wij.example is geen (actieve) hulpverlener van WIJ Groningen in het convenant"
     )
@@ -243,15 +243,47 @@ def test_a_known_youth_moves_and_gets_the_name_it_lacked(context: RegistrationCo
         [_register(context, 2, municipality="westerkwartier")], snapshot, MONDAY
     )
     [change] = plan.youth_changes
-    assert (change.id, change.municipality, change.name, change.substitute) == (
-        5,
+    assert (change.id, change.name, change.substitute) == (5, "Testkind Geheimnaam", None)
+    [move] = plan.moves
+    assert (move.line, move.key, move.destination.name, move.destination.inside) == (
+        2,
+        key,
         "Westerkwartier",
-        "Testkind Geheimnaam",
-        None,
+        True,
     )
     again = plan_registrations([_register(context, 2)], snapshot, MONDAY)
     [named_only] = again.youth_changes
-    assert named_only.municipality is None and named_only.name == "Testkind Geheimnaam"
+    assert again.moves == [] and named_only.name == "Testkind Geheimnaam"
+
+
+def test_only_a_known_youth_can_move_outside_the_covenant(context: RegistrationContext) -> None:
+    """Jeugdwet 7.1.2.3 g: a youth in the index moves away; one new to it is not of the
+    region, and is refused naming the field."""
+    known = dataclasses.replace(
+        EMPTY, youths={_key(context, BSN_A): KnownYouth(5, "Groningen", True, True)}
+    )
+    requests = [
+        _register(context, 2, BSN_A, municipality="Amsterdam"),
+        _register(context, 3, BSN_B, municipality="Amsterdam"),
+    ]
+    plan = plan_registrations(requests, known, MONDAY)
+    [move] = plan.moves
+    assert (move.line, move.destination.name, move.destination.inside) == (2, "Amsterdam", False)
+    [refusal] = plan.refusals
+    assert (refusal.line, refusal.field) == (3, "Gemeente")
+    assert "moet in het convenant staan" in refusal.reason
+    assert [outcome.line for outcome in plan.outcomes] == [2]
+    away = dataclasses.replace(
+        known,
+        youths={_key(context, BSN_A): KnownYouth(5, "Groningen", True, True, "Amsterdam")},
+    )
+    still = plan_registrations(
+        [_register(context, 4, BSN_A, municipality="amsterdam")], away, MONDAY
+    )
+    assert still.moves == [], "it lives there already"
+    back = plan_registrations([_register(context, 5, BSN_A)], away, MONDAY)
+    [home] = back.moves
+    assert (home.destination.name, home.destination.inside) == ("Groningen", True)
 
 
 # --- involvement and chain notices ---------------------------------------------------------------
@@ -318,10 +350,13 @@ def _applied(snapshot: Snapshot, plan: Plan, ids: count[int]) -> Snapshot:
         youths[new.key] = KnownYouth(
             next(ids), new.municipality, new.name is not None, new.substitute is not None
         )
-    for change in plan.youth_changes:
-        known = youths[change.key]
-        youths[change.key] = dataclasses.replace(
-            known, municipality=change.municipality or known.municipality
+    for move in plan.moves:
+        known = youths[move.key]
+        where = move.destination
+        youths[move.key] = dataclasses.replace(
+            known,
+            municipality=where.name if where.inside else known.municipality,
+            moved_out_to=None if where.inside else where.name,
         )
     own = dict(snapshot.own)
     for draft in plan.registrations:

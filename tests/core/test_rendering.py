@@ -7,6 +7,7 @@ Dutch and in Dutch time."""
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,24 @@ REPLY_INTRO = (
 # CONTRACT §4, Replies: what each kind that asks for an answer may be answered with.
 COORDINATION = ["AKKOORD", "ACCEPT", "WEIGER", "DECLINE", "OVERDRAGEN", "TRANSFER"]
 CONTACT = ["CONTACT GELEGD", "CONTACTED"]
+CONSENT = [
+    "TOESTEMMING GEVRAAGD", "CONSENT ASKED", "TOESTEMMING GEGEVEN", "CONSENT GIVEN",
+    "TOESTEMMING GEWEIGERD", "CONSENT REFUSED",
+]  # fmt: skip
+REGIE = ["REGIE", "TAKE OVER", "AANWIJZEN", "ASSIGN", "AFGEROND", "CLOSED"]
 EXPECTED_KEYWORDS = {
     "coordinatie-toegewezen": COORDINATION,
     "coordinatie-herinnering": COORDINATION,
     "coordinatie-overgedragen": COORDINATION,
-    "match": CONTACT,
-    "gezinsmatch": CONTACT,
+    "coordinatie-overname": ["AKKOORD", "ACCEPT", "WEIGER", "DECLINE"],
+    "match": CONTACT + CONSENT,
+    "gezinsmatch": CONTACT + CONSENT,
+    "informeren-herinnering": ["GEINFORMEERD", "INFORMED"],
     "match-opvolging": CONTACT,
     "signaal-verloopt": ["VERLENG", "EXTEND"],
+    "coordinatie-escalatie": REGIE,
+    "match-escalatie": REGIE,
+    "gemeente-regie": REGIE[2:],  # after REGIE: name a coordinator, or close
 }
 ANNA = "a.devries@ggd-groningen.example"
 ALL_KEYWORDS = {word for words in EXPECTED_KEYWORDS.values() for word in words}
@@ -164,7 +175,9 @@ def test_reply_instructions_appear_exactly_when_an_answer_is_asked(
             for word in EXPECTED_KEYWORDS[kind]:
                 assert word in email.text and word in email.html, (kind, word)
             for word in ALL_KEYWORDS - set(EXPECTED_KEYWORDS[kind]):
-                assert word not in email.text, f"{kind} offers {word}"
+                # A whole word: TOESTEMMING GEWEIGERD does not offer WEIGER.
+                offered = re.search(rf"(?<![A-Z]){re.escape(word)}(?![A-Z])", email.text)
+                assert offered is None, f"{kind} offers {word}"
         else:
             for part in (email.text, email.html):
                 assert "Antwoord door te reageren" not in part, kind
@@ -182,6 +195,13 @@ def test_the_reply_keywords_are_those_of_the_contract() -> None:
         ("OVERDRAGEN <instelling-id>", "TRANSFER <institution-id>"),
         ("CONTACT GELEGD", "CONTACTED"),
         ("VERLENG [maanden]", "EXTEND [months]"),
+        ("GEINFORMEERD", "INFORMED"),
+        ("TOESTEMMING GEVRAAGD", "CONSENT ASKED"),
+        ("TOESTEMMING GEGEVEN", "CONSENT GIVEN"),
+        ("TOESTEMMING GEWEIGERD", "CONSENT REFUSED"),
+        ("REGIE", "TAKE OVER"),
+        ("AANWIJZEN <instelling-id>", "ASSIGN <institution-id>"),
+        ("AFGEROND <toelichting>", "CLOSED <explanation>"),
     }
 
 
@@ -244,7 +264,7 @@ def _poisoned(value: Any, key: str = "", payload: str = PAYLOAD) -> Any:
     return value + payload
 
 
-STEERING = {"kind", "recipient_role", "stage", "reason", "action", "until"}
+STEERING = {"kind", "recipient_role", "stage", "reason", "action", "until", "status"}
 DATES = ("_on", "_end", "due")
 
 

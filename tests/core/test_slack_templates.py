@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import Block
 from sqlmodel import Session, select
 
 from bot.submission_processing import ANSWER_KIND
-from core.models import Institution, OutboxMessage, Professional
+from core.models import Institution, Municipality, OutboxMessage, Professional, Team
 from core.notifications.subscribers import NOTIFICATION_KINDS
 from core.rendering import (
     SLACK_MAX_BLOCKS,
@@ -28,34 +28,56 @@ from core.rendering import (
 from tests.core.conftest import CoreDriver
 from tests.core.test_privacy import _scan, _scenario
 
-# Receipts go back by mail only; escalations go to a municipality, which has no Slack; the
-# logboek's anchor goes to the region's administrator, by mail only (it is to be kept).
+# Receipts go back by mail only; the logboek's anchor goes to the region's administrator, by
+# mail only (it is to be kept). Escalations reach a municipality contact in Slack too when the
+# covenant lists the contact as a professional who linked Slack (core.regie).
 NOT_FOR_SLACK = {
     "ontvangstbevestiging",
     "foutmelding",
-    "coordinatie-escalatie",
-    "match-escalatie",
     "logboek-anker",
+    "maandrapport",  # to a municipality, by mail only: its charts and CSV need a mail
+    "slack-koppelcode",  # proves the covenant mailbox: by mail only, never to a Slack account
 }
 SLACK_KINDS = set(NOTIFICATION_KINDS) - NOT_FOR_SLACK
 
 COORDINATION_BUTTONS = ["antwoord_akkoord", "antwoord_weiger", "antwoord_overdragen"]
+CONSENT_BUTTONS = ["toestemming_gevraagd", "toestemming_gegeven", "toestemming_geweigerd"]
+REGIE_BUTTONS = ["antwoord_regie", "antwoord_aanwijzen", "antwoord_afronden"]
 EXPECTED_BUTTONS = {
     "coordinatie-toegewezen": COORDINATION_BUTTONS,
     "coordinatie-herinnering": COORDINATION_BUTTONS,
     "coordinatie-overgedragen": COORDINATION_BUTTONS,
-    "match": ["antwoord_contact"],
-    "gezinsmatch": ["antwoord_contact"],
+    "coordinatie-overname": ["antwoord_akkoord", "antwoord_weiger"],  # yes or no, no hand-over
+    "match": ["antwoord_contact", *CONSENT_BUTTONS],
+    "gezinsmatch": ["antwoord_contact", *CONSENT_BUTTONS],
+    "informeren-herinnering": ["antwoord_geinformeerd"],
     "match-opvolging": ["antwoord_contact"],
     "signaal-verloopt": ["antwoord_verlengen"],
+    "coordinatie-escalatie": REGIE_BUTTONS,
+    "match-escalatie": REGIE_BUTTONS,
+    "gemeente-regie": REGIE_BUTTONS[1:],  # the municipality's own copy, after REGIE
 }
 HOSTILE = 'Jan & <!channel> "de" <https://evil.example|klik> \\ Baas\nnieuwe regel'
 
 
 def link_everyone_to_slack(core: CoreDriver) -> None:
     """Every professional a Slack user and every institution a Slack channel, as if they had
-    all linked their accounts (the bot's identity linking sets ``slack_user_id``)."""
+    all linked their accounts (the bot's identity linking sets ``slack_user_id``); every
+    municipality contact too, listed as a professional as a covenant may list them."""
     with Session(core.engine) as session:
+        team = session.exec(select(Team).order_by(Team.id)).first()  # type: ignore[arg-type]
+        assert team is not None
+        for municipality in session.exec(select(Municipality)).all():
+            session.add(
+                Professional(
+                    email=municipality.contact_email,
+                    name=municipality.contact_name or municipality.name,
+                    institution_id=team.institution_id,
+                    team_id=team.id or 0,
+                    roles=["professional"],
+                )
+            )
+        session.flush()
         for number, professional in enumerate(session.exec(select(Professional)).all()):
             professional.slack_user_id = f"U{number:05d}"
             session.add(professional)
@@ -146,12 +168,12 @@ def test_no_slack_template_bypasses_the_escaping(renderer: TemplateRenderer) -> 
 # --- what the core produces ----------------------------------------------------------------
 
 
-def test_the_scenario_reaches_slack_with_every_kind_and_never_with_escalations(
+def test_the_scenario_reaches_slack_with_every_kind_and_never_with_receipts(
     rows: list[OutboxMessage],
 ) -> None:
     assert {row.kind for row in rows} == SLACK_KINDS
     roles = {row.recipient_role for row in rows}
-    assert roles == {"professional", "stand-in", "institution", "institution-admin"}
+    assert roles == {"professional", "stand-in", "institution", "institution-admin", "municipality"}
 
 
 def test_every_row_renders_to_block_kit_that_slack_sdk_accepts(
@@ -187,8 +209,12 @@ def test_buttons_carry_the_reply_token_exactly_where_an_answer_is_asked(
             ), f"{row.kind} #{row.id}"
             continue
         expected = list(EXPECTED_BUTTONS.get(row.kind, []))
-        if row.kind.startswith("coordinatie-") and not row.context.get("hand_over_options"):
+        if "antwoord_overdragen" in expected and not row.context.get("hand_over_options"):
             expected.remove("antwoord_overdragen")
+        if "antwoord_aanwijzen" in expected and not row.context.get("assign_options"):
+            expected.remove("antwoord_aanwijzen")
+        if row.kind == "gemeente-regie" and row.recipient_role != "municipality":
+            expected = []  # the parties are told; only the municipality answers
         if row.kind == "signaal-verloopt" and not row.context["can_extend"]:
             expected = []
         assert [b["action_id"] for b in buttons] == expected, f"{row.kind} #{row.id}"
@@ -261,7 +287,7 @@ def test_no_message_contains_a_youths_identity(
 
 def _hostile(context: dict[str, Any]) -> dict[str, Any]:
     """Every string in the context replaced by a value that would break JSON and mrkdwn."""
-    keep = {"kind", "reference", "recipient_role", "reply_token", "stage", "reason"}
+    keep = {"kind", "reference", "recipient_role", "reply_token", "stage", "reason", "status"}
 
     def spoil(value: Any, key: str = "") -> Any:
         if isinstance(value, dict):
@@ -352,4 +378,4 @@ def test_a_missing_key_fails_loudly(
     with pytest.raises(jinja2.UndefinedError):
         renderer.render_slack("match", context)
     with pytest.raises(ValueError, match="no template"):
-        renderer.render_slack("coordinatie-escalatie", context)
+        renderer.render_slack("logboek-anker", context)

@@ -151,7 +151,8 @@ def test_each_bad_message_gets_its_answer_nothing_is_lost_and_the_listener_keeps
     answer = answer_to(sink, bad_bsn["Message-ID"])
     assert answer.message["X-Verwijsindex-Type"] == "ontvangstbevestiging"
     assert "0 verwerkt, 1 niet verwerkt" in answer.message["Subject"]
-    assert "Regel 3, veld BSN:" in text_of(answer) and "elfproef" in text_of(answer)
+    assert "Regel 3 (uw kenmerk GGD-ELF), veld BSN:" in text_of(answer)  # named by its Kenmerk
+    assert "elfproef" in text_of(answer)
     assert "123456789" not in answer.raw.decode("ascii"), "an answer never repeats a BSN"
     assert processed(service, bad_bsn["Message-ID"]).status == InboundStatus.PROCESSED
 
@@ -160,7 +161,7 @@ def test_each_bad_message_gets_its_answer_nothing_is_lost_and_the_listener_keeps
     accepted(smtp, elsewhere)
     answer = answer_to(sink, elsewhere["Message-ID"])
     assert answer.message["X-Verwijsindex-Type"] == "ontvangstbevestiging"
-    assert "Regel 1, veld Gemeente:" in text_of(answer)
+    assert "Regel 1 (uw kenmerk GGD-GEM), veld Gemeente:" in text_of(answer)
     assert processed(service, elsewhere["Message-ID"]).status == InboundStatus.PROCESSED
 
     # Malformed MIME: an error report, and the message kept (sealed) for an administrator.
@@ -192,7 +193,8 @@ def test_each_bad_message_gets_its_answer_nothing_is_lost_and_the_listener_keeps
     assert "2 verwerkt, 2 niet verwerkt" in answer.message["Subject"]
     body = text_of(answer)
     assert "Bijlage nacht.csv: 2 aangemeld" in body
-    assert "Regel 3, veld BSN:" in body and "Regel 4, veld Gemeente:" in body
+    assert "Regel 3 (uw kenmerk GGD-C2), veld BSN:" in body  # a CSV row: its kenmerk too
+    assert "Regel 4 (uw kenmerk GGD-C3), veld Gemeente:" in body
     assert processed(service, batch["Message-ID"]).status == InboundStatus.PROCESSED
 
     # After all that, on the same session, a good registration goes through as ever.

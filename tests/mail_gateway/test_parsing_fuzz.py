@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import itertools
 from email.message import EmailMessage
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,8 +23,11 @@ from mail_gateway.parsing.blocks import (
     read_blocks,
 )
 from mail_gateway.parsing.csv_attachment import registration_rows
+from mail_gateway.parsing.forwarded import read_forwarded
 from mail_gateway.parsing.mime import Attachment, ParsedMail, read_mail
 from mail_gateway.parsing.reply import extract_reply, parse_reply_command, strip_quoted
+from mail_gateway.parsing.xlsx_attachment import registration_file_rows
+from tests.core.test_import_files import workbook
 
 FUZZ = settings(
     max_examples=1000,
@@ -89,12 +93,31 @@ def _seeds() -> list[bytes]:
         b"--b\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\n"
         b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: oud\r\n\r\nBSN: 1\r\n--b--\r\n"
     )
+    fixtures = Path(__file__).parent / "fixtures"
+    forwards = [
+        (fixtures / "forwarded" / name).read_bytes()
+        for name in ("gmail-nl.eml", "outlook-nl.eml", "attached-rfc822.eml")
+    ]
+    flowed = (fixtures / "replies" / "thunderbird.multi-line.eml").read_bytes()
+    workbook_mail = EmailMessage()
+    workbook_mail["From"] = "koppeling@wij-groningen.nl"
+    workbook_mail["Subject"] = "Registraties"
+    workbook_mail.set_content("Zie bijlage.\n")
+    workbook_mail.add_attachment(
+        workbook(["bsn", "geboortedatum", "gemeente"], [123456782, "01-05-2016", "Groningen"]),
+        maintype="application",
+        subtype="octet-stream",
+        filename="registraties.xlsx",
+    )
     return [
         registration.as_bytes(),
         csv_mail.as_bytes(),
         reply.as_bytes(),
         html_only,
         dsn,
+        *forwards,
+        flowed,
+        workbook_mail.as_bytes(),
     ]
 
 
@@ -257,11 +280,17 @@ def _check_text(text: str) -> None:
     try:
         action = parse_reply_command(reply)
     except InvalidInput as refused:
-        assert refused.field in ("antwoord", "reden", "instelling", "maanden")
+        # the fields parse_reply_command documents (H1/H2 added toestemming and toelichting)
+        assert refused.field in (
+            "antwoord", "reden", "instelling", "maanden", "toestemming", "toelichting"
+        )  # fmt: skip
         assert refused.message
     else:
         assert isinstance(action, ReplyAction)
-        assert action.keyword in ("accept", "decline", "hand-over", "contacted", "extend")
+        assert action.keyword in (
+            "accept", "decline", "hand-over", "contacted", "extend",
+            "informed", "consent", "take-up", "assign", "close",
+        )  # fmt: skip
 
 
 @FUZZ
@@ -270,15 +299,21 @@ def test_malformed_messages_never_raise(raw: bytes, envelope_sender: str | None)
     mail = read_mail(raw)
     _check_mail(mail)
     _check_text(mail.text)
+    read = read_forwarded(mail)  # a forward: the forwarded part, never an exception
+    _check_mail(read)
+    assert isinstance(read.read_part, str) and read.from_address == mail.from_address
+    if read is not mail:
+        _check_text(read.text)
     reason = automatic_reason(mail, envelope_sender=envelope_sender)
     assert reason is None or isinstance(reason, str)
     assert isinstance(is_out_of_office(mail), bool)
-    for attachment in mail.csv_attachments:
+    for attachment in read.registration_files:
         try:
-            for row in itertools.islice(registration_rows(attachment), 50):
+            for row in itertools.islice(registration_file_rows(attachment), 50):
                 assert isinstance(row.line, int) and isinstance(row.fields, dict)
-        except InvalidInput as refused:  # a header the import cannot read: the whole file
-            assert refused.field == "kopregel"
+        except InvalidInput as refused:  # a header the import cannot read, or no workbook
+            assert refused.field in ("kopregel", "bestand")
+    assert all(isinstance(unread, Attachment) for unread in read.unreadable_files)
 
 
 body_lines = st.one_of(

@@ -10,7 +10,12 @@ import pytest
 from core.errors import InvalidInput
 from core.replies import ReplyAction
 from mail_gateway.parsing.mime import read_mail
-from mail_gateway.parsing.reply import extract_reply, parse_reply_command, strip_quoted
+from mail_gateway.parsing.reply import (
+    argument_text,
+    extract_reply,
+    parse_reply_command,
+    strip_quoted,
+)
 
 NOTIFICATION = (
     "Beste coördinator,\n"
@@ -99,9 +104,9 @@ CLIENTS = {
 def test_answer_above_each_clients_quoted_history(client: str) -> None:
     text = ANSWER + "\n\n" + CLIENTS[client]
     assert strip_quoted(text) == ANSWER
-    assert extract_reply(text) == "WEIGER geen capaciteit deze maand"
-    assert parse_reply_command(strip_quoted(text)) == ReplyAction(
-        "decline", "WEIGER geen capaciteit deze maand".removeprefix("WEIGER ")
+    assert extract_reply(text) == ANSWER
+    assert parse_reply_command(extract_reply(text)) == ReplyAction(
+        "decline", ANSWER.removeprefix("WEIGER ")
     )
 
 
@@ -255,3 +260,76 @@ def test_decline_without_reason_asks_for_one_in_dutch() -> None:
     with pytest.raises(InvalidInput) as refused:
         parse_reply_command("WEIGER")
     assert "reden" in refused.value.message
+
+
+# --- whole answers (issue 13.10) and the library fallback (13.11) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("WEIGER geen plek.", "geen plek"),
+        (
+            "WEIGER: geen plek.\nDe wachtlijst is zes weken.",
+            "geen plek.\nDe wachtlijst is zes weken.",
+        ),
+        ("WEIGER\nwij hebben geen plek.", "wij hebben geen plek"),
+        ("*WEIGER* geen plek\n\n\n\nbel ons gerust", "geen plek\n\nbel ons gerust"),
+        ("WEIGER   geen    plek\n  regel  twee  ", "geen plek\nregel twee"),
+    ],
+)
+def test_a_reason_runs_to_the_end_of_the_answer(answer: str, reason: str) -> None:
+    assert parse_reply_command(answer) == ReplyAction("decline", reason)
+
+
+def test_the_reason_stops_at_the_closing_and_the_quote() -> None:
+    text = (
+        "WEIGER geen plek\nwachtlijst zes weken\n\nGroet, Sanne\nWIJ Groningen\n\n"
+        "Op 23-11-2026 om 10:12 schreef Verwijsindex:\n> Antwoord met AKKOORD\n"
+    )
+    assert parse_reply_command(extract_reply(text)) == ReplyAction(
+        "decline", "geen plek\nwachtlijst zes weken"
+    )
+
+
+def test_overdragen_takes_the_institution_from_the_next_line_too() -> None:
+    assert parse_reply_command("OVERDRAGEN\nggd-groningen, zij kennen het gezin") == ReplyAction(
+        "hand-over", "ggd-groningen"
+    )
+
+
+def test_argument_text_is_the_one_reader_of_a_keywords_text() -> None:
+    assert argument_text("AFGEROND hulp loopt\nvia het wijkteam.", "hulp loopt") == (
+        "hulp loopt\nvia het wijkteam."
+    )
+    assert argument_text("AFGEROND", "") == ""
+    assert len(argument_text("WEIGER " + "x" * 5000, "x" * 5000)) == 2000
+
+
+def test_a_bottom_posted_answer_is_read() -> None:
+    text = "Op 23-11-2026 om 10:12 schreef X:\n> vraag\n> meer\n\nWEIGER vol\necht\n-- \nJan\n"
+    assert strip_quoted(text) == "WEIGER vol\necht"
+
+
+def test_outlooks_unquoted_original_is_never_an_answer() -> None:
+    text = "\nVan: Verwijsindex\nVerzonden: maandag\nAan: Jan\n\nWEIGER <reden>\n"
+    assert strip_quoted(text) == ""
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Am 23.11.2026 um 10:12 schrieb Verwijsindex <a@vi.nl>:",  # German
+        "Le 23 nov. 2026 à 10:12, Verwijsindex <a@vi.nl> a écrit :",  # French
+        "Den 23 nov. 2026 kl. 10:12 skrev Verwijsindex <a@vi.nl>:",  # Swedish
+    ],
+)
+def test_quotequail_cuts_what_our_patterns_do_not_know(header: str) -> None:
+    assert strip_quoted(f"WEIGER vol\n\n{header}\nBeste coördinator,\nAKKOORD?\n") == ("WEIGER vol")
+
+
+def test_the_library_sees_a_bounded_prefix_only() -> None:
+    answer = "\n".join(f"regel {i}" for i in range(150))
+    late = "\nAm 23.11.2026 um 10:12 schrieb X <a@vi.nl>:\nzitat\n"
+    assert strip_quoted(answer + late).endswith("zitat")  # past line 100: not the library's
+    assert strip_quoted("AKKOORD\n" + "Am " + "x " * 20_000 + "schrieb:").startswith("AKKOORD")

@@ -1,0 +1,64 @@
+"""Slack's side of a distributed app (CONTRACT §5): the installations of the app, one per
+workspace or Enterprise Grid org, the OAuth ``state`` values of installs under way, and the
+one-time codes that link a Slack user whose e-mail address Slack hides (Slack Connect).
+
+Not domain tables: they hold no youth and no covenant data, only how Slack reaches whom.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.clock import utcnow
+
+
+class SlackInstallation(SQLModel, table=True):
+    """The app installed in one workspace (``team_id``), or org-wide in an Enterprise Grid org
+    (``is_enterprise_install``: ``team_id`` empty). ``workspace_key`` makes the pair unique
+    even where one of them is empty (a UNIQUE over NULLs holds nothing)."""
+
+    __table_args__ = (UniqueConstraint("workspace_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_key: str = Field(max_length=90)
+    enterprise_id: str | None = Field(default=None, max_length=40)
+    team_id: str | None = Field(default=None, max_length=40)
+    is_enterprise_install: bool = False
+    team_name: str | None = Field(default=None, max_length=200)
+    app_id: str | None = Field(default=None, max_length=40)
+    bot_id: str | None = Field(default=None, max_length=40)
+    bot_user_id: str | None = Field(default=None, max_length=40)
+    bot_token: str = Field(max_length=300)
+    bot_scopes: str = Field(default="", max_length=2000)
+    installer_user_id: str | None = Field(default=None, max_length=40)
+    installed_at: datetime = Field(default_factory=utcnow)
+
+
+class SlackOAuthState(SQLModel, table=True):
+    """An install under way: the SHA-256 of the ``state`` Slack hands back, until it is used
+    once or expires (RFC 6749 §10.12: CSRF protection of the redirect)."""
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime
+
+
+class SlackLinkCode(SQLModel, table=True):
+    """A one-time code mailed to a professional's covenant address, which links the Slack user
+    who asked for it (``/verwijsindex koppel CODE``). Only its SHA-256 is kept; it expires,
+    counts wrong guesses, and is used once."""
+
+    __table_args__ = (UniqueConstraint("code_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64)
+    professional_id: int = Field(foreign_key="professional.id", index=True)
+    enterprise_id: str | None = Field(default=None, max_length=40)
+    team_id: str | None = Field(default=None, max_length=40)
+    user_id: str = Field(max_length=40, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    failed_attempts: int = 0
+    used_at: datetime | None = None
