@@ -43,8 +43,7 @@ async def person_email(
     if _ADDRESS.match(address):
         return address.strip().lower()
     raise InvalidInput(
-        f"{quote(word)} herken ik niet als collega; "
-        "gebruik een @-vermelding of een e-mailadres",
+        f"{quote(word)} herken ik niet als collega; gebruik een @-vermelding of een e-mailadres",
         field=field,
     )
 

@@ -157,9 +157,10 @@ class SlackIdentity:
     def _refresh_when_due(self, client: AsyncWebClient, user: SlackUser) -> None:
         """A link in the second half of its lifetime is checked again, without waiting."""
         entry = self._cache.get(user)
-        if entry is not None and isinstance(entry[1], Linked):
-            if entry[0] - self._clock() < self.ttl / 2:
-                self._check_in_background(client, user)
+        if entry is None or not isinstance(entry[1], Linked):
+            return
+        if entry[0] - self._clock() < self.ttl / 2:
+            self._check_in_background(client, user)
 
     def _check_in_background(
         self, client: AsyncWebClient, user: SlackUser

@@ -52,7 +52,8 @@ from core.slack_installations import (
     remove_installation,
     save_installation,
 )
-from core.slack_links import SlackWorkspace, workspace_of as recipient_workspace
+from core.slack_links import SlackWorkspace
+from core.slack_links import workspace_of as recipient_workspace
 
 log = logging.getLogger(__name__)
 

@@ -42,9 +42,8 @@ async def unescape_slack_text(body: dict[str, Any], next: Callable[[], Awaitable
     if isinstance(body.get("command"), str) and isinstance(body.get("text"), str):
         body["text"] = unescape(body["text"])
     event = body.get("event")
-    if isinstance(event, dict) and event.get("type") == "message":
-        if isinstance(event.get("text"), str):
-            event["text"] = unescape(event["text"])
+    if isinstance(event, dict) and event.get("type") == "message" and "text" in event:
+        event["text"] = unescape(str(event["text"]))
     return await next()
 
 

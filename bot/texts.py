@@ -4,8 +4,8 @@
 Every value a template prints is escaped for mrkdwn (``&``, ``<``, ``>``), exactly once, so no
 value can mention ``<!channel>`` or forge a link: the escaped value is Markup, and so is a
 macro's output (autoescape), so a value printed through a macro is not escaped again.
-``StrictUndefined`` makes a missing value an error rather than a hole. Templates receive references, codes, dates and contact details — never a youth's
-identity (DOMAIN: Content-free).
+``StrictUndefined`` makes a missing value an error rather than a hole. Templates receive
+references, codes, dates and contact details — never a youth's identity (DOMAIN: Content-free).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from core import audit
@@ -63,7 +64,7 @@ def _digests(config: CoreConfig, code: str) -> list[str]:
     return [key.mac(CODE_PURPOSE, code.encode()) for key in config.keys.ring.keys]
 
 
-def _recent(session: Session, where: object, now: datetime) -> int:
+def _recent(session: Session, where: ColumnElement[bool], now: datetime) -> int:
     return int(
         session.exec(
             select(func.count())
@@ -74,12 +75,17 @@ def _recent(session: Session, where: object, now: datetime) -> int:
 
 
 def request_link_code(
-    session: Session, config: CoreConfig, *, email: str, user: SlackUser, now: datetime | None = None
+    session: Session,
+    config: CoreConfig,
+    *,
+    email: str,
+    user: SlackUser,
+    now: datetime | None = None,
 ) -> None:
     """Mail a code to ``email`` if it is an active professional's. Refused (Conflict) when the
     Slack user asked too often; otherwise silent about whether the address is known."""
     now = now or utcnow()
-    if _recent(session, SlackLinkCode.user_id == user.user_id, now) >= MAX_CODES_PER_HOUR:
+    if _recent(session, col(SlackLinkCode.user_id) == user.user_id, now) >= MAX_CODES_PER_HOUR:
         raise Conflict(
             f"u heeft het afgelopen uur al {MAX_CODES_PER_HOUR} koppelcodes aangevraagd; "
             "gebruik de laatste code uit uw mail, of probeer het over een uur opnieuw",
@@ -88,7 +94,10 @@ def request_link_code(
     professional = find_professional(session, email)
     if professional is None or not professional.active or professional.id is None:
         return
-    if _recent(session, SlackLinkCode.professional_id == professional.id, now) >= MAX_CODES_PER_HOUR:
+    if (
+        _recent(session, col(SlackLinkCode.professional_id) == professional.id, now)
+        >= MAX_CODES_PER_HOUR
+    ):
         return  # the mailbox already has codes enough; the answer stays the same
     for older in _usable(session, user, now):
         older.expires_at = now  # only the newest code counts

@@ -66,9 +66,7 @@ def find_installation(
     return next((by_key[key] for key in keys if key in by_key), None)
 
 
-def remove_installation(
-    session: Session, workspace: SlackWorkspace, *, reason: str
-) -> int | None:
+def remove_installation(session: Session, workspace: SlackWorkspace, *, reason: str) -> int | None:
     """The app was uninstalled from ``workspace`` (or its bot token revoked): the installation
     and every link made through it go. Returns how many professionals were unlinked, or None
     when there was no such installation (Slack sends both events; the second finds nothing)."""

@@ -11,7 +11,8 @@ import re
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime, time as day_time, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -228,9 +229,10 @@ def test_two_workspaces_installed_by_oauth_each_dm_through_its_own_token(
     # The GGD uninstalls the app: its installation and Anna's link go, in the logboek.
     slack_api.revoke_workspace(ggd)
     assert from_ggd.team_event({"type": "app_uninstalled"}).status == 200
-    assert from_ggd.team_event(
-        {"type": "tokens_revoked", "tokens": {"bot": [ggd.bot_user_id]}}
-    ).status == 200
+    assert (
+        from_ggd.team_event({"type": "tokens_revoked", "tokens": {"bot": [ggd.bot_user_id]}}).status
+        == 200
+    )
     deadline = time.monotonic() + 5
     while GGD_TEAM in _installations(synced_engine) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -240,9 +242,10 @@ def test_two_workspaces_installed_by_oauth_each_dm_through_its_own_token(
     [uninstalled] = _audit(synced_engine, "slack-uninstalled")
     assert uninstalled.subject == f"slack-workspace:-:{GGD_TEAM}"
     assert uninstalled.details["unlinked"] == 1
-    assert any(e.details.get("reason") == "app_uninstalled" for e in _audit(
-        synced_engine, "slack-unlinked"
-    ))
+    assert any(
+        e.details.get("reason") == "app_uninstalled"
+        for e in _audit(synced_engine, "slack-unlinked")
+    )
 
     # From now on Anna's notifications go by mail; Eva's still come to Slack as well.
     with Session(synced_engine) as session:
@@ -296,7 +299,9 @@ def test_a_slack_connect_guest_links_with_a_code_mailed_to_their_covenant_addres
     assert (mail.channel, mail.recipient) == ("email", KARIN)  # by mail only, never to Slack
     code = mail.context["code"]
     assert re.fullmatch(r"\d{8}", code) and mail.context["workspace"] == "GGD Groningen"
-    assert code not in json.dumps([e.details for e in _audit(synced_engine, "slack-link-code-sent")])
+    assert code not in json.dumps(
+        [e.details for e in _audit(synced_engine, "slack-link-code-sent")]
+    )
 
     wrong = f"{(int(code) + 1) % 10**8:08d}"
     from_ggd.command("/verwijsindex", f"koppel {wrong}", GUEST)
