@@ -35,19 +35,20 @@ def configure_logging(stream: TextIO | None = None) -> None:
     handler = _terminal_handler() if _is_terminal(stream) else _json_handler(stream)
     setattr(handler, _MARK, True)
     root.addHandler(handler)
-    set_verbosity(0)
+    root.setLevel(logging.WARNING)  # -v and -vv lower it (set_verbosity)
 
 
 def set_verbosity(verbosity: int, *, service: bool = False) -> None:
-    """0: warnings (a service: its own INFO lines too); 1 (``-v``): the project's INFO lines;
-    2 or more (``-vv``): DEBUG, libraries included."""
+    """0: what :func:`configure_logging` set, warnings (a service: its own INFO lines too);
+    1 (``-v``): the project's INFO lines; 2 or more (``-vv``): DEBUG, libraries included.
+    At 0 for a command nothing changes (tests run commands in-process, with pytest's levels)."""
     if verbosity >= 2:
-        own, libraries = logging.DEBUG, logging.DEBUG
+        logging.getLogger().setLevel(logging.DEBUG)
+        own = logging.DEBUG
     elif verbosity == 1 or service:
-        own, libraries = logging.INFO, logging.WARNING
+        own = logging.INFO
     else:
-        own, libraries = logging.WARNING, logging.WARNING
-    logging.getLogger().setLevel(libraries)
+        return
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(own)
 

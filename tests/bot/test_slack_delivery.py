@@ -176,8 +176,12 @@ async def test_a_match_arrives_as_a_dm_with_its_blocks_and_contact_button(
         assert post.token == TOKEN
         assert post.args["text"].startswith(f"Match {row.reference} bij signaal")
         assert post.args["unfurl_links"] is False
-        [button] = _buttons(post)
-        assert button["action_id"] == "antwoord_contact"
+        buttons = {button["action_id"]: button for button in _buttons(post)}
+        assert set(buttons) == {  # contact, and consent after the match (issue 11.7)
+            "antwoord_contact", "toestemming_gevraagd", "toestemming_gegeven",
+            "toestemming_geweigerd",
+        }
+        button = buttons["antwoord_contact"]
         assert button["value"] == row.reply_token and row.reply_token
         partner = "Sanne Jansen" if row.recipient == USERS[ANNA] else "Anna de Vries"
         assert f"*{partner}*" in _text(post)
@@ -235,7 +239,7 @@ async def test_a_stand_in_also_receives_the_dms_of_an_absent_professional(
     assert len(matches) == 1
     assert "U ontvangt dit bericht als vervanger van *Anna de Vries*." in _text(matches[0])
     # The stand-in answers with a token of their own, not Anna's.
-    [button] = _buttons(matches[0])
+    [button] = [b for b in _buttons(matches[0]) if b["action_id"] == "antwoord_contact"]
     assert button["value"] == stand_in_row.reply_token != own_row.reply_token
     assert any('"Match M-' in _text(p) for p in _posts(api, USERS[ANNA]))
     # Pieter heard of the absence itself too.

@@ -11,7 +11,7 @@ import smtplib
 from datetime import datetime
 from pathlib import Path
 
-from core.logging_setup import configure_logging, set_verbosity
+from core.logging_setup import OWN_LOGGERS, configure_logging, set_verbosity
 from tests.bsns import valid_bsns
 from tests.mail_gateway.conftest import MAIL_DOMAIN, wait_until
 from tests.mail_gateway.serve_process import SENDER, Service, registration
@@ -68,8 +68,11 @@ def test_json_lines_carry_the_traceback_and_the_levels_follow_the_verbosity() ->
     stream = io.StringIO()
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
+    levels = {name: logging.getLogger(name).level for name in OWN_LOGGERS}
     try:
         configure_logging(stream)  # a StringIO is no terminal: JSON
+        for name in OWN_LOGGERS:  # as a fresh process has them
+            logging.getLogger(name).setLevel(logging.NOTSET)
         logging.getLogger("alembic.runtime.migration").info("Running upgrade 0004 -> 0005")
         logging.getLogger("core.outbox").info("not by default for a command")
         try:
@@ -86,7 +89,8 @@ def test_json_lines_carry_the_traceback_and_the_levels_follow_the_verbosity() ->
             if handler not in saved[0]:
                 root.removeHandler(handler)
         root.setLevel(saved[1])
-        set_verbosity(0)
+        for name, level in levels.items():  # as pytest had them: later tests capture INFO
+            logging.getLogger(name).setLevel(level)
 
     records = _json_lines(stream.getvalue())
     messages = [record["message"] for record in records]
