@@ -22,12 +22,13 @@ from core import audit
 from core.actors import acting_professional
 from core.clock import as_utc, utcnow
 from core.config import CoreConfig
-from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.errors import Conflict, InvalidInput, NotAllowed
 from core.events import MatchConsentRecordedEvent
 from core.match_members import match_members
 from core.models import ConsentStatus, Institution, Match, MatchConsent, MatchStatus, Professional
 from core.notifications import publish
-from core.signals import MAX_ROW_ID, acts_for_signal
+from core.numbers import find_numbered
+from core.signals import acts_for_signal
 
 # The words people use, Dutch and English (CONTRACT §4 Replies, §5 Slack, §6 CLI).
 CONSENT_WORDS = {
@@ -79,13 +80,9 @@ def parse_consent_status(word: str) -> ConsentStatus:
 
 
 def find_match(session: Session, number: str) -> Match:
-    text = (number or "").strip().upper()
-    digits = text[2:] if text.startswith("M-") else text
-    known = digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ROW_ID
-    match = session.get(Match, int(digits)) if known else None
-    if match is None:
-        raise NotFound(f"match {number} bestaat niet (meer)")
-    return match
+    return find_numbered(
+        session, Match, number, prefix="M-", missing=f"match {number} bestaat niet (meer)"
+    )
 
 
 def record_consent(

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIRECTORY_MODE = 0o700
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", "-writer.lock")  # the last: core.sqlite_writer_gate
+# The last: the writers' lock of core.sqlite_writer_gate.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", "-writer.lock")
 # A file is exposed when group or others may read it; a folder also when they may enter it
 # (with x alone, a file whose name is known can be opened).
 _FILE_EXPOSED = stat.S_IRGRP | stat.S_IROTH

@@ -29,7 +29,7 @@ from core import audit
 from core.actors import acting_professional, is_admin, professionals_by_id
 from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
-from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.errors import Conflict, InvalidInput, NotAllowed
 from core.fields import parse_date
 from core.free_text import check_free_text, could_identify, quote
 from core.identity import YouthIdentity
@@ -49,6 +49,7 @@ from core.models import (
 )
 from core.notifications.dispatch import notify
 from core.notifications.recipients import Recipient, professional_recipient
+from core.numbers import find_numbered
 from core.reconcile import reconcile_youth
 from core.retention import forget_messages, purge_youth
 from core.signal_terms import REMOVED
@@ -204,13 +205,13 @@ def record_request(
 
 
 def find_request(session: Session, number: str) -> RightsRequest:
-    text = (number or "").strip().upper()
-    digits = text.removeprefix(NUMBER_PREFIX)
-    known = digits.isascii() and digits.isdigit() and 0 < int(digits) < 2**63
-    request = session.get(RightsRequest, int(digits)) if known else None
-    if request is None:
-        raise NotFound(f"verzoek {quote(number)} bestaat niet")
-    return request
+    return find_numbered(
+        session,
+        RightsRequest,
+        number,
+        prefix=NUMBER_PREFIX,
+        missing=f"verzoek {quote(number)} bestaat niet",
+    )
 
 
 def list_requests(
@@ -416,12 +417,13 @@ def _records(
 
 
 def _find_registration(session: Session, number: str) -> Registration:
-    digits = number.removeprefix("R-")
-    known = digits.isascii() and digits.isdigit() and 0 < int(digits) < 2**63
-    registration = session.get(Registration, int(digits)) if known else None
-    if registration is None:
-        raise NotFound(f"registratie {number} bestaat niet (meer)")
-    return registration
+    return find_numbered(
+        session,
+        Registration,
+        number,
+        prefix="R-",
+        missing=f"registratie {number} bestaat niet (meer)",
+    )
 
 
 def _field_name(raw: str, allowed: tuple[str, ...], record: str) -> str:

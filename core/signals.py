@@ -12,7 +12,7 @@ from core import audit
 from core.actors import acting_professional, may_administer
 from core.clock import local_date, utcnow
 from core.config import CoreConfig
-from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.errors import Conflict, InvalidInput, NotAllowed
 from core.events import ArchivedSignalRecalledEvent, SignalEndedEvent, SignalPlacedEvent
 from core.free_text import check_free_text
 from core.identity import YouthIdentity, check_reference_text, check_youth_age
@@ -32,6 +32,7 @@ from core.models import (
 from core.moves import apply_moves, detect_move
 from core.notifications import publish
 from core.notifications.recipients import current_stand_in
+from core.numbers import find_numbered
 from core.reconcile import reconcile_youth
 from core.signal_terms import MAX_SIGNAL_YEARS, UNJUSTIFIED, archived_on_end, latest_end_date
 from core.youths import (
@@ -273,17 +274,10 @@ def _recall_archived_signals(
     )
 
 
-MAX_ROW_ID = 2**63 - 1  # no row id is larger, in either database
-
-
 def find_signal(session: Session, number: str) -> Signal:
-    text = (number or "").strip().upper()
-    digits = text[2:] if text.startswith("S-") else text
-    known = digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ROW_ID
-    signal = session.get(Signal, int(digits)) if known else None
-    if signal is None:
-        raise NotFound(f"signaal {number} bestaat niet (meer)")
-    return signal
+    return find_numbered(
+        session, Signal, number, prefix="S-", missing=f"signaal {number} bestaat niet (meer)"
+    )
 
 
 def acts_for_signal(

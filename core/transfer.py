@@ -21,7 +21,7 @@ from core.actors import (
 )
 from core.clock import utcnow
 from core.config import CoreConfig
-from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.errors import Conflict, InvalidInput, NotAllowed
 from core.events import TransferExecutedEvent, TransferRequestedEvent
 from core.models import (
     Professional,
@@ -33,6 +33,7 @@ from core.models import (
     TransferStatus,
 )
 from core.notifications import publish
+from core.numbers import find_numbered
 from core.youths import lock_youth
 
 
@@ -235,12 +236,9 @@ def _open_request(
 
 
 def _find(session: Session, number: str) -> TransferRequest:
-    text = (number or "").strip().upper()
-    digits = text[2:] if text.startswith("T-") else text
-    transfer = session.get(TransferRequest, int(digits)) if digits.isdigit() else None
-    if transfer is None:
-        raise NotFound(f"overdracht {number} bestaat niet")
-    return transfer
+    return find_numbered(
+        session, TransferRequest, number, prefix="T-", missing=f"overdracht {number} bestaat niet"
+    )
 
 
 def transfer_signals(

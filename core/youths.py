@@ -31,6 +31,7 @@ from core.identity import (
     substitute_identity,
 )
 from core.models import Municipality, Signal, SignalStatus, Youth, YouthParent
+from core.numbers import find_numbered
 
 IN_CHUNK = 500  # values per IN (...) list: well below SQLite's bound-parameter limit
 
@@ -137,13 +138,14 @@ YOUTH_REFERENCE_PREFIX = "J-"  # as the overview and the inzage name the youth
 
 def youth_by_reference(session: Session, reference: str) -> Youth:
     """The youth a reference such as ``J-12`` names (from ``youth show`` or an inzage)."""
-    text = (reference or "").strip().upper()
-    digits = text.removeprefix(YOUTH_REFERENCE_PREFIX)
-    known = digits.isascii() and digits.isdigit() and 0 < int(digits) < 2**63
-    youth = session.get(Youth, int(digits)) if known else None
-    if youth is None:
-        raise NotFound(f"jongere {quote(reference)} staat niet in de verwijsindex", field="jongere")
-    return youth
+    return find_numbered(
+        session,
+        Youth,
+        reference,
+        prefix=YOUTH_REFERENCE_PREFIX,
+        missing=f"jongere {quote(reference)} staat niet in de verwijsindex",
+        field="jongere",
+    )
 
 
 def lock_youth(session: Session, youth_id: int) -> Youth:
