@@ -283,14 +283,19 @@ def parent_keys_of(session: Session, youth_id: int) -> list[str]:
     )
 
 
+# Made once: a fresh alias per call is a new statement each time, compiled anew each time (it
+# cost more than the query itself, at every registration).
+_OWN_PARENT = aliased(YouthParent, name="own_parent")
+_SIBLINGS_PARENT = aliased(YouthParent, name="siblings_parent")
+
+
 def with_a_signalled_sibling(session: Session, youth_ids: Iterable[int]) -> set[int]:
     """Those of ``youth_ids`` who share a parent with a youth that has an active signal: their
     family may now need coordination (one family, one coordinator), signal or not."""
     wanted = sorted(set(youth_ids))
     if not wanted:
         return set()
-    own = aliased(YouthParent)
-    sibling = aliased(YouthParent)
+    own, sibling = _OWN_PARENT, _SIBLINGS_PARENT
     found: set[int] = set()
     for start in range(0, len(wanted), 500):  # bound the IN list
         found.update(

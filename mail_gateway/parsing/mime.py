@@ -258,7 +258,9 @@ def _header_values(message: Message, mail: ParsedMail) -> dict[str, list[str]]:
     policy = message.policy
     for name, raw_value in message.raw_items():
         try:
-            if policy is compat32:  # it leaves encoded-words as they are
+            if _plain(name, raw_value):
+                text = raw_value  # nothing to decode: the parser's header objects cost more
+            elif policy is compat32:  # it leaves encoded-words as they are
                 text = _decode_header_by_hand(str(raw_value))
             else:
                 text = str(policy.header_fetch_parse(name, raw_value))
@@ -269,6 +271,23 @@ def _header_values(message: Message, mail: ParsedMail) -> dict[str, list[str]]:
             text = _decode_header_by_hand(str(raw_value))
         headers.setdefault(clean_text(str(name)).strip().lower(), []).append(_clean_header(text))
     return headers
+
+
+# Headers whose parsed form is not their text (addresses re-rendered, parameters re-quoted).
+_STRUCTURED = frozenset(
+    {"from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to", "resent-cc",
+     "resent-bcc", "resent-sender", "content-type", "content-disposition"}
+)  # fmt: skip
+
+
+def _plain(name: str, raw_value: str) -> bool:
+    """A header whose decoded text is its raw text: ASCII, no encoded-words, not structured."""
+    return (
+        isinstance(raw_value, str)
+        and raw_value.isascii()
+        and "=?" not in raw_value
+        and name.lower() not in _STRUCTURED
+    )
 
 
 def _message_ids(value: str) -> list[str]:
