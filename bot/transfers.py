@@ -24,6 +24,7 @@ from bot.blocks import plain, section
 from bot.context import Bot
 from bot.dedupe import AlreadyDone, SlackRequest, once
 from bot.errors import error_text
+from bot.home_tab import from_home, refresh_home
 from bot.identity import Linked
 from bot.reply import ReplyTo
 from bot.signal_form import decode_metadata, encode_metadata
@@ -211,5 +212,7 @@ def register(app: AsyncApp, bot: Bot) -> None:
         )
         if place is not None:
             await mark_answered(client, place, line)
+        elif from_home(body):  # pressed on the App Home: the item leaves its list
+            await refresh_home(bot, client, body, notice=line)
         else:
             await reply(line)
