@@ -98,11 +98,18 @@ def unpack(raw: str | None) -> tuple[MessagePlace | None, dict[str, str]]:
     return MessagePlace(str(data["channel"]), str(data["ts"]), blocks), extra
 
 
+def answered_blocks(blocks: list[dict[str, Any]], line: str) -> list[dict[str, Any]]:
+    """``blocks`` with their buttons replaced by ``line`` (mrkdwn), within Slack's 50 blocks:
+    the message is shortened (core.rendering.fit_slack_blocks) rather than the line left out.
+    One shape for every answered message: a pressed one (:func:`mark_answered`) and the others
+    about the same subject, answered elsewhere (bot.threads)."""
+    kept = fit_slack_blocks(without_answers(blocks), max_blocks=SLACK_MAX_BLOCKS - 2)
+    return [*kept, {"type": "divider"}, section(line)]
+
+
 async def mark_answered(client: AsyncWebClient, place: MessagePlace, line: str) -> None:
-    """Replace the buttons by ``line`` (mrkdwn), within Slack's 50 blocks: the message is
-    shortened (core.rendering.fit_slack_blocks) rather than the line left out."""
-    kept = fit_slack_blocks(without_answers(place.blocks), max_blocks=SLACK_MAX_BLOCKS - 2)
-    blocks = [*kept, {"type": "divider"}, section(line)]
+    """Replace the pressed message's buttons by ``line`` (:func:`answered_blocks`)."""
+    blocks = answered_blocks(place.blocks, line)
     try:
         await client.chat_update(channel=place.channel, ts=place.ts, text=line, blocks=blocks)
     except (SlackApiError, ClientError, TimeoutError) as exc:

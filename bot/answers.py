@@ -26,6 +26,7 @@ from bot.blocks import plain, section
 from bot.context import Bot
 from bot.dedupe import AlreadyDone, SlackRequest, once
 from bot.errors import error_text
+from bot.home_tab import from_home, refresh_home
 from bot.identity import Linked
 from bot.reply import ReplyTo
 from bot.submission import Submission
@@ -195,7 +196,11 @@ def register(app: AsyncApp, bot: Bot) -> None:
             await reply(error_text(error))
             return
         bot.outbox_waiting.set()
-        if not isinstance(outcome, AlreadyDone):
+        if isinstance(outcome, AlreadyDone):
+            return
+        if from_home(body):  # the App Home shows it, and the item's new state
+            await refresh_home(bot, client, body, notice=slack_escape(outcome.value))
+        else:
             await reply(slack_escape(outcome.value))
 
     @app.action(re.compile(r"^antwoord_(akkoord|contact|verlengen|geinformeerd|regie)$"))
@@ -225,9 +230,12 @@ def register(app: AsyncApp, bot: Bot) -> None:
         if isinstance(outcome, AlreadyDone):
             return
         place = MessagePlace.of_action(body)
+        detail = outcome.value if keyword == "extend" else ""
         if place is not None:
-            detail = outcome.value if keyword == "extend" else ""
             await mark_answered(client, place, answered_line(bot, linked, keyword, detail=detail))
+        elif from_home(body):  # pressed on the App Home: the item leaves its list
+            notice = answered_line(bot, linked, keyword, detail=detail)
+            await refresh_home(bot, client, body, notice=notice)
 
     @app.action("antwoord_weiger")
     @bot.listener
@@ -311,6 +319,8 @@ def _metadata(body: dict[str, Any], action: dict[str, Any]) -> str:
         place,
         token=str(action.get("value") or ""),
         response_url=str(body.get("response_url") or ""),
+        # Pressed on the App Home: refreshed after the modal (bot.home_tab).
+        **({"home": str(body["user"]["id"])} if from_home(body) else {}),
     )
 
 
@@ -354,10 +364,11 @@ async def _submit_answer(
     bot.outbox_waiting.set()
     if isinstance(outcome, AlreadyDone):
         return
+    line = answered_line(bot, linked, action.keyword, argument=shown)
     if place is not None:
-        await mark_answered(
-            client, place, answered_line(bot, linked, action.keyword, argument=shown)
-        )
+        await mark_answered(client, place, line)
+    elif extra.get("home"):
+        await refresh_home(bot, client, {"user": {"id": user_id}}, notice=line)
 
 
 # --- the municipality's answers to an escalation (core.regie) ---------------------------------

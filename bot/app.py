@@ -15,7 +15,16 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import answers, commands, direct_messages, home_tab, installations, signals, transfers
+from bot import (
+    absence_form,
+    answers,
+    commands,
+    direct_messages,
+    home_tab,
+    installations,
+    signals,
+    transfers,
+)
 from bot.context import Bot
 from bot.installations import authorize, distributed, oauth_settings
 from bot.mrkdwn import unescape_slack_text
@@ -91,4 +100,5 @@ def create_app(bot: Bot) -> AsyncApp:
     answers.register(app, bot)
     transfers.register(app, bot)
     home_tab.register(app, bot)
+    absence_form.register(app, bot)  # the App Home's Afwezigheid melden
     return app

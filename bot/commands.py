@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
 from bot import arguments, linking
+from bot.absence_form import declare_for
 from bot.access import acting, professional_of, who_is
 from bot.context import Bot
 from bot.dedupe import AlreadyDone, SlackRequest, once, remember_refused
@@ -26,7 +27,7 @@ from bot.identity import Linked
 from bot.mrkdwn import split_message
 from bot.reply import ReplyTo
 from bot.transfers import ask_for_senior, request_transfer_for
-from core.absence import declare_absence, end_absence
+from core.absence import end_absence
 from core.consent import ConsentOutcome, record_consent
 from core.errors import InvalidInput, UserError
 from core.free_text import quote
@@ -99,25 +100,8 @@ async def absent(inv: Invocation) -> str | None:
         if len(inv.args) == 3
         else None
     )
-
-    def declare(session: Session) -> dict[str, Any]:
-        absence = declare_absence(
-            linked.email,
-            starts_on,
-            ends_on,
-            stand_in_email,
-            session=session,
-            config=bot.config,
-            actor=acting(session, linked),
-        )
-        stand_in = session.get(Professional, absence.stand_in_id) if absence.stand_in_id else None
-        return {
-            "starts_on": absence.starts_on,
-            "ends_on": absence.ends_on,
-            "stand_in": {"name": stand_in.name, "email": stand_in.email} if stand_in else None,
-        }
-
-    done = await inv.once(declare)
+    # The same declaration as the App Home's form (bot.absence_form).
+    done = await inv.once(declare_for(bot, linked, starts_on, ends_on, stand_in_email))
     return None if done is None else bot.texts.render("afwezig", **done)
 
 

@@ -17,6 +17,9 @@ renders them from ``templates/slack/<kind>.blocks.j2`` and posts them with ``cha
   workspace uninstalled the app) the Slack copy is a dead letter, the mail copy went out.
 * **Message reference.** The posted message's channel and ``ts`` are stored as the row's
   ``message_id`` (``slack:<channel>:<ts>``), so the message can be found for ``chat.update``.
+* **Threads.** A message about a subject the recipient already had one about goes in the first
+  one's thread; when the subject is answered elsewhere (by mail, by someone else's button) the
+  worker replaces the buttons of those messages by who answered how (``bot.threads``).
 * **At least once.** ``chat.postMessage`` takes no idempotency key; a worker that dies between
   posting and recording the outcome posts the message again after its lease. slack_sdk's own
   retries are switched off, so the outbox is the only place that decides to send again.
@@ -46,6 +49,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 
 from bot.installations import InstallationClients, distributed
+from bot.texts import BotTexts
+from bot.threads import SlackThreads
 from core import metrics, outbox
 from core.config import CoreConfig
 from core.db import service_engine
@@ -59,6 +64,7 @@ from core.outbox import (
 )
 from core.rendering import RenderedSlack, TemplateRenderer
 from core.settings import Settings
+from core.slack_threads import ThreadRoot
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +225,11 @@ class SlackDelivery:
         lease: timedelta = DEFAULT_LEASE,
         clock: Callable[[], float] = time.monotonic,
         installations: InstallationClients | None = None,
+        threads: SlackThreads | None = None,
     ) -> None:
         self.engine = engine
+        # Follow-ups in the first message's thread, answered messages updated (bot.threads).
+        self.threads = threads
         self.client = client
         # A distributed app: each message goes out with its recipient's installation's token.
         self.installations = installations
@@ -259,19 +268,27 @@ class SlackDelivery:
             raise PermanentDeliveryError("the recipient is not a Slack user or channel id")
         message = self.render(notification)
         client = await self._client_for(notification)
+        root = await self.threads.root_for(notification) if self.threads else None
+        in_thread: dict[str, Any] = {}
+        if root is not None:
+            # A reminder asks for an answer: broadcast, or nobody outside the thread hears it.
+            in_thread = {"thread_ts": root.ts, "reply_broadcast": bool(notification.reply_token)}
         try:
             response = await client.chat_postMessage(
-                channel=notification.recipient,
+                channel=root.channel if root is not None else notification.recipient,
                 text=message.text,
                 blocks=message.blocks,
                 unfurl_links=False,
                 unfurl_media=False,
+                **in_thread,
             )
         except SlackApiError as exc:
             raise classify(exc, "chat.postMessage") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TemporaryDeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
         ref = SlackMessageRef(str(response["channel"]), str(response["ts"]))
+        if root is None and self.threads is not None:
+            await self.threads.remember(notification, ThreadRoot(ref.channel, ref.ts))
         log.info(
             "sent outbox:%s %s %s to %s (Slack %s)",
             notification.id,
@@ -281,6 +298,35 @@ class SlackDelivery:
             recipient_kind(notification.recipient),
         )
         return ref
+
+    async def show_answers(self) -> int:
+        """Update the messages of subjects answered elsewhere (bot.threads); not while Slack
+        asked for a pause."""
+        if self.threads is None or self.pause_remaining() > 0:
+            return 0
+        return await self.threads.show_answers(self.render, self._client_for, self._update)
+
+    async def _update(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+    ) -> str | None:
+        """One ``chat.update``: None when done, else why not (Slack's error code)."""
+        try:
+            await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        except SlackApiError as exc:
+            error = classify(exc, "chat.update")
+            if isinstance(error, SlackRateLimited) and error.retry_after is not None:
+                self.paused_until = self.clock() + error.retry_after.total_seconds()
+                metrics.slack_rate_limited()
+            data = getattr(exc.response, "data", None)
+            return str(data.get("error", "")) if isinstance(data, dict) else "error"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return f"unreachable: {type(exc).__name__}"
+        return None
 
     async def _client_for(self, notification: OutboundNotification) -> AsyncWebClient:
         if self.installations is None:
@@ -432,12 +478,14 @@ async def run_slack_delivery(
     """
     own_engine = engine is None
     database = engine if engine is not None else service_engine(settings)
-    renderer = TemplateRenderer(settings.templates_dir, timezone=_timezone(settings, config))
+    timezone = _timezone(settings, config)
+    renderer = TemplateRenderer(settings.templates_dir, timezone=timezone)
     client = client or slack_client(settings)
     delivery = SlackDelivery(
         database,
         client,
         installations=InstallationClients(database, client) if distributed(settings) else None,
+        threads=SlackThreads(database, BotTexts(settings.templates_dir, timezone=timezone)),
         renderer=renderer,
         worker_id=worker_id,
         batch_size=batch_size,
@@ -450,6 +498,7 @@ async def run_slack_delivery(
             wake.clear()  # set again while the batch runs: the loop goes round at once
             try:
                 report = await delivery.deliver_batch(stop=stop)
+                await delivery.show_answers()
             except Exception:
                 # The database is away, say: claimed rows come back when their lease ends.
                 log.exception("Slack delivery round failed; trying again in %.1f s", poll_interval)

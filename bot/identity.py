@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL = 600.0
 DEFAULT_NEGATIVE_TTL = 60.0
 # Seconds a request waits for users.info: within Slack's 3 s with room for the work after it.
-DEFAULT_LOOKUP_TIMEOUT = 1.0
+DEFAULT_LOOKUP_TIMEOUT = 1.5
 
 
 class RefusalReason(StrEnum):
@@ -153,6 +153,17 @@ class SlackIdentity:
                 self.lookup_timeout,
             )
             return Refused(RefusalReason.UNAVAILABLE)
+
+    async def settle(self, timeout: float) -> None:
+        """On stopping: let the checks under way finish (at most ``timeout`` seconds), then
+        cancel the rest, so none is cut off mid-request when the event loop ends."""
+        pending = [task for task in self._checks.values() if not task.done()]
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=timeout)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
     def _refresh_when_due(self, client: AsyncWebClient, user: SlackUser) -> None:
         """A link in the second half of its lifetime is checked again, without waiting."""

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # On stop, listener work that Slack was already answered for may take this long to finish.
 DRAIN_SECONDS = 30.0
+IDENTITY_SETTLE_SECONDS = 2.0  # a users.info check still under way (bot.identity)
 
 
 class SlackMode(StrEnum):
@@ -62,6 +63,7 @@ async def run_endpoint(bot: Bot, stop: asyncio.Event) -> None:
             await serve_http(app, settings.slack_host, settings.slack_port, stop, also)
     finally:
         await bot.in_flight.drain(DRAIN_SECONDS)
+        await bot.identity.settle(IDENTITY_SETTLE_SECONDS)
 
 
 async def run_slack(
@@ -73,10 +75,12 @@ async def run_slack(
     bot: Bot | None = None,
     endpoint: bool = True,
     delivery: bool = True,
+    linking: bool = True,
 ) -> None:
     """The endpoint and the delivery worker; a crash of one stops the other (the supervisor
     restarts the service; nothing accepted is lost). ``serve --workers N`` runs the endpoint
-    in its parent process and the delivery worker in each child."""
+    in its parent process and the delivery worker in each child; the proactive linking of
+    professionals (bot.proactive_linking) runs beside the endpoint, once per service."""
     mode = slack_mode(settings)
     if mode == SlackMode.OFF:
         log.info(
@@ -91,6 +95,10 @@ async def run_slack(
     tasks = []
     if endpoint:
         tasks.append(asyncio.create_task(run_endpoint(bot, stop), name="slack-endpoint"))
+    if endpoint and linking:
+        tasks.append(
+            asyncio.create_task(_proactive_linking(settings, engine, stop), name="slack-linking")
+        )
     if delivery:
         tasks.append(
             asyncio.create_task(
@@ -105,3 +113,16 @@ async def run_slack(
             asyncio.create_task(run_submission_recovery(bot, stop), name="slack-form-recovery")
         )
     await run_together(tasks, stop)
+
+
+async def _proactive_linking(settings: Settings, engine: Engine, stop: asyncio.Event) -> None:
+    from bot import proactive_linking
+    from bot.delivery import slack_client
+
+    linker = proactive_linking.ProactiveLinker(
+        engine,
+        slack_client(settings),
+        distributed=distributed(settings),
+        spacing=proactive_linking.DEFAULT_SPACING,
+    )
+    await proactive_linking.run_proactive_linking(linker, stop, tick=proactive_linking.DEFAULT_TICK)

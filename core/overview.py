@@ -8,24 +8,32 @@ naming the signals, matches and coordinations shown.
 
 A professional who stands in for an absent colleague sees that colleague's active signals and
 matches too: they receive the colleague's notifications (DOMAIN: Transfer on absence).
+
+``my_work(..., with_answers=True)`` (the App Home) also lists what awaits the professional's
+answer — coordinations to accept, transfers to carry out, match contact and consent, informing,
+extending — each with the reply token its buttons carry: the token a notification's buttons
+and ``antwoord+TOKEN@`` carry, so ``core.replies.answer`` decides it as for a mail or a DM.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import Session, col, select
 
 from core import audit
+from core.actors import may_administer, sender_allowed
 from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
 from core.consent import ConsentItem, consents_of
-from core.involvement import institution_reference
+from core.informing import NOT_INFORMED
+from core.involvement import institution_reference, takeover_candidates
 from core.match_members import match_members
 from core.models import (
     Absence,
+    ConsentStatus,
     Coordination,
     CoordinationStatus,
     Institution,
@@ -34,10 +42,15 @@ from core.models import (
     MatchMember,
     MatchStatus,
     Professional,
+    ReplyPurpose,
+    ReplyToken,
     Signal,
     SignalStatus,
+    TransferRequest,
+    TransferStatus,
 )
 from core.notifications.recipients import current_absence, current_stand_in
+from core.reply_tokens import issue_token
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,53 @@ class StandInDuty:
     matches: list[MatchItem]
 
 
+# -- what awaits the professional's answer (``with_answers``) --------------------------------
+# ``token`` is a reply token (core.reply_tokens) the professional may answer with.
+
+
+@dataclass(frozen=True)
+class AwaitingCoordination:
+    kind = "coordination"
+    assignment: AssignmentItem
+    token: str
+    may_hand_over: bool  # another involved institution may take it over
+
+
+@dataclass(frozen=True)
+class AwaitingTransfer:
+    """A transfer request the professional may carry out (institution-admin, admin)."""
+
+    kind = "transfer"
+    number: str
+    from_professional: Contact
+    to_professional: Contact
+    requested_by: Contact
+    instructed_by: Contact
+    requested_at: datetime
+
+
+@dataclass(frozen=True)
+class AwaitingMatch:
+    kind = "match"
+    match: MatchItem
+    token: str
+    needs_contact: bool  # this side has not confirmed contact (match follow-up)
+    needs_consent: bool  # the institution's consent is not recorded, or only asked
+    on_behalf_of: str = ""  # the absent colleague's name, for a stand-in
+
+
+@dataclass(frozen=True)
+class AwaitingSignal:
+    kind = "signal"
+    signal: SignalItem
+    informing_token: str  # "" unless the youth/parents are still to be informed
+    extend_token: str  # "" unless it ends within the region's reminder lead days
+    on_behalf_of: str = ""
+
+
+Awaiting = AwaitingCoordination | AwaitingTransfer | AwaitingMatch | AwaitingSignal
+
+
 @dataclass(frozen=True)
 class MyWork:
     professional: Contact
@@ -125,6 +185,7 @@ class MyWork:
     assignments: list[AssignmentItem]
     absences: list[AbsenceItem]  # own absences, current and coming
     standing_in_for: list[StandInDuty] = field(default_factory=list)
+    awaiting: list[Awaiting] = field(default_factory=list)  # only ``with_answers``
 
     @property
     def absent_now(self) -> AbsenceItem | None:
@@ -133,13 +194,17 @@ class MyWork:
     def references(self) -> dict[str, list[str]]:
         """The numbers shown, for the logboek."""
         duties = self.standing_in_for
-        return {
+        shown = {
             "signals": [s.number for s in self.signals]
             + [s.number for d in duties for s in d.signals],
             "matches": [m.number for m in self.matches]
             + [m.number for d in duties for m in d.matches],
             "coordinations": [a.number for a in self.assignments],
         }
+        transfers = [a.number for a in self.awaiting if isinstance(a, AwaitingTransfer)]
+        if transfers:
+            shown["transfers"] = transfers
+        return shown
 
 
 def my_work(
@@ -149,8 +214,11 @@ def my_work(
     *,
     actor: audit.Actor,
     now: datetime | None = None,
+    with_answers: bool = False,
 ) -> MyWork:
     """Everything ``professional`` has on their plate today, and a logboek entry for the view.
+    ``with_answers``: also what awaits their answer, with reply tokens (issued when none of the
+    professional's own is still usable).
 
     Runs in the caller's transaction (the audit event is written when it commits).
     """
@@ -166,6 +234,8 @@ def my_work(
         absences=_own_absences(session, professional_id, today),
         standing_in_for=_stand_in_duties(session, config, professional_id, today),
     )
+    if with_answers:
+        work.awaiting.extend(_awaiting(session, config, professional, work, now))
     audit.record(
         session,
         actor,
@@ -277,17 +347,25 @@ def _partner(session: Session, member: MatchMember, signal: Signal, today: date)
     )
 
 
+def _open_coordinations(session: Session, institution_id: str) -> list[Coordination]:
+    return list(
+        session.exec(
+            select(Coordination)
+            .where(
+                Coordination.institution_id == institution_id,
+                col(Coordination.status).in_(
+                    [CoordinationStatus.PENDING.value, CoordinationStatus.ACCEPTED.value]
+                ),
+            )
+            .order_by(
+                col(Coordination.status).desc(), col(Coordination.due_at), col(Coordination.id)
+            )
+        ).all()
+    )
+
+
 def _assignments(session: Session, institution_id: str) -> list[AssignmentItem]:
-    coordinations = session.exec(
-        select(Coordination)
-        .where(
-            Coordination.institution_id == institution_id,
-            col(Coordination.status).in_(
-                [CoordinationStatus.PENDING.value, CoordinationStatus.ACCEPTED.value]
-            ),
-        )
-        .order_by(col(Coordination.status).desc(), col(Coordination.due_at), col(Coordination.id))
-    ).all()
+    coordinations = _open_coordinations(session, institution_id)
     return [
         AssignmentItem(
             number=c.number,
@@ -356,3 +434,180 @@ def _stand_in_duties(
             )
         )
     return duties
+
+
+# -- what awaits an answer -----------------------------------------------------------------
+
+
+def _awaiting(
+    session: Session, config: CoreConfig, me: Professional, work: MyWork, now: datetime
+) -> list[Awaiting]:
+    """Coordinations first (their deadline runs in working days), then transfers, matches and
+    signals: the professional's own, then those of a colleague they stand in for today."""
+    items: list[Awaiting] = []
+    items.extend(_awaiting_coordinations(session, me, work.assignments, now))
+    items.extend(_awaiting_transfers(session, me))
+    lead_days = config.covenant.region.reminder_lead_days
+    for matches, signals, owner in [
+        (work.matches, work.signals, ""),
+        *((d.matches, d.signals, d.colleague.name) for d in work.standing_in_for if d.current),
+    ]:
+        items.extend(_awaiting_matches(session, me, matches, owner, now))
+        items.extend(_awaiting_signals(session, me, signals, owner, work.today, lead_days, now))
+    return items
+
+
+def _awaiting_coordinations(
+    session: Session, me: Professional, assignments: list[AssignmentItem], now: datetime
+) -> list[AwaitingCoordination]:
+    institution = session.get(Institution, me.institution_id)
+    # core.replies takes an institution's token only from an allowed sender of it.
+    if institution is None or not sender_allowed(institution, me.email):
+        return []
+    shown = {a.number: a for a in assignments if a.status == CoordinationStatus.PENDING}
+    items = []
+    for coordination in _open_coordinations(session, institution.id):
+        assignment = shown.get(coordination.number)
+        if assignment is None:
+            continue
+        token = _token(session, ReplyPurpose.COORDINATION, coordination.id or 0, me, now)
+        others = takeover_candidates(session, coordination.youth_id, institution.id)
+        items.append(AwaitingCoordination(assignment, token, may_hand_over=bool(others)))
+    return items
+
+
+def _awaiting_transfers(session: Session, me: Professional) -> list[AwaitingTransfer]:
+    requested = session.exec(
+        select(TransferRequest)
+        .where(TransferRequest.status == TransferStatus.REQUESTED)
+        .order_by(col(TransferRequest.requested_at), col(TransferRequest.id))
+    ).all()
+    items = []
+    for transfer in requested:
+        # core.transfer.execute_transfer: the institution-admin, or the region's admin.
+        if not may_administer(me, transfer.institution_id):
+            continue
+        people = {
+            role: session.get(Professional, person_id)
+            for role, person_id in (
+                ("from", transfer.from_professional_id),
+                ("to", transfer.to_professional_id),
+                ("by", transfer.requested_by_id),
+                ("senior", transfer.instructed_by_id),
+            )
+        }
+        contacts = {role: _contact(session, p) for role, p in people.items() if p is not None}
+        if len(contacts) < len(people):
+            continue
+        items.append(
+            AwaitingTransfer(
+                number=transfer.number,
+                from_professional=contacts["from"],
+                to_professional=contacts["to"],
+                requested_by=contacts["by"],
+                instructed_by=contacts["senior"],
+                requested_at=as_utc(transfer.requested_at),
+            )
+        )
+    return items
+
+
+def _awaiting_matches(
+    session: Session, me: Professional, matches: list[MatchItem], owner: str, now: datetime
+) -> list[AwaitingMatch]:
+    items = []
+    for match in matches:
+        settled = {
+            c.institution_id
+            for c in match.consents
+            if c.status in (ConsentStatus.GIVEN.value, ConsentStatus.REFUSED.value)
+        }
+        # The institution consent is recorded for: that of the signal (core.consent._party_of).
+        needs_consent = me.institution_id not in settled
+        if match.contact_confirmed and not needs_consent:
+            continue
+        match_id = int(match.number.removeprefix("M-"))
+        token = _token(session, ReplyPurpose.MATCH, match_id, me, now, personal=True)
+        items.append(AwaitingMatch(match, token, not match.contact_confirmed, needs_consent, owner))
+    return items
+
+
+def _awaiting_signals(
+    session: Session,
+    me: Professional,
+    signals: list[SignalItem],
+    owner: str,
+    today: date,
+    lead_days: int,
+    now: datetime,
+) -> list[AwaitingSignal]:
+    items = []
+    for signal in signals:
+        to_inform = signal.informed in NOT_INFORMED
+        ending = (signal.ends_on - today).days <= lead_days
+        if not (to_inform or ending):
+            continue
+        signal_id = int(signal.number.removeprefix("S-"))
+        informing = (
+            _token(session, ReplyPurpose.INFORMING, signal_id, me, now, personal=True)
+            if to_inform
+            else ""
+        )
+        extend = (
+            _token(session, ReplyPurpose.SIGNAL_EXPIRY, signal_id, me, now, personal=True)
+            if ending
+            else ""
+        )
+        items.append(AwaitingSignal(signal, informing, extend, owner))
+    return items
+
+
+TOKEN_MARGIN = timedelta(days=1)  # a token about to expire is not handed out again
+
+
+def _token(
+    session: Session,
+    purpose: ReplyPurpose,
+    subject_id: int,
+    me: Professional,
+    now: datetime,
+    *,
+    personal: bool = False,
+) -> str:
+    """A usable reply token for ``me`` on the subject: one a notification already carried
+    (``me``'s own; unless ``personal``, also one of their institution's mailbox), else a new
+    one issued as dispatch would (core.notifications.dispatch): personal, or, for a
+    coordination, the institution's — core.replies then checks the sender against it."""
+    scope: ColumnElement[bool] = col(ReplyToken.professional_id) == me.id
+    if not personal:
+        scope = or_(
+            scope,
+            and_(
+                col(ReplyToken.institution_id) == me.institution_id,
+                col(ReplyToken.professional_id).is_(None),
+            ),
+        )
+    found = session.exec(
+        select(ReplyToken.token)
+        .where(
+            ReplyToken.purpose == purpose.value,
+            ReplyToken.subject_id == subject_id,
+            col(ReplyToken.used_at).is_(None),
+            col(ReplyToken.expires_at) > now + TOKEN_MARGIN,
+            scope,
+        )
+        .order_by(col(ReplyToken.issued_at).desc(), col(ReplyToken.id).desc())
+    ).first()
+    if found is not None:
+        return found
+    if personal:
+        return issue_token(
+            session, purpose=purpose.value, subject_id=subject_id, professional_id=me.id, now=now
+        )
+    return issue_token(
+        session,
+        purpose=purpose.value,
+        subject_id=subject_id,
+        institution_id=me.institution_id,
+        now=now,
+    )

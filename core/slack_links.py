@@ -152,3 +152,39 @@ def workspace_of(
         return None
     (enterprise_id, team_id), _ = Counter(tuple(row) for row in rows).most_common(1)[0]
     return SlackWorkspace(enterprise_id, team_id)
+
+
+# -- proactive linking (bot.proactive_linking: users.lookupByEmail per installation) ----------
+
+
+@dataclass(frozen=True)
+class Unlinked:
+    professional_id: int
+    email: str
+
+
+def unlinked_professionals(session: Session) -> list[Unlinked]:
+    """Active professionals with no Slack identity: who a lookup by address may find."""
+    rows = session.exec(
+        select(Professional.id, Professional.email)
+        .where(col(Professional.active), col(Professional.slack_user_id).is_(None))
+        .order_by(col(Professional.id))
+    ).all()
+    return [Unlinked(professional_id or 0, email) for professional_id, email in rows]
+
+
+def link_found(session: Session, professional_id: int, user: SlackUser) -> bool:
+    """Link a professional Slack found by their covenant address, unless they were linked
+    meanwhile (by using the bot, or a code) or left: that link is theirs to keep. Nor is a
+    Slack account someone else is linked to taken over in the background: when its user next
+    uses the bot, bot.identity decides."""
+    professional = session.get(Professional, professional_id)
+    if professional is None or not professional.active or professional.slack_user_id:
+        return False
+    taken = session.exec(
+        select(Professional.id).where(Professional.slack_user_id == user.user_id)
+    ).first()
+    if taken is not None:
+        return False
+    link(session, professional, user, how="lookup")
+    return True

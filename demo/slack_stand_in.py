@@ -428,6 +428,8 @@ class FakeSlackApi:
         message = {"type": "message", "text": args.get("text", ""), "ts": ts}
         if "blocks" in args:
             message["blocks"] = args["blocks"]
+        if _text(args.get("thread_ts")):  # a reply in a thread (recorded in the call's args)
+            message["thread_ts"] = _text(args.get("thread_ts"))
         return {"ok": True, "channel": answered, "ts": ts, "message": message}
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -102,7 +102,10 @@ def _call_slack(api: FakeSlackApi, method: str, **args: str) -> None:
 
 def test_a_slack_message_is_scanned_but_not_a_form() -> None:
     with FakeSlackApi() as api:
-        _call_slack(api, "views.open", trigger_id="1", view=json.dumps({"title": BSN_A}))
+        typed = {"type": "section", "text": {"type": "mrkdwn", "text": BSN_A}}
+        title = {"type": "plain_text", "text": "Signaal"}
+        form = {"type": "modal", "title": title, "blocks": [typed]}
+        _call_slack(api, "views.open", trigger_id="1", view=json.dumps(form))
         assert privacy_guard.leaks() == []  # a form holds what the user types
         _call_slack(api, "chat.postMessage", channel="UANNA0001", text=f"BSN {BSN_A} ken ik niet")
         try:

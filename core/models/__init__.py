@@ -36,7 +36,6 @@ from core.models.messaging import (
     ReplyToken,
 )
 from core.models.organisation import Institution, Municipality, Professional, Role, Team
-from core.models.slack import SlackInstallation, SlackLinkCode, SlackOAuthState
 from core.models.regie import MunicipalityAction, MunicipalityActionKind
 from core.models.rights import (
     RequesterRole,
@@ -44,6 +43,7 @@ from core.models.rights import (
     RightsRequestKind,
     RightsRequestStatus,
 )
+from core.models.slack import SlackInstallation, SlackLinkCode, SlackOAuthState, SlackThread
 from core.models.succession import CoordinationSuccession, SuccessionStatus
 from core.models.youth import Youth, YouthParent
 
@@ -88,10 +88,11 @@ __all__ = [
     "RightsRequestStatus",
     "Role",
     "Signal",
+    "SignalStatus",
     "SlackInstallation",
     "SlackLinkCode",
     "SlackOAuthState",
-    "SignalStatus",
+    "SlackThread",
     "SuccessionStatus",
     "Team",
     "TransferRequest",

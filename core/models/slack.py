@@ -8,8 +8,9 @@ Not domain tables: they hold no youth and no covenant data, only how Slack reach
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
@@ -62,3 +63,31 @@ class SlackLinkCode(SQLModel, table=True):
     expires_at: datetime
     failed_attempts: int = 0
     used_at: datetime | None = None
+
+
+class SlackThread(SQLModel, table=True):
+    """The first Slack message the app posted to one recipient (a user or channel id, as the
+    outbox addressed it) about one subject (``C-4``, ``M-3``, ``S-12``): later messages about it
+    go in its thread (core.slack_threads). When the subject's question is answered, by anyone,
+    by mail or Slack, ``update_due_at`` is set and the Slack worker replaces the buttons of the
+    thread's messages after ``updated_through`` (an outbox id) by ``answer``: who answered how.
+    The workspace is the one it was posted through: a recipient linked elsewhere since starts a
+    new thread (the old channel is not the new token's)."""
+
+    __table_args__ = (UniqueConstraint("recipient", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recipient: str = Field(max_length=40)
+    subject: str = Field(max_length=100, index=True)
+    channel: str = Field(max_length=40)
+    ts: str = Field(max_length=40)
+    enterprise_id: str | None = Field(default=None, max_length=40)
+    team_id: str | None = Field(default=None, max_length=40)
+    professional_id: int | None = None
+    institution_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    answer: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    answered_at: datetime | None = None
+    updated_through: int = 0
+    update_due_at: datetime | None = Field(default=None, index=True)
+    update_attempts: int = 0

@@ -129,7 +129,7 @@ def idempotency_key(kind: str, key: str, recipient: Recipient, channel: str, add
 
 
 def channels(recipient: Recipient) -> list[tuple[str, str]]:
-    channels = [(Channel.EMAIL.value, recipient.address)]
+    channels = [(Channel.EMAIL.value, recipient.address)] if recipient.mail else []
     if recipient.slack_id:
         channels.append((Channel.SLACK.value, recipient.slack_id))
     return channels

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core.models import Absence, Institution, Municipality, Professional
+from core.models import Absence, Institution, Municipality, Professional, Role
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Recipient:
     institution_id: str | None = None
     slack_id: str | None = None  # Slack user (professional) or channel (institution)
     on_behalf_of: str | None = None  # the absent professional's name, for a stand-in
+    # False: Slack only (an institution's coordinator, whose institution's mailbox has the mail).
+    mail: bool = True
 
 
 def current_absence(session: Session, professional_id: int, today: date) -> Absence | None:
@@ -92,6 +94,31 @@ def institution_recipient(institution: Institution) -> Recipient:
         institution_id=institution.id,
         slack_id=institution.slack_channel,
     )
+
+
+def coordinator_recipients(
+    session: Session, institution: Institution, today: date
+) -> list[Recipient]:
+    """Who is asked when ``institution`` is to coordinate (CONTRACT §5): its mailbox (and its
+    Slack channel, if any), and its coordinators — the ``institution-admin``s (the covenant's
+    *instellingscoördinatoren*) — in Slack, by DM with the buttons, when linked; their stand-in
+    while they are away. The institution's mailbox keeps the mail: one per institution."""
+    recipients = [institution_recipient(institution)]
+    coordinators = session.exec(
+        select(Professional)
+        .where(Professional.institution_id == institution.id, col(Professional.active))
+        .order_by(col(Professional.id))
+    ).all()
+    seen: set[str] = set()
+    for coordinator in coordinators:
+        if not coordinator.has_role(Role.INSTITUTION_ADMIN):
+            continue
+        for person in professional_recipients(session, coordinator, today):
+            if person.slack_id and person.slack_id not in seen:
+                seen.add(person.slack_id)
+                role = "institution-admin" if person.role == "professional" else person.role
+                recipients.append(replace(person, role=role, mail=False))
+    return recipients
 
 
 def municipality_recipient(municipality: Municipality) -> Recipient:

@@ -63,6 +63,7 @@ from core.notifications.dispatch import ReplyRequest, notify
 from core.notifications.recipients import (
     Recipient,
     contact_card,
+    coordinator_recipients,
     institution_card,
     institution_recipient,
     municipality_recipients,
@@ -71,6 +72,7 @@ from core.notifications.recipients import (
 from core.notifications.regie import assign_choices, escalation_reply, on_municipality_acted
 from core.regie_subjects import RegieSubject, match_youth_id
 from core.signal_terms import INSTITUTION_LEFT, REMOVED, archived_on_end, latest_end_date
+from core.slack_threads import on_coordination_answered
 
 Subscriber = Callable[[Session, CoreConfig, Any], None]
 
@@ -508,10 +510,13 @@ def _coordination_context(
     }
 
 
-def _assignee_recipients(session: Session, coordination: Coordination) -> list[Recipient]:
+def _assignee_recipients(
+    session: Session, config: CoreConfig, coordination: Coordination, now: datetime
+) -> list[Recipient]:
     if coordination.institution_id is None:
         return []
-    return [institution_recipient(_institution(session, coordination.institution_id))]
+    institution = _institution(session, coordination.institution_id)
+    return coordinator_recipients(session, institution, _today(config, now))
 
 
 def on_coordination_assigned(
@@ -531,7 +536,7 @@ def on_coordination_assigned(
         session,
         config,
         kind=kind,
-        recipients=_assignee_recipients(session, coordination),
+        recipients=_assignee_recipients(session, config, coordination, event.at),
         reference=coordination.number,
         context=context,
         key=f"{coordination.number}:{event.round}",
@@ -551,7 +556,7 @@ def on_coordination_reminder_due(
         session,
         config,
         kind="coordinatie-herinnering",
-        recipients=_assignee_recipients(session, coordination),
+        recipients=_assignee_recipients(session, config, coordination, event.at),
         reference=coordination.number,
         context=context,
         # The deadline too: a tightened deadline (a more urgent signal) earns its own reminder.
@@ -818,6 +823,10 @@ SUBSCRIBERS: list[tuple[type[Event], Subscriber]] = [
     (CoordinationReminderDueEvent, on_coordination_reminder_due),
     (CoordinationEscalatedEvent, on_coordination_escalated),
     (CoordinationAcceptedEvent, on_coordination_accepted),
+    # The answering institution's Slack messages about it lose their buttons (core.slack_threads).
+    (CoordinationAcceptedEvent, on_coordination_answered),
+    (CoordinationAssignedEvent, on_coordination_answered),
+    (CoordinationEscalatedEvent, on_coordination_answered),
     (MunicipalityActedEvent, on_municipality_acted),
     (AbsenceDeclaredEvent, on_absence_declared),
     (TransferRequestedEvent, on_transfer_requested),

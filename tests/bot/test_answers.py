@@ -57,7 +57,8 @@ def posted(api: FakeSlackApi, channel: str, action_id: str) -> list[Call]:
     return [
         call
         for call in api.calls_to("chat.postMessage", succeeded=True)
-        if call.args.get("channel") == channel and action_id in _buttons(call)
+        if call.args.get("channel") in (channel, f"D{channel}")  # in a thread: its DM
+        and action_id in _buttons(call)
     ]
 
 

@@ -14,7 +14,7 @@ from slack_sdk.models.views import View
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.home import ITEMS_PER_LIST, build_home_view
+from bot.home import PAGE_SIZE, build_home_view
 from core.absence import declare_absence
 from core.audit import Actor
 from core.clock import local_date
@@ -121,7 +121,10 @@ def test_own_signals_matches_with_contacts_and_own_absence(scenario: CoreDriver)
     assert "Mijn actieve signalen (1)" in text
     assert "*S-1* · code Laag · geplaatst 02-03-2026 · einddatum *02-03-2027*" in text
     assert "einddatum *02-03-2027* · kenmerk dossier-a" in text
-    assert "Mijn matches (1)" in text and "*Match M-1* · bij signaal S-1" in text
+    # The match waits for her contact and her institution's consent: first, with its buttons.
+    assert "Wacht op uw antwoord (1)" in text and "*Match M-1* · bij signaal S-1" in text
+    assert text.index("Wacht op uw antwoord") < text.index("*Match M-1*")
+    assert text.index("*Match M-1*") < text.index("Mijn actieve signalen (1)")
     assert (
         "S-2: *Sanne Jansen* (WIJ Groningen) · "
         "<mailto:s.jansen@wij-groningen.example|s.jansen@wij-groningen.example> · tel. 050 367 1201"
@@ -135,8 +138,11 @@ def test_own_signals_matches_with_contacts_and_own_absence(scenario: CoreDriver)
 
 def test_the_institutions_open_coordination_with_its_deadline(scenario: CoreDriver) -> None:
     text = _texts(_home(scenario, SANNE))
-    assert "Procescoördinatie van mijn instelling (1)" in text
-    assert "*C-1* · :warning: wacht op antwoord, uiterlijk *maandag 9 maart 2026 om 23:59*" in text
+    assert "Wacht op uw antwoord (2)" in text  # C-1 to accept, M-1's contact and consent
+    assert (
+        "*Procescoördinatie C-1* · uw instelling is aangewezen; "
+        "antwoord vóór *maandag 9 maart 2026 om 23:59*"
+    ) in text
     assert "Uw kenmerk voor deze jongere: WIJ-8" in text
     # Anna is away: Sanne sees whom to reach instead.
     assert "afwezig t/m 16-03-2026, vervanger: *Pieter Bakker*" in text
@@ -208,14 +214,32 @@ def _work(count: int, name: str = "Anna de Vries") -> MyWork:
     return MyWork(_contact(name), TODAY, signals, matches, [], [])
 
 
-def test_long_lists_are_cut_and_the_view_stays_within_slacks_limits(
+def test_long_lists_come_in_pages_within_slacks_limits(
     core: CoreDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.home.my_work", lambda *args, **kwargs: _work(ITEMS_PER_LIST + 7))
+    monkeypatch.setattr("bot.home.my_work", lambda *args, **kwargs: _work(PAGE_SIZE + 7))
+    total = 2 * (PAGE_SIZE + 7)  # signals and matches
     text = _texts(_home(core, ANNA))
-    assert f"Mijn actieve signalen ({ITEMS_PER_LIST + 7})" in text
-    assert text.count("En nog 7.") == 2
-    assert f"*S-{ITEMS_PER_LIST - 1}*" in text and f"*S-{ITEMS_PER_LIST}*" not in text
+    assert f"Mijn actieve signalen ({PAGE_SIZE + 7})" in text
+    assert f"Onderdeel 1–{PAGE_SIZE} van {total}" in text
+    assert f"*S-{PAGE_SIZE - 1}*" in text and f"*S-{PAGE_SIZE}*" not in text
+
+    def page(offset: int) -> str:
+        def build(session: Session) -> dict[str, Any]:
+            anna = session.exec(select(Professional).where(Professional.email == ANNA)).one()
+            return build_home_view(session, core.config, anna, offset=offset, now=NOW)
+
+        view = run_in_transaction(core.engine, build)
+        View(**view).validate_json()
+        return _texts(view)
+
+    second = page(PAGE_SIZE)
+    # The 7 signals left, then the first 13 matches.
+    assert f"*S-{PAGE_SIZE}*" in second and "*Match M-12*" in second
+    assert "*Match M-13*" not in second
+    assert f"Onderdeel {PAGE_SIZE + 1}–{2 * PAGE_SIZE} van {total}" in second
+    # An offset past the end (the list shrank meanwhile) shows the last page.
+    assert f"Onderdeel {2 * PAGE_SIZE + 1}–{total} van {total}" in page(1000)
 
 
 def test_values_cannot_break_the_view_or_mention_anyone(

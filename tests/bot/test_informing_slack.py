@@ -57,7 +57,8 @@ def _dms(api: FakeSlackApi, channel: str, header: str) -> list[Call]:
     return [
         c
         for c in api.calls_to("chat.postMessage", succeeded=True)
-        if c.args.get("channel") == channel and header in str(c.args.get("blocks"))
+        if c.args.get("channel") in (channel, f"D{channel}")  # in a thread: its DM
+        and header in str(c.args.get("blocks"))
     ]
 
 
