@@ -22,6 +22,7 @@ from core.config import CoreConfig
 from core.errors import DomainError
 from core.fields import LABELS, canonical_label, quote_value
 from core.models import Informed
+from core.rendering import slack_escape
 
 CALLBACK_ID = "signaal"
 ACTION_ID = "waarde"
@@ -186,7 +187,8 @@ def signal_modal(
         section(CONTENT_FREE),
     ]
     if notes:
-        shown = "\n".join(f"• {note}" for note in notes[:10])
+        # The notes are plain text (they may quote what was typed): escaped once for mrkdwn.
+        shown = "\n".join(f"• {slack_escape(note)}" for note in notes[:10])
         blocks.append(context(f"Niet overgenomen uit uw tekst:\n{shown}"))
     blocks += [
         _text_input(

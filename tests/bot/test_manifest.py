@@ -42,6 +42,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
 # (message.im); and users.info's profile.email, by which bot.identity links a professional.
 FEATURE_SCOPES = {"commands", "im:history", "users:read.email"}
 _CALL = re.compile(r"\.(auth|chat|conversations|users|views)_([A-Za-z]+)\(")
+_API_CALL = re.compile(r"""\.api_call\(\s*["']([a-z]+\.[A-Za-z.]+)["']""")
 _COMMAND = re.compile(r"""@app\.command\(\s*["'](/[a-z0-9_-]+)["']""")
 _EVENT = re.compile(r"""@app\.event\(\s*["']([a-z_]+)["']""")
 
@@ -58,7 +59,9 @@ def _sources() -> str:
 
 
 def web_api_methods() -> set[str]:
-    return {f"{family}.{name}" for family, name in _CALL.findall(_sources())}
+    sources = _sources()
+    named = {f"{family}.{name}" for family, name in _CALL.findall(sources)}
+    return named | set(_API_CALL.findall(sources))
 
 
 def _commands(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -209,3 +209,19 @@ def test_no_template_writes_a_bare_angle_bracket_that_slack_would_read_as_a_link
             m.start() for m in re.finditer("<", literal) if not allowed.match(literal, m.start())
         ]
         assert not bare, f"{template.name}: {[literal[at : at + 20] for at in bare]}"
+
+
+def test_what_the_form_could_not_take_over_is_shown_escaped_once(
+    sender: SlackSender, slack_api: FakeSlackApi
+) -> None:
+    # Typed "/signaal code=laag&hoog": Slack sends "code=laag&amp;hoog".
+    view = open_signal_form(sender, slack_api, ANNA, "code=laag&amp;hoog")
+    notes = [
+        element["text"]
+        for block in view["blocks"]
+        if block["type"] == "context"
+        for element in block["elements"]
+        if "Niet overgenomen" in element["text"]
+    ]
+    assert len(notes) == 1 and "laag&amp;hoog" in notes[0], notes
+    assert "&amp;amp;" not in notes[0]
