@@ -179,9 +179,21 @@ async def run_proactive_linking(
     """A pass at the start and every ``tick`` seconds until ``stop``; a failed pass is logged
     and the next one tries again."""
     while not stop.is_set():
-        try:
-            await linker.run_once()
-        except Exception:
-            log.exception("proactive Slack linking failed; trying again in %.0f s", tick)
+        # A pass paces its lookups (seconds apart); a stop must not wait for it to end.
+        lookups = asyncio.ensure_future(linker.run_once())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({lookups, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not lookups.done():
+            lookups.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await lookups
+            return
+        if lookups.exception() is not None:
+            log.error(
+                "proactive Slack linking failed; trying again in %.0f s",
+                tick,
+                exc_info=lookups.exception(),
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=tick)
