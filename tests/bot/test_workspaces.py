@@ -174,12 +174,13 @@ def _posts_to(api: FakeSlackApi, user_id: str, text: str) -> list[Any]:
     return [
         call
         for call in api.calls_to("chat.postMessage", succeeded=True)
-        if call.args.get("channel") == user_id and text in str(call.args.get("text", ""))
+        if call.args.get("channel") in (user_id, f"D{user_id}")  # in a thread: its DM
+        and text in str(call.args.get("text", ""))
     ]
 
 
 def _wait_for_post(api: FakeSlackApi, user_id: str, text: str) -> Any:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a loaded machine (CI runs both suites at once)
     while time.monotonic() < deadline:
         found = _posts_to(api, user_id, text)
         if found:
