@@ -256,23 +256,16 @@ def register(app: AsyncApp, bot: Bot) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-        linked = await who_is(bot, client, user_id, reply)
-        if linked is None:
-            return
-        try:
-            choices = await bot.run(hand_over_choices(str(action.get("value") or ""), linked))
-        except UserError as error:
-            await reply(error_text(error))
-            return
-        if not choices:
-            await reply(
-                "Er is geen andere betrokken instelling die de procescoördinatie mag overnemen. "
-                "U kunt accepteren of weigeren."
-            )
-            return
-        await _open(client, body, _hand_over_modal(_metadata(body, action), choices), reply)
+        await _open_institution_choice(
+            bot,
+            client,
+            body,
+            action,
+            hand_over_choices,
+            _hand_over_modal,
+            none_left="Er is geen andere betrokken instelling die de procescoördinatie mag "
+            "overnemen. U kunt accepteren of weigeren.",
+        )
 
     @app.view(DECLINE_VIEW)
     @bot.listener
@@ -322,6 +315,34 @@ def _metadata(body: dict[str, Any], action: dict[str, Any]) -> str:
         # Pressed on the App Home: refreshed after the modal (bot.home_tab).
         **({"home": str(body["user"]["id"])} if from_home(body) else {}),
     )
+
+
+async def _open_institution_choice(
+    bot: Bot,
+    client: AsyncWebClient,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    choices_of: Callable[[str, Any], Any],
+    modal_of: Callable[[str, Any], dict[str, Any]],
+    *,
+    none_left: str,
+) -> None:
+    """A button that names an institution (OVERDRAGEN, AANWIJZEN): the core says which may be
+    chosen for the sender, and the form offers those (or the sender hears there are none)."""
+    user_id = body["user"]["id"]
+    reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
+    linked = await who_is(bot, client, user_id, reply)
+    if linked is None:
+        return
+    try:
+        choices = await bot.run(choices_of(str(action.get("value") or ""), linked))
+    except UserError as error:
+        await reply(error_text(error))
+        return
+    if not choices:
+        await reply(none_left)
+        return
+    await _open(client, body, modal_of(_metadata(body, action), choices), reply)
 
 
 async def _open(
@@ -456,24 +477,17 @@ def _register_regie(app: AsyncApp, bot: Bot) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-        linked = await who_is(bot, client, user_id, reply)
-        if linked is None:
-            return
-        try:
-            choices = await bot.run(regie_choices(str(action.get("value") or ""), linked))
-        except UserError as error:
-            await reply(error_text(error))
-            return
-        if not choices:
-            await reply(
-                "Er is geen instelling die u kunt aanwijzen: er loopt geen procescoördinatie, "
-                "of geen instelling mag die volgens het convenant op zich nemen. U kunt regie "
-                "nemen of afronden."
-            )
-            return
-        await _open(client, body, _assign_modal(_metadata(body, action), choices), reply)
+        await _open_institution_choice(
+            bot,
+            client,
+            body,
+            action,
+            regie_choices,
+            _assign_modal,
+            none_left="Er is geen instelling die u kunt aanwijzen: er loopt geen "
+            "procescoördinatie, of geen instelling mag die volgens het convenant op zich "
+            "nemen. U kunt regie nemen of afronden.",
+        )
 
     @app.action("antwoord_afronden")
     @bot.listener
