@@ -11,31 +11,25 @@ is published again, saying what was recorded.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
 from bot import arguments
-from bot.access import acting, who_is, who_submits
+from bot.access import acting
 from bot.blocks import plain, section
 from bot.context import Bot
-from bot.dedupe import AlreadyDone, SlackRequest, once
 from bot.home import DECLARE_ABSENCE
 from bot.home_tab import publish_home
 from bot.identity import Linked
-from bot.reply import ReplyTo
-from bot.submission import Submission
+from bot.interactions import Press, on_press, submitted
 from core.absence import declare_absence
 from core.errors import DomainError, InvalidInput
 from core.models import Professional
-
-log = logging.getLogger(__name__)
 
 CALLBACK_ID = "afwezigheid"
 TITLE = "Afwezigheid melden"
@@ -136,34 +130,21 @@ def _field_errors(error: DomainError) -> dict[str, str] | None:
 
 
 def register(app: AsyncApp, bot: Bot) -> None:
-    @app.action(DECLARE_ABSENCE)
-    @bot.listener
-    async def open_absence_form(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        await ack()
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-        if await who_is(bot, client, user_id, reply) is None:
-            return
-        try:
-            await client.views_open(
-                trigger_id=body["trigger_id"], view=absence_modal(bot.config.today())
-            )
-        except SlackApiError as exc:
-            log.warning("views.open for the absence form failed: %s", exc.response.get("error"))
-            await reply("Het formulier kon niet worden geopend. Probeer de knop nog eens.")
+    @on_press(app, bot, DECLARE_ABSENCE)
+    async def open_absence_form(press: Press, action: dict[str, Any]) -> None:
+        await press.open(
+            absence_modal(bot.config.today()),
+            unopened="Het formulier kon niet worden geopend. Probeer de knop nog eens.",
+            what="the absence form",
+        )
 
     @app.view(CALLBACK_ID)
     @bot.listener
     async def submit_absence(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id)
-        submission = Submission(ack, reply, title=TITLE)
-        linked = await who_submits(bot, client, user_id, submission)
-        if linked is None:
+        form = await submitted(bot, ack, body, view, client, title=TITLE)
+        if form is None:
             return
         try:
             today = bot.config.today()
@@ -178,16 +159,11 @@ def register(app: AsyncApp, bot: Bot) -> None:
                 if stand_in
                 else None
             )
-            request = SlackRequest("view", str(view["id"]), user_id)
-            work = declare_for(bot, linked, starts_on, ends_on, stand_in_email)
-            outcome = await submission.outcome(bot.run(once(request, work)), busy_field="tot")
         except Exception as error:
-            await submission.refuse(error, _field_errors)
+            await form.submission.refuse(error, _field_errors)
             return
-        await submission.close()
-        bot.outbox_waiting.set()
-        if isinstance(outcome, AlreadyDone):
-            return
-        await publish_home(
-            bot, client, user_id, notice=bot.texts.render("afwezig", **outcome.value)
-        )
+        work = declare_for(bot, form.linked, starts_on, ends_on, stand_in_email)
+        done = await form.once(work, busy_field="tot", field_errors=_field_errors)
+        if done is not None:
+            notice = bot.texts.render("afwezig", **done.value)
+            await publish_home(bot, client, form.reply.user_id, notice=notice)

@@ -10,32 +10,26 @@ After the answer the message shows who did what and when, without its buttons.
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
-from bot.access import who_is, who_submits
 from bot.answered import MessagePlace, mark_answered, pack, unpack
 from bot.blocks import plain, section
 from bot.context import Bot
-from bot.dedupe import AlreadyDone, SlackRequest, once
 from bot.errors import error_text
 from bot.home_tab import from_home, refresh_home
 from bot.identity import Linked
-from bot.reply import ReplyTo
-from bot.submission import Submission
+from bot.interactions import Press, on_press, submitted
 from core.clock import utcnow
 from core.errors import DomainError, UserError
 from core.rendering import slack_escape
 from core.replies import ReplyAction, answer, hand_over_options, regie_assign_options
-
-log = logging.getLogger(__name__)
 
 DIRECT_ANSWERS = {
     "antwoord_akkoord": "accept",
@@ -53,7 +47,15 @@ CONSENT_ANSWERS = {
 }
 DECLINE_VIEW = "antwoord_weiger_reden"
 HAND_OVER_VIEW = "antwoord_overdragen_keuze"
+# The municipality's answers to an escalation (core.regie): REGIE is a direct answer (above);
+# AANWIJZEN asks for the institution, AFGEROND for the toelichting, each in a modal, as
+# declining and handing over do.
+ASSIGN_VIEW = "antwoord_aanwijzen_keuze"
+CLOSE_VIEW = "antwoord_afronden_toelichting"
 INPUT_ACTION = "waarde"
+
+Choices = list[tuple[str, str]]  # (institution id, name)
+ChoicesOf = Callable[[str, Linked], Callable[[Session], Choices]]
 
 
 def answerer(bot: Bot, linked: Linked, token: str, action: ReplyAction) -> Callable[[Session], str]:
@@ -78,20 +80,33 @@ def answered_line(
     )
 
 
-def hand_over_choices(token: str, linked: Linked) -> Callable[[Session], list[tuple[str, str]]]:
+def hand_over_choices(token: str, linked: Linked) -> Callable[[Session], Choices]:
     """The form's choices: the core resolves the token and checks the sender as for the answer
     itself (core.replies.hand_over_options)."""
 
-    def choices(session: Session) -> list[tuple[str, str]]:
+    def choices(session: Session) -> Choices:
         return hand_over_options(token, sender=linked.email, session=session)
 
     return choices
 
 
+def regie_choices(token: str, linked: Linked) -> Callable[[Session], Choices]:
+    """The form's choices: the core resolves the token and checks that the presser is the
+    municipality's contact (core.replies.regie_assign_options)."""
+
+    def choices(session: Session) -> Choices:
+        return regie_assign_options(token, sender=linked.email, session=session)
+
+    return choices
+
+
+def _input_element(view: dict[str, Any], block_id: str) -> dict[str, Any]:
+    values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
+    return values.get(INPUT_ACTION) or {}
+
+
 def _input_value(view: dict[str, Any], block_id: str) -> str:
-    element = (((view.get("state") or {}).get("values") or {}).get(block_id) or {}).get(
-        INPUT_ACTION
-    ) or {}
+    element = _input_element(view, block_id)
     value = element.get("value")
     if value is None:
         value = (element.get("selected_option") or {}).get("value")
@@ -99,211 +114,201 @@ def _input_value(view: dict[str, Any], block_id: str) -> str:
 
 
 def _selected_label(view: dict[str, Any], block_id: str) -> str:
-    element = (((view.get("state") or {}).get("values") or {}).get(block_id) or {}).get(
-        INPUT_ACTION
-    ) or {}
+    element = _input_element(view, block_id)
     return str(((element.get("selected_option") or {}).get("text") or {}).get("text") or "")
 
 
-def _reason_modal(metadata: str) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": DECLINE_VIEW,
-        "title": plain("Coördinatie weigeren"),
-        "submit": plain("Weigeren"),
-        "close": plain("Annuleren"),
-        "private_metadata": metadata,
-        "blocks": [
-            section(
-                "Waarom kan uw instelling de procescoördinatie niet op zich nemen? De reden "
-                "gaat mee naar de volgende instelling; noem geen inhoud over de jongere."
-            ),
-            {
-                "type": "input",
-                "block_id": "reden",
-                "label": plain("Reden"),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": INPUT_ACTION,
-                    "multiline": True,
-                    "max_length": 500,
+@dataclass(frozen=True)
+class AnswerForm:
+    """A button whose answer needs one thing more, asked in a modal: a typed reason or note, or
+    (with ``choices_of``) an institution chosen from those the core offers the presser. The
+    submitted modal answers ``keyword`` with what was filled in, as an e-mail reply would."""
+
+    button: str  # the button's action_id
+    view: str  # the modal's callback_id
+    keyword: str  # the ReplyAction
+    title: str
+    submit: str
+    intro: str
+    block_id: str
+    label: str
+    choices_of: ChoicesOf | None = None
+    none_left: str = ""  # the answer when the core offers no institution
+
+    def modal(self, metadata: str, choices: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+        element: dict[str, Any]
+        if self.choices_of is None:
+            element = {
+                "type": "plain_text_input",
+                "action_id": INPUT_ACTION,
+                "multiline": True,
+                "max_length": 500,
+            }
+        else:
+            element = {
+                "type": "static_select",
+                "action_id": INPUT_ACTION,
+                "placeholder": plain("Kies een instelling"),
+                "options": [
+                    {"text": plain(name, 75), "value": institution_id}
+                    for institution_id, name in choices[:100]
+                ],
+            }
+        return {
+            "type": "modal",
+            "callback_id": self.view,
+            "title": plain(self.title),
+            "submit": plain(self.submit),
+            "close": plain("Annuleren"),
+            "private_metadata": metadata,
+            "blocks": [
+                section(self.intro),
+                {
+                    "type": "input",
+                    "block_id": self.block_id,
+                    "label": plain(self.label),
+                    "element": element,
                 },
-            },
-        ],
-    }
+            ],
+        }
+
+    def answer_in(self, view: dict[str, Any]) -> tuple[ReplyAction, str]:
+        """The answer in the submitted ``view``, and how the answered message names it."""
+        value = _input_value(view, self.block_id)
+        shown = (_selected_label(view, self.block_id) or value) if self.choices_of else value
+        return ReplyAction(self.keyword, value), shown
+
+    def field_errors(self, error: DomainError) -> dict[str, str] | None:
+        return {self.block_id: error.message[:150]} if error.field == self.block_id else None
 
 
-def _hand_over_modal(metadata: str, choices: list[tuple[str, str]]) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": HAND_OVER_VIEW,
-        "title": plain("Coördinatie overdragen"),
-        "submit": plain("Overdragen"),
-        "close": plain("Annuleren"),
-        "private_metadata": metadata,
-        "blocks": [
-            section(
-                "Aan welke betrokken instelling draagt u de procescoördinatie over? Die "
-                "instelling moet de coördinatie daarna nog accepteren."
-            ),
-            {
-                "type": "input",
-                "block_id": "instelling",
-                "label": plain("Instelling"),
-                "element": {
-                    "type": "static_select",
-                    "action_id": INPUT_ACTION,
-                    "placeholder": plain("Kies een instelling"),
-                    "options": [
-                        {"text": plain(name, 75), "value": institution_id}
-                        for institution_id, name in choices[:100]
-                    ],
-                },
-            },
-        ],
-    }
+DECLINE = AnswerForm(
+    button="antwoord_weiger",
+    view=DECLINE_VIEW,
+    keyword="decline",
+    title="Coördinatie weigeren",
+    submit="Weigeren",
+    intro="Waarom kan uw instelling de procescoördinatie niet op zich nemen? De reden gaat mee "
+    "naar de volgende instelling; noem geen inhoud over de jongere.",
+    block_id="reden",
+    label="Reden",
+)
+HAND_OVER = AnswerForm(
+    button="antwoord_overdragen",
+    view=HAND_OVER_VIEW,
+    keyword="hand-over",
+    title="Coördinatie overdragen",
+    submit="Overdragen",
+    intro="Aan welke betrokken instelling draagt u de procescoördinatie over? Die instelling "
+    "moet de coördinatie daarna nog accepteren.",
+    block_id="instelling",
+    label="Instelling",
+    choices_of=hand_over_choices,
+    none_left="Er is geen andere betrokken instelling die de procescoördinatie mag overnemen. "
+    "U kunt accepteren of weigeren.",
+)
+ASSIGN = AnswerForm(
+    button="antwoord_aanwijzen",
+    view=ASSIGN_VIEW,
+    keyword="assign",
+    title="Coördinator aanwijzen",
+    submit="Aanwijzen",
+    intro="Welke instelling wijst de gemeente aan als procescoördinator? Die instelling krijgt "
+    "de toewijzing met een reactietermijn en moet de coördinatie nog accepteren.",
+    block_id="instelling",
+    label="Instelling",
+    choices_of=regie_choices,
+    none_left="Er is geen instelling die u kunt aanwijzen: er loopt geen procescoördinatie, of "
+    "geen instelling mag die volgens het convenant op zich nemen. U kunt regie nemen of "
+    "afronden.",
+)
+CLOSE = AnswerForm(
+    button="antwoord_afronden",
+    view=CLOSE_VIEW,
+    keyword="close",
+    title="Afronden",
+    submit="Afronden",
+    intro="Waarom rondt de gemeente dit af? De toelichting gaat naar de betrokken instellingen "
+    "en melders; noem geen inhoud over de jongere.",
+    block_id="toelichting",
+    label="Toelichting",
+)
+ANSWER_FORMS = (DECLINE, HAND_OVER, ASSIGN, CLOSE)
 
-
-def _field_errors(block_id: str) -> Callable[[DomainError], dict[str, str] | None]:
-    def errors(error: DomainError) -> dict[str, str] | None:
-        return {block_id: error.message[:150]} if error.field == block_id else None
-
-    return errors
+_reason_modal = DECLINE.modal
+_hand_over_modal = HAND_OVER.modal
+_assign_modal = ASSIGN.modal
+_close_modal = CLOSE.modal
 
 
 def register(app: AsyncApp, bot: Bot) -> None:
-    @app.action(re.compile(r"^toestemming_(gevraagd|gegeven|geweigerd)$"))
-    @bot.listener
-    async def consent_answer(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        await ack()
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-        linked = await who_is(bot, client, user_id, reply)
-        if linked is None:
-            return
+    @on_press(app, bot, re.compile(r"^toestemming_(gevraagd|gegeven|geweigerd)$"))
+    async def consent_answer(press: Press, action: dict[str, Any]) -> None:
         status = CONSENT_ANSWERS[action["action_id"]]
-        request = SlackRequest(
-            "action", f"{action.get('action_ts')}:{action['action_id']}", user_id
-        )
-        work = answerer(bot, linked, str(action.get("value") or ""), ReplyAction("consent", status))
-        try:
-            outcome = await bot.run(once(request, work))
-        except Exception as error:
-            if not isinstance(error, UserError):
-                log.exception("a Slack consent answer (%s) failed", status)
-            await reply(error_text(error))
-            return
-        bot.outbox_waiting.set()
-        if isinstance(outcome, AlreadyDone):
-            return
-        if from_home(body):  # the App Home shows it, and the item's new state
-            await refresh_home(bot, client, body, notice=slack_escape(outcome.value))
-        else:
-            await reply(slack_escape(outcome.value))
+        token = str(action.get("value") or "")
+        work = answerer(bot, press.linked, token, ReplyAction("consent", status))
+        done = await press.once(action, work, failed=f"a Slack consent answer ({status})")
+        if done is not None:  # the buttons stay; the App Home shows the item's new state
+            await press.show(slack_escape(done.value), on_message=False)
 
-    @app.action(re.compile(r"^antwoord_(akkoord|contact|verlengen|geinformeerd|regie)$"))
-    @bot.listener
-    async def direct_answer(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        await ack()
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-        linked = await who_is(bot, client, user_id, reply)
-        if linked is None:
-            return
+    @on_press(app, bot, re.compile(r"^antwoord_(akkoord|contact|verlengen|geinformeerd|regie)$"))
+    async def direct_answer(press: Press, action: dict[str, Any]) -> None:
         keyword = DIRECT_ANSWERS[action["action_id"]]
-        request = SlackRequest(
-            "action", f"{action.get('action_ts')}:{action['action_id']}", user_id
+        work = answerer(bot, press.linked, str(action.get("value") or ""), ReplyAction(keyword))
+        done = await press.once(action, work, failed=f"a Slack answer ({keyword})")
+        if done is not None:
+            detail = done.value if keyword == "extend" else ""
+            line = answered_line(bot, press.linked, keyword, detail=detail)
+            await press.show(line, else_reply=False)
+
+    for form in ANSWER_FORMS:
+        _register_form(app, bot, form)
+
+
+def _register_form(app: AsyncApp, bot: Bot, form: AnswerForm) -> None:
+    """The button that opens ``form``'s modal, and the modal's submission."""
+
+    @on_press(app, bot, form.button)
+    async def ask(press: Press, action: dict[str, Any]) -> None:
+        choices: Choices = []
+        if form.choices_of is not None:
+            # The core says which institutions may be chosen by the presser (or refuses).
+            token = str(action.get("value") or "")
+            try:
+                choices = await bot.run(form.choices_of(token, press.linked))
+            except UserError as error:
+                await press.reply(error_text(error))
+                return
+            if not choices:
+                await press.reply(form.none_left)
+                return
+        await press.open(
+            form.modal(_metadata(press.body, action), choices),
+            unopened="Het venster kon niet worden geopend. Probeer de knop nog eens.",
+            what="an answer",
         )
-        work = answerer(bot, linked, str(action.get("value") or ""), ReplyAction(keyword))
-        try:
-            outcome = await bot.run(once(request, work))
-        except Exception as error:
-            if not isinstance(error, UserError):
-                log.exception("a Slack answer (%s) failed", keyword)
-            await reply(error_text(error))
+
+    @app.view(form.view)
+    @bot.listener
+    async def submit(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        place, extra = unpack(view.get("private_metadata"))
+        answering = await submitted(
+            bot, ack, body, view, client, title=form.title, response_url=extra.get("response_url")
+        )
+        if answering is None:
             return
-        bot.outbox_waiting.set()
-        if isinstance(outcome, AlreadyDone):
+        reply_action, shown = form.answer_in(view)
+        work = answerer(bot, answering.linked, extra.get("token", ""), reply_action)
+        done = await answering.once(work, busy_field=form.block_id, field_errors=form.field_errors)
+        if done is None:
             return
-        place = MessagePlace.of_action(body)
-        detail = outcome.value if keyword == "extend" else ""
+        line = answered_line(bot, answering.linked, form.keyword, argument=shown)
         if place is not None:
-            await mark_answered(client, place, answered_line(bot, linked, keyword, detail=detail))
-        elif from_home(body):  # pressed on the App Home: the item leaves its list
-            notice = answered_line(bot, linked, keyword, detail=detail)
-            await refresh_home(bot, client, body, notice=notice)
-
-    @app.action("antwoord_weiger")
-    @bot.listener
-    async def ask_decline_reason(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        await ack()
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-        if await who_is(bot, client, user_id, reply) is None:
-            return
-        metadata = _metadata(body, action)
-        await _open(client, body, _reason_modal(metadata), reply)
-
-    @app.action("antwoord_overdragen")
-    @bot.listener
-    async def ask_hand_over_target(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        await ack()
-        await _open_institution_choice(
-            bot,
-            client,
-            body,
-            action,
-            hand_over_choices,
-            _hand_over_modal,
-            none_left="Er is geen andere betrokken instelling die de procescoördinatie mag "
-            "overnemen. U kunt accepteren of weigeren.",
-        )
-
-    @app.view(DECLINE_VIEW)
-    @bot.listener
-    async def decline(
-        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        reason = _input_value(view, "reden")
-        await _submit_answer(
-            bot,
-            ack,
-            body,
-            view,
-            client,
-            ReplyAction("decline", reason),
-            shown=reason,
-            title="Coördinatie weigeren",
-            block_id="reden",
-        )
-
-    @app.view(HAND_OVER_VIEW)
-    @bot.listener
-    async def hand_over(
-        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        target = _input_value(view, "instelling")
-        await _submit_answer(
-            bot,
-            ack,
-            body,
-            view,
-            client,
-            ReplyAction("hand-over", target),
-            shown=_selected_label(view, "instelling") or target,
-            title="Coördinatie overdragen",
-            block_id="instelling",
-        )
-
-    _register_regie(app, bot)
+            await mark_answered(client, place, line)
+        elif extra.get("home"):
+            await refresh_home(bot, client, {"user": {"id": answering.reply.user_id}}, notice=line)
 
 
 def _metadata(body: dict[str, Any], action: dict[str, Any]) -> str:
@@ -315,224 +320,3 @@ def _metadata(body: dict[str, Any], action: dict[str, Any]) -> str:
         # Pressed on the App Home: refreshed after the modal (bot.home_tab).
         **({"home": str(body["user"]["id"])} if from_home(body) else {}),
     )
-
-
-async def _open_institution_choice(
-    bot: Bot,
-    client: AsyncWebClient,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    choices_of: Callable[[str, Any], Any],
-    modal_of: Callable[[str, Any], dict[str, Any]],
-    *,
-    none_left: str,
-) -> None:
-    """A button that names an institution (OVERDRAGEN, AANWIJZEN): the core says which may be
-    chosen for the sender, and the form offers those (or the sender hears there are none)."""
-    user_id = body["user"]["id"]
-    reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-    linked = await who_is(bot, client, user_id, reply)
-    if linked is None:
-        return
-    try:
-        choices = await bot.run(choices_of(str(action.get("value") or ""), linked))
-    except UserError as error:
-        await reply(error_text(error))
-        return
-    if not choices:
-        await reply(none_left)
-        return
-    await _open(client, body, modal_of(_metadata(body, action), choices), reply)
-
-
-async def _open(
-    client: AsyncWebClient, body: dict[str, Any], view: dict[str, Any], reply: ReplyTo
-) -> None:
-    try:
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
-    except SlackApiError as exc:
-        log.warning("views.open for an answer failed: %s", exc.response.get("error"))
-        await reply("Het venster kon niet worden geopend. Probeer de knop nog eens.")
-
-
-async def _submit_answer(
-    bot: Bot,
-    ack: AsyncAck,
-    body: dict[str, Any],
-    view: dict[str, Any],
-    client: AsyncWebClient,
-    action: ReplyAction,
-    *,
-    shown: str,
-    title: str,
-    block_id: str,
-) -> None:
-    place, extra = unpack(view.get("private_metadata"))
-    user_id = body["user"]["id"]
-    reply = ReplyTo(client, user_id, response_url=extra.get("response_url") or None)
-    submission = Submission(ack, reply, title=title)
-    linked = await who_submits(bot, client, user_id, submission)
-    if linked is None:
-        return
-    request = SlackRequest("view", str(view["id"]), user_id)
-    work = answerer(bot, linked, extra.get("token", ""), action)
-    try:
-        outcome = await submission.outcome(bot.run(once(request, work)), busy_field=block_id)
-    except Exception as error:
-        await submission.refuse(error, _field_errors(block_id))
-        return
-    await submission.close()
-    bot.outbox_waiting.set()
-    if isinstance(outcome, AlreadyDone):
-        return
-    line = answered_line(bot, linked, action.keyword, argument=shown)
-    if place is not None:
-        await mark_answered(client, place, line)
-    elif extra.get("home"):
-        await refresh_home(bot, client, {"user": {"id": user_id}}, notice=line)
-
-
-# --- the municipality's answers to an escalation (core.regie) ---------------------------------
-# REGIE is a direct answer (above); AANWIJZEN asks for the institution, AFGEROND for the
-# toelichting, each in a modal, as declining and handing over do.
-
-ASSIGN_VIEW = "antwoord_aanwijzen_keuze"
-CLOSE_VIEW = "antwoord_afronden_toelichting"
-
-
-def regie_choices(token: str, linked: Linked) -> Callable[[Session], list[tuple[str, str]]]:
-    """The form's choices: the core resolves the token and checks that the presser is the
-    municipality's contact (core.replies.regie_assign_options)."""
-
-    def choices(session: Session) -> list[tuple[str, str]]:
-        return regie_assign_options(token, sender=linked.email, session=session)
-
-    return choices
-
-
-def _assign_modal(metadata: str, choices: list[tuple[str, str]]) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": ASSIGN_VIEW,
-        "title": plain("Coördinator aanwijzen"),
-        "submit": plain("Aanwijzen"),
-        "close": plain("Annuleren"),
-        "private_metadata": metadata,
-        "blocks": [
-            section(
-                "Welke instelling wijst de gemeente aan als procescoördinator? Die instelling "
-                "krijgt de toewijzing met een reactietermijn en moet de coördinatie nog "
-                "accepteren."
-            ),
-            {
-                "type": "input",
-                "block_id": "instelling",
-                "label": plain("Instelling"),
-                "element": {
-                    "type": "static_select",
-                    "action_id": INPUT_ACTION,
-                    "placeholder": plain("Kies een instelling"),
-                    "options": [
-                        {"text": plain(name, 75), "value": institution_id}
-                        for institution_id, name in choices[:100]
-                    ],
-                },
-            },
-        ],
-    }
-
-
-def _close_modal(metadata: str) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": CLOSE_VIEW,
-        "title": plain("Afronden"),
-        "submit": plain("Afronden"),
-        "close": plain("Annuleren"),
-        "private_metadata": metadata,
-        "blocks": [
-            section(
-                "Waarom rondt de gemeente dit af? De toelichting gaat naar de betrokken "
-                "instellingen en melders; noem geen inhoud over de jongere."
-            ),
-            {
-                "type": "input",
-                "block_id": "toelichting",
-                "label": plain("Toelichting"),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": INPUT_ACTION,
-                    "multiline": True,
-                    "max_length": 500,
-                },
-            },
-        ],
-    }
-
-
-def _register_regie(app: AsyncApp, bot: Bot) -> None:
-    @app.action("antwoord_aanwijzen")
-    @bot.listener
-    async def ask_assign_target(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        await ack()
-        await _open_institution_choice(
-            bot,
-            client,
-            body,
-            action,
-            regie_choices,
-            _assign_modal,
-            none_left="Er is geen instelling die u kunt aanwijzen: er loopt geen "
-            "procescoördinatie, of geen instelling mag die volgens het convenant op zich "
-            "nemen. U kunt regie nemen of afronden.",
-        )
-
-    @app.action("antwoord_afronden")
-    @bot.listener
-    async def ask_close_note(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        await ack()
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-        if await who_is(bot, client, user_id, reply) is None:
-            return
-        await _open(client, body, _close_modal(_metadata(body, action)), reply)
-
-    @app.view(ASSIGN_VIEW)
-    @bot.listener
-    async def assign(
-        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        target = _input_value(view, "instelling")
-        await _submit_answer(
-            bot,
-            ack,
-            body,
-            view,
-            client,
-            ReplyAction("assign", target),
-            shown=_selected_label(view, "instelling") or target,
-            title="Coördinator aanwijzen",
-            block_id="instelling",
-        )
-
-    @app.view(CLOSE_VIEW)
-    @bot.listener
-    async def close(
-        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        note = _input_value(view, "toelichting")
-        await _submit_answer(
-            bot,
-            ack,
-            body,
-            view,
-            client,
-            ReplyAction("close", note),
-            shown=note,
-            title="Afronden",
-            block_id="toelichting",
-        )

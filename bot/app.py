@@ -79,8 +79,8 @@ def create_app(bot: Bot) -> AsyncApp:
     multi: dict[str, Any] = {}
     if distributed(settings):
         multi = {
-            "oauth_settings": oauth_settings(settings, bot.engine),
-            "authorize": authorize(bot.engine),
+            "oauth_settings": oauth_settings(settings, bot.engine, bot.config.keys.ring),
+            "authorize": authorize(bot.engine, bot.config.keys.ring),
         }
     app = AsyncApp(
         name="verwijsindex",

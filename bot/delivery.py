@@ -6,10 +6,12 @@ renders them from ``templates/slack/<kind>.blocks.j2`` and posts them with ``cha
   app's direct messages with that user. An institution's row holds the covenant's
   ``slack_channel``; the bot must be a member of it.
 * **Outcomes** (``core.outbox``): HTTP 429 is a temporary failure retried after Slack's
-  ``Retry-After`` (and the worker sends nothing else until then: the limits are per
-  workspace); a refusal that no retry can change (``channel_not_found``, ``user_not_found``,
-  ``account_inactive``, ``not_in_channel``, ``is_archived``, ``invalid_blocks``, ...) is
-  permanent: a dead letter at once, listed by ``verwijsindex outbox list --status failed``.
+  ``Retry-After``, and the worker sends nothing else through that token until then (Slack's
+  limits are per workspace: the others' messages go out meanwhile; the rows of the paused one
+  wait in the outbox for the pause, each wait an attempt); a refusal that no retry can change
+  (``channel_not_found``, ``user_not_found``, ``account_inactive``, ``not_in_channel``,
+  ``is_archived``, ``invalid_blocks``, ...) is permanent: a dead letter at once, listed by
+  ``verwijsindex outbox list --status failed``.
   Connection errors, timeouts, Slack's own 5xx and token problems are temporary: a revoked or
   mistyped token is fixed by an administrator, and the messages should then still go out.
 * **Which token.** One workspace: the bot's. A distributed app: the token of the installation
@@ -142,6 +144,17 @@ class SlackRateLimited(TemporaryDeliveryError):
     """HTTP 429: Slack said how long to wait (``retry_after``)."""
 
 
+class WorkspacePaused(TemporaryDeliveryError):
+    """Not sent: Slack answered 429 through the same token a moment ago, and its
+    ``Retry-After`` has not passed (``retry_after``: what is left of it)."""
+
+
+def workspace_key(client: AsyncWebClient) -> str:
+    """What a 429 pauses: the token (one per workspace, or Enterprise Grid org). Kept in memory
+    only, never logged."""
+    return client.token or ""
+
+
 def default_worker_id() -> str:
     """Unique per worker: the outbox records outcomes only for the worker holding the claim."""
     return f"slack@{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -238,7 +251,9 @@ class SlackDelivery:
         self.batch_size = batch_size
         self.lease = lease
         self.clock = clock
-        self.paused_until = 0.0  # clock() value before which Slack must not be called (429)
+        # Per workspace (workspace_key): the clock() value before which Slack must not be
+        # called through its token again (429).
+        self.paused_until: dict[str, float] = {}
 
     # -- one notification ----------------------------------------------------------------------
 
@@ -268,6 +283,13 @@ class SlackDelivery:
             raise PermanentDeliveryError("the recipient is not a Slack user or channel id")
         message = self.render(notification)
         client = await self._client_for(notification)
+        paused = self.pause_remaining(client)
+        if paused > 0:
+            raise WorkspacePaused(
+                f"Slack answered HTTP 429 for this workspace; {paused:.1f} s of its Retry-After "
+                "left",
+                retry_after=timedelta(seconds=paused),
+            )
         root = await self.threads.root_for(notification) if self.threads else None
         in_thread: dict[str, Any] = {}
         if root is not None:
@@ -283,7 +305,10 @@ class SlackDelivery:
                 **in_thread,
             )
         except SlackApiError as exc:
-            raise classify(exc, "chat.postMessage") from None
+            error = classify(exc, "chat.postMessage")
+            if isinstance(error, SlackRateLimited) and error.retry_after is not None:
+                self._pause(client, error.retry_after)
+            raise error from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TemporaryDeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
         ref = SlackMessageRef(str(response["channel"]), str(response["ts"]))
@@ -300,9 +325,9 @@ class SlackDelivery:
         return ref
 
     async def show_answers(self) -> int:
-        """Update the messages of subjects answered elsewhere (bot.threads); not while Slack
-        asked for a pause."""
-        if self.threads is None or self.pause_remaining() > 0:
+        """Update the messages of subjects answered elsewhere (bot.threads); not through a
+        workspace's token while Slack asked it to pause (tried again later)."""
+        if self.threads is None:
             return 0
         return await self.threads.show_answers(self.render, self._client_for, self._update)
 
@@ -315,13 +340,14 @@ class SlackDelivery:
         blocks: list[dict[str, Any]],
     ) -> str | None:
         """One ``chat.update``: None when done, else why not (Slack's error code)."""
+        if self.pause_remaining(client) > 0:
+            return "ratelimited"
         try:
             await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except SlackApiError as exc:
             error = classify(exc, "chat.update")
             if isinstance(error, SlackRateLimited) and error.retry_after is not None:
-                self.paused_until = self.clock() + error.retry_after.total_seconds()
-                metrics.slack_rate_limited()
+                self._pause(client, error.retry_after)
             data = getattr(exc.response, "data", None)
             return str(data.get("error", "")) if isinstance(data, dict) else "error"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -345,9 +371,6 @@ class SlackDelivery:
         try:
             ref = await self.send(notification)
         except TemporaryDeliveryError as exc:
-            if isinstance(exc, SlackRateLimited) and exc.retry_after is not None:
-                self.paused_until = self.clock() + exc.retry_after.total_seconds()
-                metrics.slack_rate_limited()
             return await self._failed(notification, str(exc), False, exc.retry_after, now)
         except PermanentDeliveryError as exc:
             return await self._failed(notification, str(exc), True, None, now)
@@ -383,9 +406,23 @@ class SlackDelivery:
 
     # -- a batch -------------------------------------------------------------------------------
 
-    def pause_remaining(self) -> float:
-        """Seconds until Slack may be called again after a 429 (0 when it may now)."""
-        return max(0.0, self.paused_until - self.clock())
+    def pause_remaining(self, client: AsyncWebClient | None = None) -> float:
+        """Seconds until Slack may be called again through ``client``'s token after a 429 (0
+        when it may now); without ``client``, the longest pause of any workspace."""
+        now = self.clock()
+        if client is None:
+            return max((until - now for until in self.paused_until.values()), default=0.0)
+        return max(0.0, self.paused_until.get(workspace_key(client), 0.0) - now)
+
+    def _pause(self, client: AsyncWebClient, delay: timedelta) -> None:
+        """Slack answered 429 through ``client``'s token: that workspace waits ``delay``."""
+        key = workspace_key(client)
+        until = self.clock() + delay.total_seconds()
+        self.paused_until[key] = max(self.paused_until.get(key, 0.0), until)
+        # Done with: the pauses that are over (installations come and go).
+        now = self.clock()
+        self.paused_until = {k: v for k, v in self.paused_until.items() if v > now}
+        metrics.slack_rate_limited()
 
     async def deliver_batch(
         self, *, now: datetime | None = None, stop: asyncio.Event | None = None
@@ -394,11 +431,9 @@ class SlackDelivery:
         claim meanwhile (``core.outbox.keep_claimed``).
 
         The unsent rest of the batch goes back to the queue (not counted as an attempt) when
-        Slack asked for a pause, when ``stop`` is set, or when the claim could not be renewed
-        for half a lease.
+        ``stop`` is set, or when the claim could not be renewed for half a lease. A row for a
+        workspace Slack asked to pause waits in the outbox for what is left of the pause.
         """
-        if self.pause_remaining() > 0:
-            return DeliveryReport()
         started = self.clock()
         batch = await asyncio.to_thread(
             outbox.claim_due,
@@ -426,7 +461,7 @@ class SlackDelivery:
             for position, notification in enumerate(batch):
                 out_of_time = outbox.lease_running_out(keeper)
                 stopping = stop is not None and stop.is_set()
-                if out_of_time or stopping or self.pause_remaining() > 0:
+                if out_of_time or stopping:
                     unsent = [later.id for later in batch[position:]]
                     await asyncio.to_thread(
                         outbox.release, self.engine, unsent, worker_id=self.worker_id
@@ -473,7 +508,8 @@ async def run_slack_delivery(
 
     A round runs as soon as ``wake`` is set (a command just wrote to the outbox) or
     ``poll_interval`` seconds have passed; while rounds come back full the next starts at once.
-    After a 429 the worker waits out Slack's ``Retry-After`` before calling Slack again.
+    After a 429 the worker waits out Slack's ``Retry-After`` before calling Slack through that
+    workspace's token again; the other workspaces' messages go out meanwhile.
     Without ``engine`` it opens (and closes) one on ``settings.database_url``.
     """
     own_engine = engine is None
@@ -484,7 +520,11 @@ async def run_slack_delivery(
     delivery = SlackDelivery(
         database,
         client,
-        installations=InstallationClients(database, client) if distributed(settings) else None,
+        installations=(
+            InstallationClients(database, client, settings.keyring())
+            if distributed(settings)
+            else None
+        ),
         threads=SlackThreads(database, BotTexts(settings.templates_dir, timezone=timezone)),
         renderer=renderer,
         worker_id=worker_id,
@@ -503,11 +543,6 @@ async def run_slack_delivery(
                 # The database is away, say: claimed rows come back when their lease ends.
                 log.exception("Slack delivery round failed; trying again in %.1f s", poll_interval)
                 report = DeliveryReport()
-            pause = delivery.pause_remaining()
-            if pause > 0:
-                log.info("Slack asked to slow down: pausing %.1f s", pause)
-                await _until_set(None, stop, timeout=pause)
-                continue
             if report.claimed >= delivery.batch_size and not report.released:
                 continue  # there may be more waiting
             await _until_set(wake, stop, timeout=poll_interval)

@@ -3,9 +3,10 @@
 professional sees a polite refusal there instead.
 
 *Vorige* / *Volgende* re-publish it at another offset. A button pressed on the Home is handled
-by the notifications' own listeners (:mod:`bot.answers`, :mod:`bot.absence_form`), which call
-:func:`refresh_home` afterwards: the answered item leaves the list, and what was done shows
-under the title.
+by the notifications' own listeners (:mod:`bot.answers`, :mod:`bot.transfers`,
+:mod:`bot.absence_form`), which call :func:`refresh_home` afterwards (through
+:mod:`bot.interactions`): the answered item leaves the list, and what was done shows under the
+title.
 """
 
 from __future__ import annotations

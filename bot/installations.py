@@ -14,8 +14,9 @@ its installations kept in the project's database (``core.slack_installations``).
 * **Uninstall.** ``app_uninstalled`` and ``tokens_revoked`` (the bot's) remove the installation
   and the links made through it, in the logboek; those professionals get mail only from then on.
 
-Bot tokens are kept as Slack issues them (as slack_sdk's own SQL stores do); the database is
-the region's, under the same access rules as everything else in it.
+Bot tokens are stored sealed under the region's key (``core.slack_installations``), not as
+slack_sdk's own SQL stores keep them: a copy of the database or a backup without the key holds
+no working token. Each reader here asks ``core.slack_installations.bot_token``.
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ from sqlmodel import Session
 from bot.context import Bot
 from bot.workspace import workspace_of
 from core.db import run_in_transaction
+from core.keyring import KeyRing
 from core.models import SlackInstallation
 from core.outbox import OutboundNotification
 from core.settings import Settings
 from core.slack_installations import (
+    bot_token,
     consume_oauth_state,
     find_installation,
     issue_oauth_state,
@@ -74,7 +77,8 @@ def distributed(settings: Settings) -> bool:
 def _row(installation: Installation) -> SlackInstallation:
     scopes = installation.bot_scopes
     return SlackInstallation(
-        workspace_key="",  # core.slack_installations.save_installation sets it
+        workspace_key="",  # core.slack_installations.save_installation sets these two
+        bot_token_sealed=b"",
         enterprise_id=installation.enterprise_id,
         team_id=installation.team_id,
         is_enterprise_install=bool(installation.is_enterprise_install),
@@ -82,7 +86,6 @@ def _row(installation: Installation) -> SlackInstallation:
         app_id=installation.app_id,
         bot_id=installation.bot_id,
         bot_user_id=installation.bot_user_id,
-        bot_token=installation.bot_token or "",
         bot_scopes=",".join(scopes) if isinstance(scopes, list | tuple) else str(scopes or ""),
         installer_user_id=installation.user_id,
     )
@@ -93,13 +96,13 @@ def _installed_at(row: SlackInstallation) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _bot(row: SlackInstallation) -> SlackBot:
+def _bot(row: SlackInstallation, ring: KeyRing) -> SlackBot:
     return SlackBot(
         app_id=row.app_id,
         enterprise_id=row.enterprise_id,
         team_id=row.team_id,
         team_name=row.team_name,
-        bot_token=row.bot_token,
+        bot_token=bot_token(ring, row),
         bot_id=row.bot_id or "",
         bot_user_id=row.bot_user_id or "",
         bot_scopes=row.bot_scopes,
@@ -110,21 +113,23 @@ def _bot(row: SlackInstallation) -> SlackBot:
 
 class DatabaseInstallationStore(AsyncInstallationStore):
     """slack_sdk's installation store interface on the project's database (bot tokens only:
-    the app asks for no user scopes)."""
+    the app asks for no user scopes), the tokens sealed under ``ring``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, ring: KeyRing) -> None:
         self.engine = engine
+        self.ring = ring
 
     async def _run(self, work: Any) -> Any:
         return await asyncio.to_thread(run_in_transaction, self.engine, work)
 
     async def async_save(self, installation: Installation) -> None:
         row = _row(installation)
-        if not row.bot_token:
+        token = installation.bot_token
+        if not token:
             raise ValueError("oauth.v2.access gave no bot token: the app must ask for bot scopes")
 
         def save(session: Session) -> None:
-            save_installation(session, row)
+            save_installation(session, self.ring, row, token=token)
 
         await self._run(save)
         log.info("installed in Slack workspace %s", row.team_id or row.enterprise_id)
@@ -152,7 +157,7 @@ class DatabaseInstallationStore(AsyncInstallationStore):
         is_enterprise_install: bool | None = False,
     ) -> SlackBot | None:
         row = await self.find_row(enterprise_id, None if is_enterprise_install else team_id)
-        return _bot(row) if row is not None else None
+        return _bot(row, self.ring) if row is not None else None
 
     async def async_find_installation(
         self,
@@ -165,7 +170,7 @@ class DatabaseInstallationStore(AsyncInstallationStore):
         row = await self.find_row(enterprise_id, None if is_enterprise_install else team_id)
         if row is None:
             return None
-        bot = _bot(row)
+        bot = _bot(row, self.ring)
         return Installation(
             app_id=bot.app_id,
             enterprise_id=bot.enterprise_id,
@@ -248,15 +253,15 @@ class StoredInstallationAuthorize(AsyncAuthorize):
             team=row.team_name,
             bot_user_id=row.bot_user_id,
             bot_id=row.bot_id,
-            bot_token=row.bot_token,
+            bot_token=bot_token(self.store.ring, row),
             bot_scopes=row.bot_scopes,
             user_id=user_id,
         )
 
 
-def oauth_settings(settings: Settings, engine: Engine) -> AsyncOAuthSettings:
+def oauth_settings(settings: Settings, engine: Engine, ring: KeyRing) -> AsyncOAuthSettings:
     assert settings.slack_client_id is not None and settings.slack_client_secret is not None
-    store = DatabaseInstallationStore(engine)
+    store = DatabaseInstallationStore(engine, ring)
     return AsyncOAuthSettings(
         client_id=settings.slack_client_id,
         client_secret=settings.slack_client_secret.get_secret_value(),
@@ -272,8 +277,8 @@ def oauth_settings(settings: Settings, engine: Engine) -> AsyncOAuthSettings:
     )
 
 
-def authorize(engine: Engine) -> StoredInstallationAuthorize:
-    return StoredInstallationAuthorize(DatabaseInstallationStore(engine))
+def authorize(engine: Engine, ring: KeyRing) -> StoredInstallationAuthorize:
+    return StoredInstallationAuthorize(DatabaseInstallationStore(engine, ring))
 
 
 # -- uninstall ---------------------------------------------------------------------------------
@@ -316,8 +321,8 @@ class InstallationClients:
     """The Web API client of the installation a notification goes out through, one client per
     token (they share ``template``'s base URL, timeout and retry handlers)."""
 
-    def __init__(self, engine: Engine, template: AsyncWebClient) -> None:
-        self.store = DatabaseInstallationStore(engine)
+    def __init__(self, engine: Engine, template: AsyncWebClient, ring: KeyRing) -> None:
+        self.store = DatabaseInstallationStore(engine, ring)
         self.engine = engine
         self.template = template
         self._clients: dict[str, AsyncWebClient] = {}
@@ -338,11 +343,12 @@ class InstallationClients:
         row = await self.store.find_row(workspace.enterprise_id, workspace.team_id)
         if row is None:
             return None
-        client = self._clients.get(row.bot_token)
+        token = bot_token(self.store.ring, row)
+        client = self._clients.get(token)
         if client is None:
             template = self.template
-            client = self._clients[row.bot_token] = AsyncWebClient(
-                token=row.bot_token,
+            client = self._clients[token] = AsyncWebClient(
+                token=token,
                 base_url=template.base_url,
                 timeout=template.timeout,
                 retry_handlers=list(template.retry_handlers),

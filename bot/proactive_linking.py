@@ -33,7 +33,8 @@ from sqlalchemy.engine import Engine
 from bot.delivery import retry_after_of
 from core import metrics
 from core.db import run_in_transaction
-from core.slack_installations import installations, workspace_key
+from core.keyring import KeyRing
+from core.slack_installations import bot_token, installations, workspace_key
 from core.slack_links import SlackUser, Unlinked, link_found, unlinked_professionals
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,14 @@ class ProactiveLinker:
         recheck: float = DEFAULT_RECHECK,
         spacing: float = DEFAULT_SPACING,
         clock: Callable[[], float] = time.monotonic,
+        ring: KeyRing | None = None,  # distributed: the installations' tokens are sealed under it
     ) -> None:
+        if distributed and ring is None:
+            raise ValueError("a distributed app's installation tokens need the region's key ring")
         self.engine = engine
         self.client = client  # the bot token's, or the template of each installation's client
         self.distributed = distributed
+        self.ring = ring
         self.recheck = recheck
         self.spacing = spacing
         self.clock = clock
@@ -92,11 +97,13 @@ class ProactiveLinker:
             return [self._single]
         rows = await self._db(installations)
         found = []
+        assert self.ring is not None  # distributed (__init__)
         for row in rows if isinstance(rows, list) else []:
-            client = self._clients.get(row.bot_token)
+            token = bot_token(self.ring, row)
+            client = self._clients.get(token)
             if client is None:
-                client = self._clients[row.bot_token] = AsyncWebClient(
-                    token=row.bot_token,
+                client = self._clients[token] = AsyncWebClient(
+                    token=token,
                     base_url=self.client.base_url,
                     timeout=self.client.timeout,
                     retry_handlers=[],

@@ -124,5 +124,6 @@ async def _proactive_linking(settings: Settings, engine: Engine, stop: asyncio.E
         slack_client(settings),
         distributed=distributed(settings),
         spacing=proactive_linking.DEFAULT_SPACING,
+        ring=settings.keyring(),
     )
     await proactive_linking.run_proactive_linking(linker, stop, tick=proactive_linking.DEFAULT_TICK)

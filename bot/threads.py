@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.answered import answered_blocks
+from bot.answered import answered_blocks, without_answers
 from bot.texts import BotTexts
 from core.db import run_in_transaction
 from core.models import Channel
@@ -130,23 +130,37 @@ class SlackThreads:
     async def _show(
         self, item: DueUpdate, render: Renderer, client_for: ClientFor, update: Updater
     ) -> str | None:
-        if not item.messages:
-            return None
-        line = self.line(item.answer, item.answered_at)
-        for message in item.messages:
-            notification = _notification(message, item)
-            try:
-                blocks = render(notification).blocks
-                client = await client_for(notification)
-            except Exception as exc:  # no template, no installation any more: nothing to update
-                log.info("answered message outbox:%s passed by: %s", message.outbox_id, exc)
-                continue
-            error = await update(
-                client, message.channel, message.ts, line, answered_blocks(blocks, line)
-            )
-            if error is not None and error not in GONE:
-                return error
+        for due in item.answers:
+            line = self.line(due.answer, item.answered_at)
+            for message in due.messages:
+                error = await self._show_one(message, item, line, render, client_for, update)
+                if error is not None and error not in GONE:
+                    return error
         return None
+
+    async def _show_one(
+        self,
+        message: AnsweredMessage,
+        item: DueUpdate,
+        line: str,
+        render: Renderer,
+        client_for: ClientFor,
+        update: Updater,
+    ) -> str | None:
+        """One message: rendered again, and updated when it has buttons to make way (an
+        executed transfer's own message, say, has none: it stays as it is)."""
+        notification = _notification(message, item)
+        try:
+            blocks = render(notification).blocks
+            client = await client_for(notification)
+        except Exception as exc:  # no template, no installation any more: nothing to update
+            log.info("answered message outbox:%s passed by: %s", message.outbox_id, exc)
+            return None
+        if without_answers(blocks) == blocks:
+            return None
+        return await update(
+            client, message.channel, message.ts, line, answered_blocks(blocks, line)
+        )
 
 
 def _failed(item: DueUpdate, session: Session) -> None:

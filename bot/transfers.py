@@ -18,24 +18,19 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
-from bot.access import acting, who_is, who_submits
-from bot.answered import MessagePlace, mark_answered
+from bot.access import acting
 from bot.blocks import plain, section
 from bot.context import Bot
-from bot.dedupe import AlreadyDone, SlackRequest, once
-from bot.errors import error_text
-from bot.home_tab import from_home, refresh_home
 from bot.identity import Linked
-from bot.reply import ReplyTo
+from bot.interactions import Press, on_press, submitted
 from bot.signal_form import decode_metadata, encode_metadata
-from bot.submission import Submission
 from core.actors import (
     active_professionals_with_role,
     professionals_by_id,
     require_professional,
 )
 from core.clock import utcnow
-from core.errors import InvalidInput, UserError
+from core.errors import InvalidInput
 from core.models import Role
 from core.transfer import execute_transfer, request_transfer
 
@@ -146,45 +141,36 @@ def register(app: AsyncApp, bot: Bot) -> None:
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         metadata = decode_metadata(view.get("private_metadata"))
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=metadata.get("response_url") or None)
-        submission = Submission(ack, reply, title="Overdracht aanvragen")
-        linked = await who_submits(bot, client, user_id, submission)
-        if linked is None:
+        form = await submitted(
+            bot,
+            ack,
+            body,
+            view,
+            client,
+            title="Overdracht aanvragen",
+            response_url=metadata.get("response_url"),
+        )
+        if form is None:
             return
         values = ((view.get("state") or {}).get("values") or {}).get("senior") or {}
         senior = str(
             ((values.get(INPUT_ACTION) or {}).get("selected_option") or {}).get("value") or ""
         )
-        request = SlackRequest("view", str(view["id"]), user_id)
         work = request_transfer_for(
-            bot, linked, metadata.get("from", ""), metadata.get("to", ""), senior
+            bot, form.linked, metadata.get("from", ""), metadata.get("to", ""), senior
         )
-        try:
-            outcome = await submission.outcome(bot.run(once(request, work)), busy_field="senior")
-        except Exception as error:
-            await submission.refuse(
-                error, lambda e: {"senior": e.message[:150]} if e.field == "senior" else None
-            )
-            return
-        await submission.close()
-        bot.outbox_waiting.set()
-        if not isinstance(outcome, AlreadyDone):
-            await reply(bot.texts.render("overdracht-aangevraagd", **outcome.value))
+        done = await form.once(
+            work,
+            busy_field="senior",
+            field_errors=lambda e: {"senior": e.message[:150]} if e.field == "senior" else None,
+        )
+        if done is not None:
+            await form.reply(bot.texts.render("overdracht-aangevraagd", **done.value))
 
-    @app.action(EXECUTE_ACTION)
-    @bot.listener
-    async def execute(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        await ack()
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-        linked = await who_is(bot, client, user_id, reply)
-        if linked is None:
-            return
+    @on_press(app, bot, EXECUTE_ACTION)
+    async def execute(press: Press, action: dict[str, Any]) -> None:
+        linked = press.linked
         number = str(action.get("value") or "")
-        request = SlackRequest("action", f"{action.get('action_ts')}:{EXECUTE_ACTION}", user_id)
 
         def run(session: Session) -> int:
             transfer = execute_transfer(
@@ -192,27 +178,13 @@ def register(app: AsyncApp, bot: Bot) -> None:
             )
             return transfer.signals_moved
 
-        try:
-            outcome = await bot.run(once(request, run))
-        except Exception as error:
-            if not isinstance(error, UserError):
-                log.exception("executing transfer %s failed", number)
-            await reply(error_text(error))
-            return
-        bot.outbox_waiting.set()
-        if isinstance(outcome, AlreadyDone):
-            return
-        place = MessagePlace.of_action(body)
-        line = bot.texts.render(
-            "overdracht-uitgevoerd",
-            number=number,
-            name=linked.name,
-            moment=utcnow(),
-            moved=outcome.value,
-        )
-        if place is not None:
-            await mark_answered(client, place, line)
-        elif from_home(body):  # pressed on the App Home: the item leaves its list
-            await refresh_home(bot, client, body, notice=line)
-        else:
-            await reply(line)
+        done = await press.once(action, run, failed=f"executing transfer {number}")
+        if done is not None:
+            line = bot.texts.render(
+                "overdracht-uitgevoerd",
+                number=number,
+                name=linked.name,
+                moment=utcnow(),
+                moved=done.value,
+            )
+            await press.show(line)

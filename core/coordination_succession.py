@@ -22,7 +22,7 @@ from core.config import CoreConfig
 from core.coordination_family import member_youth_ids
 from core.coordination_rules import Candidate
 from core.errors import Conflict
-from core.events import CoordinationAcceptedEvent
+from core.events import CoordinationAcceptedEvent, CoordinationSuccessorDeclinedEvent
 from core.free_text import check_free_text
 from core.involvement import institution_reference, involved_in_any
 from core.models import (
@@ -276,5 +276,12 @@ def decline(
         f"youth:{coordination.youth_id}",
         details={"coordination": coordination.number, "institution": succession.institution_id},
         at=now,
+    )
+    publish(
+        session,
+        config,
+        CoordinationSuccessorDeclinedEvent(
+            at=now, coordination_id=coordination.id or 0, succession_id=succession.id or 0
+        ),
     )
     return reconsider(session, config, coordination, ranked, occasion=succession.occasion, now=now)

@@ -46,6 +46,22 @@ class SignalExpiringEvent(Event):
 
 
 @dataclass(frozen=True)
+class SignalExtendedEvent(Event):
+    """The reporter (or their stand-in) extended a signal: its expiry warning is answered."""
+
+    signal_id: int
+    professional_id: int  # who extended it
+
+
+@dataclass(frozen=True)
+class SignalInformedEvent(Event):
+    """The youth or parents of a signal are now recorded as informed (core.informing)."""
+
+    signal_id: int
+    professional_id: int  # who recorded it
+
+
+@dataclass(frozen=True)
 class MatchMembersJoinedEvent(Event):
     """A match was formed (``formed``) or signals joined an existing one."""
 
@@ -65,6 +81,16 @@ class InformingReminderDueEvent(Event):
 @dataclass(frozen=True)
 class MatchFollowUpDueEvent(Event):
     match_id: int
+
+
+@dataclass(frozen=True)
+class MatchContactConfirmedEvent(Event):
+    """CONTACT GELEGD: a professional (or their stand-in) made contact for their signals in a
+    match (core.follow_up)."""
+
+    match_id: int
+    professional_id: int  # who confirmed
+    for_professional_ids: tuple[int, ...]  # whose signals' members are now confirmed
 
 
 @dataclass(frozen=True)
@@ -104,6 +130,15 @@ class CoordinationEscalatedEvent(Event):
 @dataclass(frozen=True)
 class CoordinationAcceptedEvent(Event):
     coordination_id: int
+
+
+@dataclass(frozen=True)
+class CoordinationSuccessorDeclinedEvent(Event):
+    """The institution proposed to take a coordination over after a move declined
+    (core.coordination_succession)."""
+
+    coordination_id: int
+    succession_id: int
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from core.actors import acting_professional
 from core.clock import local_date, utcnow
 from core.config import CoreConfig
 from core.errors import Conflict, NotAllowed, NotFound
-from core.events import MatchEscalatedEvent, MatchFollowUpDueEvent
+from core.events import MatchContactConfirmedEvent, MatchEscalatedEvent, MatchFollowUpDueEvent
 from core.match_members import match_members
 from core.models import Match, MatchStatus, Professional
 from core.notifications import publish
@@ -38,16 +38,18 @@ def confirm_match_contact(
         raise Conflict(f"{match.number} is beëindigd")
     today = local_date(now, config.tz)
     mine = [
-        member
+        (member, signal)
         for member, signal in match_members(session, match_id)
         if _acts_for(session, me, signal.professional_id, today)
     ]
     if not mine:
         raise NotAllowed(f"u bent geen deelnemer aan {match.number}")
-    for member in mine:
+    confirmed = []
+    for member, signal in mine:
         if member.contact_confirmed_at is None:
             member.contact_confirmed_at = now
             session.add(member)
+            confirmed.append(signal.professional_id)
     audit.record(
         session,
         actor,
@@ -56,6 +58,17 @@ def confirm_match_contact(
         details={"match": match.number},
         at=now,
     )
+    if confirmed:  # the question is answered: its Slack messages lose their buttons
+        publish(
+            session,
+            config,
+            MatchContactConfirmedEvent(
+                at=now,
+                match_id=match.id or 0,
+                professional_id=me.id or 0,
+                for_professional_ids=tuple(dict.fromkeys(confirmed)),
+            ),
+        )
     return match
 
 

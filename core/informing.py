@@ -22,7 +22,7 @@ from core.actors import acting_professional
 from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
 from core.errors import Conflict
-from core.events import InformingReminderDueEvent
+from core.events import InformingReminderDueEvent, SignalInformedEvent
 from core.models import Informed, Signal, SignalStatus, Youth
 from core.notifications import publish
 from core.signals import check_owner_or_stand_in, find_signal, informed_party_for
@@ -79,6 +79,11 @@ def record_informed(
         f"youth:{signal.youth_id}",
         details={"signal": signal.number, "before": before, "party": signal.informed_party},
         at=now,
+    )
+    publish(
+        session,
+        config,
+        SignalInformedEvent(at=now, signal_id=signal.id or 0, professional_id=professional.id or 0),
     )
     return InformingOutcome(signal.number, now, signal.informed_party, already=False)
 

@@ -10,7 +10,8 @@ their key (core.sealing). The rotation moves, in batches of one transaction each
 - parent links: per parent digest, all links of that parent at once (so a family never falls
   apart halfway), the digest made again from the encrypted parent BSN, and the family matches
   that carry the digest with it;
-- kept inbound mail: resealed.
+- kept inbound mail: resealed;
+- the Slack installations' bot tokens (core.slack_installations): resealed.
 
 What was moved no longer matches "not under the current key", so an interrupted rotation just
 runs again. The logboek's MAC chain has a key id per row of its own (core.audit).
@@ -36,8 +37,9 @@ from core.config import CoreConfig
 from core.db import run_in_transaction
 from core.keyring import KeyRing
 from core.matching import lock_family
-from core.models import AuditEvent, InboundMessage, Match, Youth, YouthParent
+from core.models import AuditEvent, InboundMessage, Match, SlackInstallation, Youth, YouthParent
 from core.sealing import HEADER_BYTES, INBOUND_MAIL_PURPOSE, Sealer, header
+from core.slack_installations import token_sealer
 
 DEFAULT_BATCH_SIZE = 500
 # A kept mail may be 25 MiB: fewer per transaction than rows of identity fields.
@@ -45,6 +47,7 @@ MAIL_BATCH_SIZE = 20
 
 _parents: Table = YouthParent.__table__  # type: ignore[attr-defined]
 _inbound: Table = InboundMessage.__table__  # type: ignore[attr-defined]
+_installations: Table = SlackInstallation.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class KeyStatus:
     # verify them; its holder cannot rewrite them undetected, because the first event under
     # the new key MACs the last old one.
     logboek: dict[str, int] = field(default_factory=dict)
+    slack_tokens: dict[str, int] = field(default_factory=dict)  # the installations' bot tokens
 
     @property
     def remaining(self) -> int:
@@ -71,6 +75,7 @@ class KeyStatus:
             sum(self.youths.values())
             + sum(self.parent_links.values())
             + sum(self.kept_mail.values())
+            + sum(self.slack_tokens.values())
         )
 
     @property
@@ -79,7 +84,9 @@ class KeyStatus:
 
     @property
     def old_keys(self) -> tuple[str, ...]:
-        return tuple(sorted({*self.youths, *self.parent_links, *self.kept_mail}))
+        return tuple(
+            sorted({*self.youths, *self.parent_links, *self.kept_mail, *self.slack_tokens})
+        )
 
 
 def unknown_key_in_use(session: Session, ring: KeyRing) -> str | None:
@@ -118,13 +125,8 @@ def key_status(session: Session, config: CoreConfig) -> KeyStatus:
             .group_by(col(YouthParent.key_id))
         ).all()
     )
-    mail_key = func.substr(_inbound.c.raw, 2, HEADER_BYTES - 1)
-    kept_mail = {
-        (key_id.decode("ascii") if isinstance(key_id, bytes) else str(key_id)): count
-        for key_id, count in session.connection()
-        .execute(select(mail_key, func.count()).where(*_mail_not_under(current)).group_by(mail_key))
-        .all()
-    }
+    kept_mail = _sealed_counts(session, _inbound.c.raw, current)
+    slack_tokens = _sealed_counts(session, _installations.c.bot_token_sealed, current)
     unmovable_youths = session.exec(
         select(func.count()).select_from(Youth).where(*_youths_unmovable(current))
     ).one()
@@ -147,7 +149,7 @@ def key_status(session: Session, config: CoreConfig) -> KeyStatus:
         ).all()
     )
     known = {key.id for key in config.keys.ring.keys}
-    unknown = sorted({*youths, *parent_links, *kept_mail, *logboek} - known)
+    unknown = sorted({*youths, *parent_links, *kept_mail, *slack_tokens, *logboek} - known)
     return KeyStatus(
         current,
         youths,
@@ -157,6 +159,7 @@ def key_status(session: Session, config: CoreConfig) -> KeyStatus:
         unmovable_links,
         tuple(unknown),
         logboek,
+        slack_tokens,
     )
 
 
@@ -164,12 +167,24 @@ def _counts(rows: Any) -> dict[str, int]:
     return {str(key_id): int(count) for key_id, count in rows}
 
 
+def _sealed_counts(session: Session, sealed: Any, current: str) -> dict[str, int]:
+    """Per key id, the values of column ``sealed`` not under ``current``."""
+    key_id = func.substr(sealed, 2, HEADER_BYTES - 1)
+    return {
+        (key.decode("ascii") if isinstance(key, bytes) else str(key)): count
+        for key, count in session.connection()
+        .execute(select(key_id, func.count()).where(*_not_under(sealed, current)).group_by(key_id))
+        .all()
+    }
+
+
+def _not_under(sealed: Any, current: str) -> tuple[Any, ...]:
+    # The key id is the sealed value's header (core.sealing): nothing is opened to count it.
+    return (sealed != b"", func.substr(sealed, 1, HEADER_BYTES) != header(current))
+
+
 def _mail_not_under(current: str) -> tuple[Any, ...]:
-    # The key id is the sealed value's header (core.sealing): no mail is opened to count it.
-    return (
-        _inbound.c.raw != b"",
-        func.substr(_inbound.c.raw, 1, HEADER_BYTES) != header(current),
-    )
+    return _not_under(_inbound.c.raw, current)
 
 
 def _youths_unmovable(current: str) -> tuple[Any, ...]:
@@ -185,10 +200,11 @@ class RotationReport:
     youths: int = 0
     parent_links: int = 0
     kept_mail: int = 0
+    slack_tokens: int = 0
 
     @property
     def moved(self) -> int:
-        return self.youths + self.parent_links + self.kept_mail
+        return self.youths + self.parent_links + self.kept_mail + self.slack_tokens
 
 
 def rotate_keys(
@@ -207,6 +223,7 @@ def rotate_keys(
         ("youths", lambda session: move_youths(session, config, batch_size)),
         ("parent_links", lambda session: move_parent_links(session, config, batch_size)),
         ("kept_mail", lambda session: reseal_kept_mail(session, config, MAIL_BATCH_SIZE)),
+        ("slack_tokens", lambda session: reseal_slack_tokens(session, config, batch_size)),
     ]
     for name, step in steps:
         while moved := run_in_transaction(engine, step):
@@ -226,6 +243,7 @@ def rotate_keys(
                     "youths": report.youths,
                     "parent_links": report.parent_links,
                     "kept_mail": report.kept_mail,
+                    "slack_tokens": report.slack_tokens,
                     "remaining": status.remaining,
                 },
             )
@@ -331,5 +349,28 @@ def reseal_kept_mail(session: Session, config: CoreConfig, limit: int) -> int:
     for message_id, raw in rows:
         connection.execute(
             update(_inbound).where(_inbound.c.id == message_id).values(raw=sealer.reseal(raw))
+        )
+    return len(rows)
+
+
+def reseal_slack_tokens(session: Session, config: CoreConfig, limit: int) -> int:
+    """One batch of Slack installations' bot tokens resealed under the current key; the number
+    resealed."""
+    sealer = token_sealer(config.keys.ring)
+    connection = session.connection()
+    column = _installations.c.bot_token_sealed
+    # Locked: a reinstall meanwhile writes a new token, which the reseal must not overwrite.
+    rows = connection.execute(
+        select(_installations.c.id, column)
+        .where(*_not_under(column, config.keys.key_id))
+        .order_by(_installations.c.id)
+        .limit(limit)
+        .with_for_update()
+    ).all()
+    for installation_id, sealed in rows:
+        connection.execute(
+            update(_installations)
+            .where(_installations.c.id == installation_id)
+            .values(bot_token_sealed=sealer.reseal(bytes(sealed)))
         )
     return len(rows)

@@ -27,6 +27,8 @@ delivery workers (SMTP or maildir in ``mail_gateway``, Slack in ``bot``) hand th
   ends as a dead letter.
 * **Logged.** Every sent or dead-lettered notification is an event in the logboek, with its
   kind, reference, recipient role and channel — never its context, never its address.
+* **Secrets do not outlive delivery.** A context entry :data:`SEALED_KEY` (a link code, sealed:
+  core.outbox_secrets) is dropped when its row is sent or dead-lettered.
 
 Delivery is at least once: a worker that sends and then dies before its deliveries are
 recorded (:func:`mark_sent_many`, once per batch) has those rows sent again after the lease, so
@@ -56,7 +58,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlmodel
-from sqlalchemy import Insert, Select, Table, and_, case, null, or_, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlmodel import Session
@@ -160,6 +178,8 @@ class OutboundNotification:
 # A notification's inline images and attachments ride in its context under this key (base64),
 # so that the row alone is the whole message at every attempt and on every worker.
 MAIL_PARTS_KEY = "mail_parts"
+# Secrets a mail carries, sealed (core.outbox_secrets); dropped once the row is sent or dead.
+SEALED_KEY = "sealed"
 
 
 @dataclass(frozen=True)
@@ -392,6 +412,7 @@ def _dead_letter_exhausted_leases(
         )
         .returning(*_SUMMARY, _col.attempts, _col.claimed_by)
     ).all()
+    _drop_sealed(connection, [row.id for row in rows])
     for row in rows:
         log.warning("outbox:%s dead-lettered: its worker never reported back", row.id)
         actor = _delivery_actor(row.claimed_by or "unknown", row.channel)
@@ -554,6 +575,7 @@ def mark_sent_many(
                 )
                 .returning(*_SUMMARY)
             ).all()
+        _drop_sealed(connection, [row.id for row in recorded])
         for row in sorted(recorded, key=lambda row: row.id):
             actor = _delivery_actor(worker_id, row.channel)
             _audit(session, actor, "notification-sent", row, moment)
@@ -615,6 +637,7 @@ def _fail(
             log.info("outbox:%s attempt %d failed; retry in %s", row.id, row.attempts, delay)
         else:
             status, retry_at = OutboxStatus.FAILED.value, {}
+            _drop_sealed(connection, [row.id])
             log.warning(
                 "outbox:%s dead-lettered (%s) after %d attempts", row.id, reason, row.attempts
             )
@@ -639,6 +662,27 @@ def _fail(
             )
         )
         return status
+
+
+def _drop_sealed(connection: Connection, notification_ids: Sequence[int]) -> None:
+    """Rows sent or dead-lettered keep no sealed secret (:data:`SEALED_KEY`); the others are
+    left as they are."""
+    if not notification_ids:
+        return
+    has_sealed: ColumnElement[bool]
+    without: ColumnElement[Any]
+    if connection.dialect.name == "postgresql":
+        as_jsonb = cast(_col.context, postgresql.JSONB)
+        has_sealed = as_jsonb.has_key(SEALED_KEY)
+        without = cast(as_jsonb.op("-")(cast(literal(SEALED_KEY), Text)), JSON)
+    else:
+        has_sealed = func.json_type(_col.context, f"$.{SEALED_KEY}").is_not(None)
+        without = func.json_remove(_col.context, f"$.{SEALED_KEY}")
+    for start in range(0, len(notification_ids), _SENT_PER_UPDATE):
+        chunk = list(notification_ids[start : start + _SENT_PER_UPDATE])
+        connection.execute(
+            update(_outbox).where(_col.id.in_(chunk), has_sealed).values(context=without)
+        )
 
 
 def _held_row(connection: Connection, notification_id: int, worker_id: str) -> Row | None:

@@ -3,8 +3,9 @@
 A sealed value is ``FORMAT || key id (8 ASCII hex) || nonce (12) || ciphertext+tag``. The key id
 lets a value written before a rotation still be opened with the previous key while
 ``verwijsindex keys rotate`` runs, and lets the rotation find what is still under an old key
-without opening it. Each purpose (identity fields, inbound mail) has its own label, so a key
-derived for one never opens another's data.
+without opening it. Each purpose (identity fields, inbound mail, Slack bot tokens, the secrets a
+notification carries in the outbox) has its own label, so a key derived for one never opens
+another's data.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ HEADER_BYTES = len(FORMAT) + KEY_ID_LENGTH
 
 IDENTITY_PURPOSE = b"verwijsindex identity encryption v1"
 INBOUND_MAIL_PURPOSE = b"verwijsindex inbound mail v1"
+SLACK_TOKEN_PURPOSE = b"verwijsindex slack token v1"  # core.slack_installations
+OUTBOX_SECRET_PURPOSE = b"verwijsindex outbox secret v1"  # core.outbox_secrets
 
 
 def header(key_id: str) -> bytes:

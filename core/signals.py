@@ -13,7 +13,12 @@ from core.actors import acting_professional, may_administer
 from core.clock import local_date, utcnow
 from core.config import CoreConfig
 from core.errors import Conflict, InvalidInput, NotAllowed
-from core.events import ArchivedSignalRecalledEvent, SignalEndedEvent, SignalPlacedEvent
+from core.events import (
+    ArchivedSignalRecalledEvent,
+    SignalEndedEvent,
+    SignalExtendedEvent,
+    SignalPlacedEvent,
+)
 from core.free_text import check_free_text
 from core.identity import YouthIdentity, check_reference_text, check_youth_age
 from core.involvement import involved_institution_ids
@@ -442,6 +447,11 @@ def extend_signal(
         f"youth:{signal.youth_id}",
         details={"signal": signal.number, "from": old_end.isoformat(), "to": new_end.isoformat()},
         at=now,
+    )
+    publish(
+        session,
+        config,
+        SignalExtendedEvent(at=now, signal_id=signal.id or 0, professional_id=professional.id or 0),
     )
     return new_end
 

@@ -9,6 +9,10 @@ hash would be reversed in seconds), lives :data:`CODE_LIFETIME`, is used once, a
 :data:`MAX_FAILED_ATTEMPTS` wrong guesses. Requests are limited per Slack user and per
 professional (:data:`MAX_CODES_PER_HOUR`), so nobody can mail-bomb a colleague through the bot.
 The answer to a request is the same whether the address is in the covenant or not.
+
+The code is never at rest in clear: its table keeps the HMAC only, and the mail's outbox row
+carries it sealed under the region's key (core.outbox_secrets), opened by the mail delivery
+worker to render the mail and dropped once the row is sent or dead-lettered.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from core.errors import Conflict
 from core.models import Professional, SlackLinkCode
 from core.notifications.dispatch import notify
 from core.notifications.recipients import Recipient
+from core.outbox_secrets import sealed_context
 from core.slack_installations import find_installation
 from core.slack_links import SlackUser, link
 
@@ -134,7 +139,7 @@ def request_link_code(
         ],
         reference=reference,
         context={
-            "code": code,
+            **sealed_context(config.keys.ring, {"code": code}),  # the template's ``code``
             "minutes": int(CODE_LIFETIME.total_seconds() // 60),
             "workspace": installation.team_name if installation and installation.team_name else "",
         },

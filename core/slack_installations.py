@@ -5,6 +5,11 @@ org) and the OAuth ``state`` values of installs under way, kept in the project's
 queries and the rules (which installation serves a request, what an uninstall drops) live here.
 An installation's removal drops the Slack links made through it: those professionals get
 their notifications by mail only from then on (core.notifications.dispatch), in the logboek.
+
+A bot token is stored sealed under the region's key ring (core.sealing, a purpose of its own):
+whoever reads the database or a backup without the key gets no working token of any workspace.
+:func:`bot_token` is the one place a token is opened; ``verwijsindex keys rotate`` reseals the
+tokens under a new key (core.key_rotation). An OAuth ``state`` is kept as a digest only.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from sqlmodel import Session, col, delete, select
 
 from core import audit
 from core.clock import as_utc, utcnow
+from core.keyring import KeyRing
 from core.models import SlackInstallation, SlackOAuthState
+from core.sealing import SLACK_TOKEN_PURPOSE, Sealer
 from core.slack_links import SlackWorkspace, unlink_workspace
 
 INSTALLER = audit.Actor(kind="system", identifier="slack-installation", channel="slack")
@@ -27,15 +34,36 @@ def workspace_key(enterprise_id: str | None, team_id: str | None) -> str:
     return f"{enterprise_id or '-'}:{team_id or '-'}"
 
 
-def save_installation(session: Session, installation: SlackInstallation) -> SlackInstallation:
+def token_sealer(ring: KeyRing) -> Sealer:
+    return Sealer(
+        ring,
+        SLACK_TOKEN_PURPOSE,
+        unreadable="het Slack-token van een installatie is niet te lezen met de sleutel van de "
+        "regio",
+    )
+
+
+def bot_token(ring: KeyRing, installation: SlackInstallation) -> str:
+    """The installation's bot token, opened: the Bolt authorize and installation store, the
+    delivery worker's and proactive linking's clients all get it here."""
+    return token_sealer(ring).open(installation.bot_token_sealed).decode()
+
+
+def save_installation(
+    session: Session, ring: KeyRing, installation: SlackInstallation, *, token: str
+) -> SlackInstallation:
     """Store a new installation, or replace the one of its workspace (a reinstall brings a new
-    token and maybe new scopes)."""
+    token and maybe new scopes). ``token`` is sealed here; ``installation``'s own
+    ``workspace_key`` and ``bot_token_sealed`` are not used."""
+    if not token:
+        raise ValueError("an installation without a bot token")
     team_id = None if installation.is_enterprise_install else installation.team_id
     key = workspace_key(installation.enterprise_id, team_id)
     row = session.exec(
         select(SlackInstallation).where(SlackInstallation.workspace_key == key)
     ).first()
-    fields = installation.model_dump(exclude={"id", "workspace_key", "team_id"})
+    fields = installation.model_dump(exclude={"id", "workspace_key", "team_id", "bot_token_sealed"})
+    fields["bot_token_sealed"] = token_sealer(ring).seal(token.encode())
     if row is None:
         row = SlackInstallation(workspace_key=key, team_id=team_id, **fields)
     else:

@@ -2,51 +2,89 @@
 
 * **Threads.** The first Slack message the app posts to a recipient (a user's DM, an
   institution's channel) about a subject — the outbox row's reference: ``C-4``, ``M-3``,
-  ``S-12`` — is kept (:func:`remember_root`); every later message to that recipient about the
-  subject (a reminder, an escalation, a hand-over, an acceptance) goes in its thread
+  ``S-12``, ``T-2`` — is kept (:func:`remember_root`); every later message to that recipient
+  about the subject (a reminder, an escalation, a hand-over, an acceptance) goes in its thread
   (:func:`root_for`). Through the workspace it was posted in only: a recipient linked to another
   workspace since starts a new thread, the old channel is not the new token's.
-* **Answered.** When a subject's question is answered — by anyone, by mail or Slack — the core's
-  event reaches :func:`on_coordination_answered` (one of ``core.notifications.subscribers``),
-  which marks the subject's threads of the institution that answered; the Slack worker then
-  replaces the buttons of their messages by a line saying who answered how
+* **Answered.** Every question a message with buttons asks is answered by a core event, whoever
+  answered and however (mail, a button in someone's DM or channel, the App Home, the CLI):
+  :data:`ANSWERS` says, per event type, which question it answers — the subject, the kinds of
+  message that ask it, whose threads (an institution's, some professionals', the municipality
+  contact's, or everyone's), who answered and how. :func:`on_answered` (one subscriber,
+  ``core.notifications.subscribers``) marks those threads; the Slack worker then replaces the
+  buttons of their messages of those kinds by a line saying who answered how
   (:func:`claim_due_updates`, ``bot.threads``). A message whose own button gave the answer was
   updated at once by the button's handler (``bot.answered``): it is passed by.
+* **Which messages.** An answer covers the thread's messages of its kinds enqueued up to the
+  answer (a question asked again later keeps its buttons) and not updated before: per kind the
+  thread keeps the newest outbox id done, so one thread holds several questions (a signal's
+  expiry warning and its reminder to inform) and a later answer never rewrites an earlier one.
+  The thread's ``answer`` holds ``{"pending": [answer, ...], "through": {kind: outbox id}}``.
 
 Not domain tables: a thread holds a Slack place and a reference, never a youth.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core.clock import as_utc, utcnow
+from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
 from core.events import (
     CoordinationAcceptedEvent,
     CoordinationAssignedEvent,
     CoordinationEscalatedEvent,
+    CoordinationSuccessorDeclinedEvent,
+    Event,
+    MatchContactConfirmedEvent,
+    MunicipalityActedEvent,
+    SignalExtendedEvent,
+    SignalInformedEvent,
+    TransferExecutedEvent,
 )
 from core.models import (
     Channel,
     Coordination,
+    CoordinationSuccession,
     Institution,
+    Match,
+    Municipality,
+    MunicipalityAction,
+    MunicipalityActionKind,
     OutboxMessage,
     OutboxStatus,
     Professional,
     ReplyToken,
+    Signal,
     SlackThread,
+    TransferRequest,
 )
 from core.slack_links import workspace_of
 
 UPDATE_LEASE = timedelta(minutes=2)  # a worker's hold on a claimed update
 MAX_UPDATE_ATTEMPTS = 8
 _BACKOFF = timedelta(seconds=30)
+
+# The kinds of message that ask each question (their templates show its buttons).
+COORDINATION_QUESTION = (
+    "coordinatie-toegewezen",
+    "coordinatie-herinnering",
+    "coordinatie-overgedragen",
+    "coordinatie-overname",
+)
+REGIE_QUESTION = ("coordinatie-escalatie", "match-escalatie")  # REGIE, AANWIJZEN, AFGEROND
+REGIE_NEXT_QUESTION = ("gemeente-regie",)  # after REGIE: AANWIJZEN or AFGEROND
+MATCH_CONTACT_QUESTION = ("match", "gezinsmatch", "match-opvolging")  # CONTACT GELEGD
+EXPIRY_QUESTION = ("signaal-verloopt",)  # VERLENG
+INFORMING_QUESTION = ("informeren-herinnering",)  # GEINFORMEERD
+TRANSFER_QUESTION = ("overdracht",)  # Overdracht uitvoeren (the request; an execution has none)
 
 
 @dataclass(frozen=True)
@@ -57,8 +95,10 @@ class ThreadRoot:
 
 @dataclass(frozen=True)
 class Answer:
-    """Who answered a subject's question, how (``accept``, ``decline``, ``hand-over``: the
-    actions of the bot's ``antwoord-verwerkt`` line) and when."""
+    """Who answered a subject's question and how (``accept``, ``decline``, ``hand-over``,
+    ``contacted``, ``extend``, ``informed``, ``take-up``, ``assign``, ``close``, ``execute``:
+    the actions of the bot's ``antwoord-verwerkt`` line), with its argument (a reason, an
+    institution, a date, a count)."""
 
     name: str
     action: str
@@ -71,6 +111,27 @@ class Answer:
             "argument": self.argument,
             "moment": as_utc(at).isoformat(),
         }
+
+
+@dataclass(frozen=True)
+class Whose:
+    """Whose threads about the subject asked the question: an institution's (its channel, its
+    people), some professionals', the municipality contact's (a thread that is neither a
+    professional's nor an institution's), or — all empty — everyone's."""
+
+    institution_id: str | None = None
+    professional_ids: tuple[int, ...] = ()
+    municipality: bool = False
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One question answered: about ``subject``, asked by messages of ``kinds``."""
+
+    subject: str
+    kinds: tuple[str, ...]
+    answer: Answer
+    whose: Whose = field(default_factory=Whose)
 
 
 # -- threads -----------------------------------------------------------------------------------
@@ -143,17 +204,58 @@ def remember_root(
 # -- answered ------------------------------------------------------------------------------------
 
 
-def mark_answered(
-    session: Session, subject: str, answer: Answer, *, institution_id: str | None, at: datetime
-) -> int:
-    """The question about ``subject`` to ``institution_id`` (its channel, its people) is
-    answered: their threads' buttons are to make way for ``answer``. Returns how many threads."""
+@dataclass
+class _State:
+    """What a thread's ``answer`` column holds: the answers still to be shown and, per kind,
+    the newest outbox id already done."""
+
+    pending: list[dict[str, Any]]
+    through: dict[str, int]
+
+    @classmethod
+    def of(cls, thread: SlackThread) -> _State:
+        data = dict(thread.answer or {})
+        if "name" in data:  # one answer, as kept before the kinds: a coordination's
+            return cls([{**data, "kinds": list(COORDINATION_QUESTION)}], {})
+        pending = [dict(a) for a in data.get("pending") or [] if isinstance(a, dict)]
+        through = {str(k): int(v) for k, v in dict(data.get("through") or {}).items()}
+        return cls(pending, through)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pending": self.pending, "through": self.through}
+
+
+def _threads(session: Session, subject: str, whose: Whose) -> list[SlackThread]:
     query = select(SlackThread).where(SlackThread.subject == subject)
-    if institution_id is not None:
-        query = query.where(SlackThread.institution_id == institution_id)
-    threads = session.exec(query).all()
+    if whose.institution_id is not None:
+        query = query.where(SlackThread.institution_id == whose.institution_id)
+    if whose.professional_ids:
+        query = query.where(col(SlackThread.professional_id).in_(whose.professional_ids))
+    if whose.municipality:
+        query = query.where(
+            col(SlackThread.professional_id).is_(None), col(SlackThread.institution_id).is_(None)
+        )
+    return list(session.exec(query).all())
+
+
+def mark_answered(session: Session, answered: Answered, *, at: datetime) -> int:
+    """``answered``'s threads are to show its answer instead of the buttons of their messages
+    of its kinds, enqueued so far. A newer answer to the same question replaces one not shown
+    yet. Returns how many threads."""
+    threads = _threads(session, answered.subject, answered.whose)
+    if not threads:
+        return 0
+    upto = session.exec(
+        select(func.max(OutboxMessage.id)).where(OutboxMessage.reference == answered.subject)
+    ).one()
+    entry = {**answered.answer.to_json(at), "kinds": list(answered.kinds), "upto": upto or 0}
     for thread in threads:
-        thread.answer = answer.to_json(at)
+        state = _State.of(thread)
+        state.pending = [
+            a for a in state.pending if not set(a.get("kinds") or ()) & set(answered.kinds)
+        ]
+        state.pending.append(entry)
+        thread.answer = state.to_json()
         thread.answered_at = at
         thread.update_due_at = at
         thread.update_attempts = 0
@@ -173,43 +275,167 @@ def _name_of(session: Session, identifier: str | None) -> str:
     return institution.name if institution else (identifier or "onbekend")
 
 
-def _coordination_answer(
-    session: Session, coordination: Coordination, event: Any
-) -> tuple[Answer, str] | None:
-    """Who answered the coordination's question, how, and for which institution — or None
-    when the event answers nothing (a first assignment, a reassignment by the rules)."""
+def _professional_name(session: Session, professional_id: int | None) -> str:
+    person = session.get(Professional, professional_id) if professional_id else None
+    return person.name if person else "onbekend"
+
+
+def _coordination_answered(session: Session, config: CoreConfig, event: Event) -> list[Answered]:
+    """Accepted (also a take-over after a move), declined (the next one assigned, or all
+    declined) or handed over — or nothing answered (a first assignment, a reassignment by the
+    rules). An acceptance also settles the municipality's escalation about it."""
+    coordination = session.get(Coordination, getattr(event, "coordination_id", 0))
+    if coordination is None:
+        return []
+    number = coordination.number
     if isinstance(event, CoordinationAcceptedEvent):
         if coordination.institution_id is None:
-            return None
-        name = _name_of(session, coordination.accepted_by or coordination.institution_id)
-        return Answer(name, "accept"), coordination.institution_id
+            return []
+        answer = Answer(
+            _name_of(session, coordination.accepted_by or coordination.institution_id), "accept"
+        )
+        return [
+            Answered(number, COORDINATION_QUESTION, answer, Whose(coordination.institution_id)),
+            Answered(
+                number, REGIE_QUESTION + REGIE_NEXT_QUESTION, answer, Whose(municipality=True)
+            ),
+        ]
     handed_over_from = getattr(event, "handed_over_from", None)
     if isinstance(event, CoordinationAssignedEvent) and handed_over_from:
         target = _name_of(session, coordination.institution_id)
-        return Answer(_name_of(session, handed_over_from), "hand-over", target), handed_over_from
+        answer = Answer(_name_of(session, handed_over_from), "hand-over", target)
+        return [Answered(number, COORDINATION_QUESTION, answer, Whose(handed_over_from))]
     last = coordination.declined[-1] if coordination.declined else None
     if last is not None and last.get("at") == event.at.isoformat():
         declined_by = str(last["institution_id"])
-        return Answer(_name_of(session, declined_by), "decline", str(last["reason"])), declined_by
-    return None
+        answer = Answer(_name_of(session, declined_by), "decline", str(last["reason"]))
+        return [Answered(number, COORDINATION_QUESTION, answer, Whose(declined_by))]
+    return []
 
 
-def on_coordination_answered(
-    session: Session,
-    config: CoreConfig,
-    event: CoordinationAcceptedEvent | CoordinationAssignedEvent | CoordinationEscalatedEvent,
-) -> None:
-    """Accepted, declined (the next one assigned, or all declined) or handed over: the
-    answering institution's Slack messages about it lose their buttons."""
+def _successor_declined(session: Session, config: CoreConfig, event: Event) -> list[Answered]:
+    assert isinstance(event, CoordinationSuccessorDeclinedEvent)
     coordination = session.get(Coordination, event.coordination_id)
-    if coordination is None:
-        return
-    found = _coordination_answer(session, coordination, event)
-    if found is not None:
-        answer, institution_id = found
-        mark_answered(
-            session, coordination.number, answer, institution_id=institution_id, at=event.at
+    succession = session.get(CoordinationSuccession, event.succession_id)
+    if coordination is None or succession is None:
+        return []
+    name = _name_of(session, succession.answered_by or succession.institution_id)
+    answer = Answer(name, "decline", succession.reason or "")
+    return [
+        Answered(
+            coordination.number,
+            ("coordinatie-overname",),
+            answer,
+            Whose(succession.institution_id),
         )
+    ]
+
+
+_REGIE_ACTIONS = {
+    MunicipalityActionKind.REGIE.value: "take-up",
+    MunicipalityActionKind.ASSIGNED.value: "assign",
+    MunicipalityActionKind.CLOSED.value: "close",
+}
+
+
+def _municipality_acted(session: Session, config: CoreConfig, event: Event) -> list[Answered]:
+    """The municipality's answer to its escalation (REGIE answers the escalation only: the
+    municipality is asked next what it names or why it closes). A coordination it takes up,
+    names a coordinator for or closes waits for no institution any more: their questions about
+    it are settled too."""
+    assert isinstance(event, MunicipalityActedEvent)
+    action = session.get(MunicipalityAction, event.action_id)
+    if action is None:
+        return []
+    coordination = session.get(Coordination, action.coordination_id or 0)
+    match = session.get(Match, action.match_id or 0)
+    subject = coordination.number if coordination else match.number if match else None
+    municipality = session.get(Municipality, action.municipality)
+    if subject is None or municipality is None:
+        return []
+    kind = _REGIE_ACTIONS.get(action.action, action.action)
+    argument = action.note or ""
+    if kind == "assign":
+        argument = _name_of(session, action.institution_id)
+    answer = Answer(municipality.contact_name or f"Gemeente {municipality.name}", kind, argument)
+    kinds = REGIE_QUESTION if kind == "take-up" else REGIE_QUESTION + REGIE_NEXT_QUESTION
+    found = [Answered(subject, kinds, answer, Whose(municipality=True))]
+    if coordination is not None:
+        found.append(Answered(subject, COORDINATION_QUESTION, answer))
+    return found
+
+
+def _contact_confirmed(session: Session, config: CoreConfig, event: Event) -> list[Answered]:
+    """CONTACT GELEGD: the messages to the professionals it was confirmed for (and to whoever
+    stands in for them today, who got their copies) and to the one who confirmed."""
+    assert isinstance(event, MatchContactConfirmedEvent)
+    match = session.get(Match, event.match_id)
+    if match is None:
+        return []
+    # Lazily: core.notifications imports its subscribers, and with them this module.
+    from core.notifications.recipients import current_stand_in
+
+    people = {event.professional_id, *event.for_professional_ids}
+    today = local_date(event.at, config.tz)
+    for professional_id in event.for_professional_ids:
+        stand_in = current_stand_in(session, professional_id, today)
+        if stand_in is not None and stand_in.id is not None:
+            people.add(stand_in.id)
+    answer = Answer(_professional_name(session, event.professional_id), "contacted")
+    whose = Whose(professional_ids=tuple(sorted(people)))
+    return [Answered(match.number, MATCH_CONTACT_QUESTION, answer, whose)]
+
+
+def _signal_extended(session: Session, config: CoreConfig, event: Event) -> list[Answered]:
+    assert isinstance(event, SignalExtendedEvent)
+    signal = session.get(Signal, event.signal_id)
+    if signal is None:
+        return []
+    name = _professional_name(session, event.professional_id)
+    answer = Answer(name, "extend", signal.ends_on.isoformat())
+    return [Answered(signal.number, EXPIRY_QUESTION, answer)]
+
+
+def _signal_informed(session: Session, config: CoreConfig, event: Event) -> list[Answered]:
+    assert isinstance(event, SignalInformedEvent)
+    signal = session.get(Signal, event.signal_id)
+    if signal is None:
+        return []
+    answer = Answer(_professional_name(session, event.professional_id), "informed")
+    return [Answered(signal.number, INFORMING_QUESTION, answer)]
+
+
+def _transfer_executed(session: Session, config: CoreConfig, event: Event) -> list[Answered]:
+    """Every institution-admin's request message; the executed transfer's own messages have
+    no button (bot.threads passes them by)."""
+    assert isinstance(event, TransferExecutedEvent)
+    transfer = session.get(TransferRequest, event.transfer_id)
+    if transfer is None:
+        return []
+    name = _professional_name(session, transfer.executed_by_id)
+    answer = Answer(name, "execute", str(transfer.signals_moved))
+    return [Answered(transfer.number, TRANSFER_QUESTION, answer)]
+
+
+# Per event type: the questions it answers. One subscriber serves them all (on_answered).
+ANSWERS: dict[type[Event], Callable[[Session, CoreConfig, Event], list[Answered]]] = {
+    CoordinationAcceptedEvent: _coordination_answered,
+    CoordinationAssignedEvent: _coordination_answered,
+    CoordinationEscalatedEvent: _coordination_answered,
+    CoordinationSuccessorDeclinedEvent: _successor_declined,
+    MunicipalityActedEvent: _municipality_acted,
+    MatchContactConfirmedEvent: _contact_confirmed,
+    SignalExtendedEvent: _signal_extended,
+    SignalInformedEvent: _signal_informed,
+    TransferExecutedEvent: _transfer_executed,
+}
+
+
+def on_answered(session: Session, config: CoreConfig, event: Event) -> None:
+    """A question is answered (by anyone, by mail or Slack): the Slack messages that ask it
+    lose their buttons (:data:`ANSWERS`)."""
+    for answered in ANSWERS[type(event)](session, config, event):
+        mark_answered(session, answered, at=event.at)
 
 
 # -- the Slack worker's side ---------------------------------------------------------------------
@@ -228,14 +454,25 @@ class AnsweredMessage:
 
 
 @dataclass(frozen=True)
+class DueAnswer:
+    """One answer to show (name, action, argument, moment) and the messages to show it in."""
+
+    answer: dict[str, Any]
+    messages: list[AnsweredMessage]
+
+
+@dataclass(frozen=True)
 class DueUpdate:
     thread_id: int
     answered_at: datetime
-    answer: dict[str, Any]
-    messages: list[AnsweredMessage]
-    through: int  # the newest outbox id looked at
+    answers: list[DueAnswer]
+    through: dict[str, int]  # per kind, the newest outbox id looked at
     professional_id: int | None
     institution_id: str | None
+
+    @property
+    def messages(self) -> list[AnsweredMessage]:
+        return [message for due in self.answers for message in due.messages]
 
 
 def _place(message_id: str | None) -> tuple[str, str] | None:
@@ -245,7 +482,12 @@ def _place(message_id: str | None) -> tuple[str, str] | None:
     return (channel, ts) if channel and ts else None
 
 
-def _answerable(session: Session, thread: SlackThread) -> tuple[list[AnsweredMessage], int]:
+def _answerable(
+    session: Session, thread: SlackThread, state: _State
+) -> tuple[list[DueAnswer], dict[str, int]]:
+    """Per pending answer, the thread's posted messages it covers: of its kinds, after what
+    was done for that kind, up to the answer."""
+    kinds = sorted({str(k) for a in state.pending for k in a.get("kinds") or ()})
     rows = session.exec(
         select(OutboxMessage, ReplyToken.used_at)
         .join(ReplyToken, col(ReplyToken.token) == OutboxMessage.reply_token, isouter=True)
@@ -254,22 +496,32 @@ def _answerable(session: Session, thread: SlackThread) -> tuple[list[AnsweredMes
             OutboxMessage.recipient == thread.recipient,
             OutboxMessage.reference == thread.subject,
             OutboxMessage.status == OutboxStatus.SENT.value,
-            col(OutboxMessage.reply_token).is_not(None),
+            col(OutboxMessage.kind).in_(kinds),
             col(OutboxMessage.id) > thread.updated_through,
         )
         .order_by(col(OutboxMessage.id))
     ).all()
-    messages = []
-    through = thread.updated_through
-    for row, used_at in rows:
-        through = max(through, row.id or 0)
-        place = _place(row.message_id)
-        if place is None or used_at is not None:
-            continue  # its own button gave the answer: bot.answered updated it already
-        messages.append(
-            AnsweredMessage(row.id or 0, row.kind, dict(row.context), row.reply_token, *place)
-        )
-    return messages, through
+    through = dict(state.through)
+    due = []
+    for answer in state.pending:
+        answer_kinds, upto = set(answer.get("kinds") or ()), int(answer.get("upto") or 0)
+        messages = []
+        for row, used_at in rows:
+            done = state.through.get(row.kind, 0)
+            if row.kind not in answer_kinds or row.id is None or row.id <= done:
+                continue
+            if upto and row.id > upto:
+                continue  # asked after the answer: a new question
+            through[row.kind] = max(through.get(row.kind, 0), row.id)
+            place = _place(row.message_id)
+            if place is None or used_at is not None:
+                continue  # its own button gave the answer: bot.answered updated it already
+            messages.append(
+                AnsweredMessage(row.id, row.kind, dict(row.context), row.reply_token, *place)
+            )
+        shown = {k: v for k, v in answer.items() if k not in ("kinds", "upto")}
+        due.append(DueAnswer(shown, messages))
+    return due, through
 
 
 def claim_due_updates(
@@ -289,13 +541,12 @@ def claim_due_updates(
     for thread in threads:
         thread.update_due_at = now + UPDATE_LEASE
         session.add(thread)
-        messages, through = _answerable(session, thread)
+        answers, through = _answerable(session, thread, _State.of(thread))
         due.append(
             DueUpdate(
                 thread_id=thread.id or 0,
                 answered_at=as_utc(thread.answered_at or now),
-                answer=dict(thread.answer or {}),
-                messages=messages,
+                answers=answers,
                 through=through,
                 professional_id=thread.professional_id,
                 institution_id=thread.institution_id,
@@ -308,8 +559,17 @@ def update_done(session: Session, update: DueUpdate) -> None:
     thread = session.get(SlackThread, update.thread_id)
     if thread is None:
         return
-    thread.updated_through = max(thread.updated_through, update.through)
-    if thread.answered_at is not None and as_utc(thread.answered_at) == update.answered_at:
+    state = _State.of(thread)
+    for kind, newest in update.through.items():
+        state.through[kind] = max(state.through.get(kind, 0), newest)
+    shown = [due.answer for due in update.answers]
+    state.pending = [
+        a
+        for a in state.pending
+        if {k: v for k, v in a.items() if k not in ("kinds", "upto")} not in shown
+    ]
+    thread.answer = state.to_json()
+    if not state.pending:
         thread.update_due_at = None  # else a newer answer came meanwhile: it is due still
     session.add(thread)
 

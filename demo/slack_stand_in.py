@@ -178,10 +178,15 @@ class FakeSlackApi:
         with self._lock:
             self._users[user_id] = _User(user_id, email, deleted, name)
 
-    def rate_limit(self, method: str, times: int, retry_after: int = 1) -> None:
-        """Answer the next ``times`` calls of ``method`` with HTTP 429 and ``Retry-After``."""
+    def rate_limit(
+        self, method: str, times: int, retry_after: int = 1, *, token: str | None = None
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP 429 and ``Retry-After``;
+        with ``token``, only the calls made with that token (Slack limits each workspace on
+        its own): the others are answered as usual."""
         with self._lock:
-            self._scripts.setdefault(method, _Script()).rate_limited.extend([retry_after] * times)
+            script = self._scripts.setdefault(_script_key(method, token), _Script())
+            script.rate_limited.extend([retry_after] * times)
 
     def fail(self, method: str, error: str = "channel_not_found", times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": ...}``."""
@@ -306,8 +311,10 @@ class FakeSlackApi:
         if not token:
             return self._answer(method, args, None, {"ok": False, "error": "not_authed"})
         with self._lock:
+            own = self._scripts.get(_script_key(method, token))
+            limited = own if own and own.rate_limited else self._scripts.get(method)
+            retry_after = limited.rate_limited.pop(0) if limited and limited.rate_limited else None
             script = self._scripts.get(method)
-            retry_after = script.rate_limited.pop(0) if script and script.rate_limited else None
             delay = script.delays.pop(0) if script and script.delays else 0.0
             error = (
                 script.failures.pop(0)
@@ -449,7 +456,6 @@ class FakeSlackApi:
         if not first:
             return {"ok": False, "error": "users_not_found"}
         return {"ok": True, "channel": {"id": f"D{first}"}}
-
 
     # -- several workspaces: a distributed app installed through OAuth -------------------------
     # Each workspace has its own bot token, users and team id; a call made with a workspace's
@@ -612,6 +618,11 @@ async def _decode_arguments(request: web.Request) -> dict[str, Any]:
             with contextlib.suppress(json.JSONDecodeError):
                 args[name] = json.loads(value)
     return args
+
+
+def _script_key(method: str, token: str | None) -> str:
+    """A method's script, or (with ``token``) its script for the calls with that token."""
+    return method if token is None else f"{method} {token}"
 
 
 def _bearer_token(request: web.Request) -> str | None:

@@ -91,7 +91,8 @@ def covenant_check(
         ),
     ] = False,
 ) -> None:
-    """Validate a covenant file: a summary when it is usable, every problem (exit 2) when not.
+    """Validate a covenant file: a summary when it is usable, every problem (exit 2) when not:
+    wrong values and broken references at once, each with its key path and item.
     With ``--against-db``: what the change would do (nothing is changed)."""
     try:
         covenant = load_covenant(file)
@@ -103,7 +104,13 @@ def covenant_check(
                 "valid": False,
                 "source": str(file),
                 "problems": [
-                    {"path": p.path, "message": p.message, "line": p.line, "column": p.column}
+                    {
+                        "path": p.path,
+                        "item": p.item,
+                        "message": p.message,
+                        "line": p.line,
+                        "column": p.column,
+                    }
                     for p in exc.problems
                 ],
             }
@@ -228,6 +235,7 @@ def outbox_list(
         "Pogingen",
         "Aangemaakt",
         "Verstuurd / fout",
+        prose=("Verstuurd / fout",),
     )
     for row in rows:
         result.add_row(
@@ -375,7 +383,17 @@ def audit_list(
     if not events:
         say("Geen gebeurtenissen gevonden.")
         return
-    result = table("Logboek", "Id", "Tijd", "Actor", "Actie", "Onderwerp", "Kanaal", "Details")
+    result = table(
+        "Logboek",
+        "Id",
+        "Tijd",
+        "Actor",
+        "Actie",
+        "Onderwerp",
+        "Kanaal",
+        "Details",
+        prose=("Details",),
+    )
     for event in events:
         details = ", ".join(f"{key}={value}" for key, value in event["details"].items())
         result.add_row(

@@ -51,8 +51,8 @@ def keys_rotate(
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Move youths, parent links and kept mail to the current key, in batches (resumable: run
-    it again after an interruption)."""
+    """Move youths, parent links, kept mail and Slack bot tokens to the current key, in batches
+    (resumable: run it again after an interruption)."""
     with open_core(sync=False, check_key=False) as core:
         before = core.run(lambda session: key_status(session, core.config))
         with progress_bar(enabled=not json_output) as progress:
@@ -76,6 +76,7 @@ def status_json(status: KeyStatus) -> dict[str, Any]:
         "youths": status.youths,
         "parent_links": status.parent_links,
         "kept_mail": status.kept_mail,
+        "slack_tokens": status.slack_tokens,
         "unmovable_youths": status.unmovable_youths,
         "unmovable_parent_links": status.unmovable_parent_links,
         "remaining": status.remaining,
@@ -113,6 +114,7 @@ def _report(status: KeyStatus, json_output: bool) -> None:
             ("jongeren", status.youths),
             ("ouderkoppelingen", status.parent_links),
             ("bewaarde berichten", status.kept_mail),
+            ("Slack-installaties", status.slack_tokens),
         ):
             if counts.get(key_id):
                 overview.add_row(key_id + missing, label, str(counts[key_id]))

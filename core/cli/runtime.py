@@ -18,18 +18,20 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import IO, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import Engine
@@ -266,9 +268,15 @@ def parse_moment(value: str | None, tz: ZoneInfo) -> datetime | None:
 # -- output -------------------------------------------------------------------------------------
 
 
-def stdout() -> Console:
-    # markup off: names, addresses and reasons are shown as they are, never as rich markup.
-    console = Console(markup=False, highlight=False)
+def stdout(file: IO[str] | None = None) -> Console:
+    """The console for a command's answer (``file``: sys.stdout at the time of printing).
+
+    markup off: names, addresses and reasons are shown as they are, never as rich markup.
+    soft_wrap: a line is never cut at the width; one longer than the terminal (a 250-character
+    address in a :func:`table` record) is left to the terminal to wrap, and stays whole when
+    copied or piped.
+    """
+    console = Console(file=file, markup=False, highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PIPED_WIDTH
     return console
@@ -311,12 +319,71 @@ def local_date(value: date | str | None) -> str:
     return day.strftime("%d-%m-%Y")
 
 
-def table(title: str | None, *columns: str) -> Table:
-    result = Table(title=title, title_justify="left", show_lines=False)
+def table(title: str | None, *columns: str, prose: Collection[str] = ()) -> Listing:
+    """A listing for :func:`stdout`. Its values (addresses, ids, references, dates) are never
+    folded or cut; only the ``prose`` columns (free text: a reason, details) wrap between words.
+    When the console is too narrow for that, each row is printed as a record instead."""
+    result = Listing(title=title, title_justify="left", show_lines=False)
     for column in columns:
-        # fold, never cut: an e-mail address or reference must survive a narrow terminal
-        result.add_column(column, overflow="fold")
+        if column in prose:
+            result.add_column(column, overflow="fold")
+        else:
+            result.add_column(column, no_wrap=True, overflow="ignore")
     return result
+
+
+class Listing(Table):
+    """A rich table that does not squeeze its values: narrower than it needs (its values whole,
+    its prose columns at their longest word), it prints its rows as records, one line per value
+    (``Kolom: waarde``), blocks apart; a headerless first column (a row label) heads its record.
+    Rich would instead fold ``a.devries@ggd-gron`` / ``ingen.example`` or cut it to ``a.devr…``.
+    """
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self._needed_width(console, options) <= options.max_width:
+            yield from super().__rich_console__(console, options)
+        else:
+            yield from self._records()
+
+    def _needed_width(self, console: Console, options: ConsoleOptions) -> int:
+        unbounded = options.update_width(sys.maxsize)
+        needed = self._extra_width
+        for index, column in enumerate(self.columns):
+            cells = [*([column.header] if self.show_header else []), *column._cells]
+            sizes = [Measurement.get(console, unbounded, cell) for cell in cells]
+            whole = [size.minimum if not column.no_wrap else size.maximum for size in sizes]
+            needed += max(whole, default=0) + self._get_padding_width(index)
+        return needed
+
+    def _records(self) -> Iterator[Text]:
+        if self.title:
+            yield _line(Text.assemble(self.title, style="bold"))
+        headers = [str(column.header) for column in self.columns] if self.show_header else []
+        labelled = not headers or not headers[0]
+        rows = list(zip(*(column._cells for column in self.columns), strict=True))
+        for number, row in enumerate(rows):
+            cells = [_text(cell) for cell in row]
+            names = headers or [""] * len(cells)
+            if labelled and len(cells) == 2 and not names[1]:
+                yield _line(Text.assemble(cells[0], ": ", cells[1]))  # a key and its value
+                continue
+            if number:
+                yield _line(Text())
+            indent = ""
+            if labelled:
+                yield _line(Text.assemble(cells[0], style="bold"))
+                cells, names, indent = cells[1:], names[1:], "  "
+            for name, cell in zip(names, cells, strict=True):
+                yield _line(Text.assemble(indent, f"{name}: " if name else "", cell))
+
+
+def _text(cell: RenderableType) -> Text:
+    return cell if isinstance(cell, Text) else Text(str(cell))
+
+
+def _line(text: Text) -> Text:
+    text.no_wrap, text.overflow = True, "ignore"
+    return text
 
 
 def say(message: str, style: str | None = None) -> None:
@@ -341,7 +408,8 @@ def report_covenant_error(exc: CovenantError) -> None:
             f"Het convenant{source} is niet bruikbaar ({count} "
             f"{'probleem' if count == 1 else 'problemen'}):",
             style="bold red",
-        )
+        ),
+        soft_wrap=True,
     )
     for problem in exc.problems:
         console.print(Text(f"  - {problem}", style="red"), soft_wrap=True)

@@ -1,8 +1,12 @@
 """Reading a covenant file: TOML in, a validated :class:`Covenant` or a :class:`CovenantError` out.
 
 Every failure — unreadable file, TOML syntax, a wrong value, a broken cross-reference — becomes a
-``CovenantError`` whose problems name the key path (``professionals[4].team``) and say what is
-expected, so an operator can fix the file without reading code.
+``CovenantError`` whose problems name the key path (``professionals[4].team``) and the item it lies
+in, and say in Dutch what is expected, so an operator can fix the file without reading code.
+
+One pass reports everything: when values are wrong, the cross-reference checks still run over the
+values that are valid (:mod:`core.covenant.references`). ``serve`` (through ``core.config``) and
+``verwijsindex covenant check`` both load a file here, so both refuse it with the same problems.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from core.covenant.schema import Covenant, CovenantError, CovenantProblem, model_for_section
+from core.covenant.problems import CovenantError, CovenantProblem
+from core.covenant.references import Part, located, reference_problems
+from core.covenant.schema import Covenant, model_for_section
 
 BUNDLED_COVENANT = Path(__file__).resolve().parent.parent / "data" / "covenant.example.toml"
 
@@ -39,11 +45,12 @@ def load_covenant(path: str | os.PathLike[str]) -> Covenant:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise CovenantError(
-            [CovenantProblem("", f"cannot read the covenant file: {reason}")], source=str(path)
+            [CovenantProblem("", f"het convenantbestand is niet te lezen: {reason}")],
+            source=str(path),
         ) from exc
     except UnicodeDecodeError as exc:
         raise CovenantError(
-            [CovenantProblem("", f"the file is not UTF-8 (TOML requires UTF-8): {exc.reason}")],
+            [CovenantProblem("", f"het bestand is geen UTF-8 (TOML vereist UTF-8): {exc.reason}")],
             source=str(path),
         ) from exc
     return load_covenant_text(text, source=str(path))
@@ -57,9 +64,11 @@ def load_covenant_text(text: str, source: str = "<text>") -> Covenant:
     try:
         return Covenant.model_validate(data)
     except ValidationError as exc:
-        problems = _problems(exc.errors(include_url=False))
+        errors = exc.errors(include_url=False)
+        file = Part.of_data(Covenant, data, (tuple(error["loc"]) for error in errors))
+        problems = located([*_problems(errors), *reference_problems(file)], file)
         raise CovenantError(problems, source=source) from exc
-    except CovenantError as exc:
+    except CovenantError as exc:  # every value valid, a reference broken
         raise exc.with_source(source) from exc
 
 
@@ -70,11 +79,13 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError) -> CovenantProblem:
         reason = message[: position.start()]
         return CovenantProblem(
             "",
-            f"invalid TOML: {reason}",
+            f"ongeldige TOML: {reason}",
             line=int(position.group(1)),
             column=int(position.group(2)),
         )
-    return CovenantProblem("", f"invalid TOML: {_TOML_END.sub('', message)} (at end of file)")
+    return CovenantProblem(
+        "", f"ongeldige TOML: {_TOML_END.sub('', message)} (aan het eind van het bestand)"
+    )
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
@@ -113,24 +124,48 @@ def _problem(error: ErrorDetails) -> CovenantProblem:
     return CovenantProblem(key_path(loc), _message(error, loc))
 
 
+# Pydantic's error types, in Dutch; a range's bound comes from the error's context.
+_DATE = "moet een datum zijn (zoals 2026-12-24, zonder aanhalingstekens)"
+_TYPE_MESSAGES = {
+    "int_type": "moet een geheel getal zijn",
+    "bool_type": "moet true of false zijn",
+    "string_type": "moet een tekst zijn",
+    "float_type": "moet een getal zijn",
+    "greater_than_equal": "moet minstens {ge} zijn",
+    "less_than_equal": "mag hoogstens {le} zijn",
+    "greater_than": "moet groter zijn dan {gt}",
+    "less_than": "moet kleiner zijn dan {lt}",
+    "too_short": "moet minstens {min_length} element(en) hebben",
+    "literal_error": "moet een van deze zijn: {expected}",
+}
+
+
 def _message(error: ErrorDetails, loc: tuple[int | str, ...]) -> str:
     kind = error["type"]
     value = error.get("input")
+    ctx = error.get("ctx") or {}
     if kind == "missing":
-        return "required key is missing"
+        return "verplichte sleutel ontbreekt"
     if kind == "extra_forbidden":
         return _unknown_key(loc)
     if kind == "value_error":
-        ctx = error.get("ctx") or {}
         return str(ctx.get("error", error["msg"]))
     if kind == "model_type":
-        return f"expected a table, got {_describe(value)}"
+        return f"verwacht een tabel, gevonden: {_describe(value)}"
     if kind in {"tuple_type", "list_type"}:
-        return f"expected an array, got {_describe(value)}"
+        return f"verwacht een array, gevonden: {_describe(value)}"
     if kind == "too_short" and isinstance(value, list | tuple) and not value:
-        return "must not be empty"
-    text = error["msg"].replace("Input should be", "must be")
-    return f"{text}, got {_describe(value)}"
+        return "mag niet leeg zijn"
+    template = _DATE if kind.startswith("date_") else _TYPE_MESSAGES.get(kind)
+    # pydantic lists the choices of a Literal as "'a', 'b' or 'c'"
+    bounds = {key: str(bound).replace("' or '", "' of '") for key, bound in ctx.items()}
+    try:
+        text = template.format_map(bounds) if template else ""
+    except KeyError:  # a pydantic version whose context names the bound otherwise
+        text = ""
+    if not text:
+        text = f"ongeldige waarde ({error['msg']})"
+    return f"{text}, gevonden: {_describe(value)}"
 
 
 def _unknown_key(loc: tuple[int | str, ...]) -> str:
@@ -138,30 +173,30 @@ def _unknown_key(loc: tuple[int | str, ...]) -> str:
     section = tuple(str(part) for part in loc[:-1] if not isinstance(part, int))
     model = model_for_section(section)
     if model is None:
-        return f"unknown key '{key}'"
+        return f"onbekende sleutel '{key}'"
     allowed = list(model.model_fields)
     close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"unknown key '{key}' ({hint}allowed here: {', '.join(allowed)})"
+    hint = f"bedoelt u '{close[0]}'? " if close else ""
+    return f"onbekende sleutel '{key}' ({hint}toegestaan hier: {', '.join(allowed)})"
 
 
 _TOML_TYPES: dict[type, str] = {
     bool: "boolean",
-    int: "integer",
-    float: "float",
-    str: "string",
+    int: "geheel getal",
+    float: "kommagetal",
+    str: "tekst",
     list: "array",
-    dict: "table",
-    datetime: "date-time",
-    date: "date",
-    time: "time",
+    dict: "tabel",
+    datetime: "datum-tijd",
+    date: "datum",
+    time: "tijd",
 }
 
 
 def _describe(value: Any) -> str:
     kind = _TOML_TYPES.get(type(value), type(value).__name__)
     if isinstance(value, dict | list):
-        return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+        return f"een {kind}"
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."

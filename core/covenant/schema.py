@@ -9,8 +9,11 @@ Two layers of checks:
 * per value (types, ranges, formats), done by pydantic; the loader turns its errors into
   :class:`CovenantProblem` objects with key paths;
 * across the file (uniqueness, references to municipalities, institutions and teams, the
-  reachability of coordination rules), done by :func:`check_covenant`. Constructing a
+  reachability of coordination rules), done by :mod:`core.covenant.references`, over the values
+  that are valid, so the loader reports both layers in one pass. Constructing a
   :class:`Covenant` directly raises :class:`CovenantError` for those.
+
+The messages are Dutch: an operator reads them (``verwijsindex covenant check``).
 
 References inside the file are exact (``"Groningen"``, not ``"groningen"``); the look-up methods
 on :class:`Covenant` are case-insensitive because they serve user input.
@@ -20,10 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -42,41 +42,8 @@ from pydantic import (
     model_validator,
 )
 
-# --- problems -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CovenantProblem:
-    """One thing wrong with a covenant file: where (a key path) and what."""
-
-    path: str  # e.g. "institutions[2].teams[0].may_signal"; "" for the file as a whole
-    message: str
-    line: int | None = None  # only known for TOML syntax errors
-    column: int | None = None
-
-    def __str__(self) -> str:
-        if self.line is not None:
-            where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
-        else:
-            where = self.path or "(top level)"
-        return f"{where}: {self.message}"
-
-
-class CovenantError(Exception):
-    """The covenant file is unusable; ``problems`` says everything that is wrong with it."""
-
-    def __init__(self, problems: Iterable[CovenantProblem], source: str | None = None) -> None:
-        self.problems: list[CovenantProblem] = list(problems)
-        self.source = source
-        super().__init__(str(self))
-
-    def with_source(self, source: str) -> CovenantError:
-        return CovenantError(self.problems, source=source)
-
-    def __str__(self) -> str:
-        prefix = f"{self.source}: " if self.source else ""
-        return "\n".join(f"{prefix}{problem}" for problem in self.problems)
-
+from core.covenant.problems import CovenantError
+from core.covenant.references import Part, located, nested_model, reference_problems
 
 # --- value types --------------------------------------------------------------------------------
 
@@ -115,8 +82,8 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 def _check_slug(value: str) -> str:
     if not _SLUG.fullmatch(value):
         raise ValueError(
-            f"'{value}' is not a valid identifier: use lowercase letters, digits and single "
-            "hyphens, e.g. 'ggd-groningen'"
+            f"'{value}' is geen geldige id: gebruik kleine letters, cijfers en losse "
+            "streepjes, bijvoorbeeld 'ggd-groningen'"
         )
     return value
 
@@ -136,9 +103,9 @@ def _check_email(value: str) -> str:
     local, at, domain = address.rpartition("@")
     # RFC 5321 4.5.3.1: 64 octets for the local part, 254 for a usable path.
     if not at or len(address) > 254 or len(local) > 64 or not _LOCAL_PART.fullmatch(local):
-        raise ValueError(f"'{value}' is not a valid e-mail address (expected name@domain.tld)")
+        raise ValueError(f"'{value}' is geen geldig e-mailadres (verwacht: naam@domein.nl)")
     if not _is_domain(domain):
-        raise ValueError(f"'{value}' is not a valid e-mail address: bad domain '{domain}'")
+        raise ValueError(f"'{value}' is geen geldig e-mailadres: ongeldig domein '{domain}'")
     return address
 
 
@@ -147,21 +114,21 @@ def _check_sender(value: str) -> str:
     text = value.strip().lower()
     if text.startswith("@"):
         if not _is_domain(text[1:]):
-            raise ValueError(f"'{value}' is not a valid '@domain' (expected e.g. '@ggd.example')")
+            raise ValueError(f"'{value}' is geen geldig '@domein' (bijvoorbeeld '@ggd.example')")
         return text
     try:
         return _check_email(text)
     except ValueError:
         raise ValueError(
-            f"'{value}' is neither an e-mail address nor an '@domain' "
-            "(expected e.g. 'koppeling@ggd.example' or '@ggd.example')"
+            f"'{value}' is geen e-mailadres en geen '@domein' "
+            "(bijvoorbeeld 'koppeling@ggd.example' of '@ggd.example')"
         ) from None
 
 
 def _check_not_blank(value: str) -> str:
     text = value.strip()
     if not text:
-        raise ValueError("must not be empty")
+        raise ValueError("mag niet leeg zijn")
     return text
 
 
@@ -170,7 +137,7 @@ def _check_timezone(value: str) -> str:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(
-            f"'{value}' is not a known time zone (expected an IANA name like 'Europe/Amsterdam')"
+            f"'{value}' is geen bekende tijdzone (verwacht een IANA-naam zoals 'Europe/Amsterdam')"
         ) from None
     return value
 
@@ -178,28 +145,28 @@ def _check_timezone(value: str) -> str:
 def _check_phone(value: str) -> str:
     text = value.strip()
     if not _PHONE.fullmatch(text):
-        raise ValueError(f"'{value}' is not a phone number (expected e.g. '050 123 4567')")
+        raise ValueError(f"'{value}' is geen telefoonnummer (bijvoorbeeld '050 123 4567')")
     return text
 
 
 def _check_slack_channel(value: str) -> str:
     if not _SLACK_CHANNEL_ID.fullmatch(value):
         raise ValueError(
-            f"'{value}' is not a Slack channel ID (expected e.g. 'C0123ABCDEF'; "
-            "use the ID from the channel details, not its #name)"
+            f"'{value}' is geen Slack-kanaal-ID (bijvoorbeeld 'C0123ABCDEF'; "
+            "neem de ID uit de kanaaldetails, niet de #naam)"
         )
     return value
 
 
 def _check_password_hash(value: str) -> str:
     """Format only: ``pbkdf2_sha256$<iterations>$<salt_b64>$<hash_b64>``."""
-    expected = "expected 'pbkdf2_sha256$<iterations>$<salt_b64>$<hash_b64>'"
+    expected = "verwacht 'pbkdf2_sha256$<iteraties>$<salt_b64>$<hash_b64>'"
     parts = value.split("$")
     if len(parts) != 4 or parts[0] != "pbkdf2_sha256":
-        raise ValueError(f"not a supported password hash; {expected}")
+        raise ValueError(f"geen ondersteunde wachtwoord-hash; {expected}")
     _, iterations, salt, digest = parts
     if not iterations.isdigit() or int(iterations) < 1:
-        raise ValueError(f"iterations '{iterations}' is not a positive number; {expected}")
+        raise ValueError(f"iteraties '{iterations}' is geen positief getal; {expected}")
     for name, part in (("salt", salt), ("hash", digest)):
         try:
             if not _BASE64.fullmatch(part):
@@ -207,7 +174,7 @@ def _check_password_hash(value: str) -> str:
             padded = part.rstrip("=") + "=" * (-len(part.rstrip("=")) % 4)
             base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
         except binascii.Error:
-            raise ValueError(f"the {name} is not valid base64; {expected}") from None
+            raise ValueError(f"de {name} is geen geldige base64; {expected}") from None
     return value
 
 
@@ -246,8 +213,8 @@ class Region(_Section):
     def _archive_years_is_the_law(cls, value: int) -> int:
         if value != ARCHIVE_YEARS:
             raise ValueError(
-                f"must be {ARCHIVE_YEARS}: the Jeugdwet keeps ended signals in the archive for "
-                f"exactly {ARCHIVE_YEARS} years (got {value})"
+                f"moet {ARCHIVE_YEARS} zijn: de Jeugdwet bewaart beëindigde signalen precies "
+                f"{ARCHIVE_YEARS} jaar in het archief (gevonden: {value})"
             )
         return value
 
@@ -321,7 +288,7 @@ class CoordinationRule(_Section):
     def _age_range_in_order(cls, value: int | None, info: ValidationInfo) -> int | None:
         min_age = info.data.get("min_age")
         if value is not None and min_age is not None and value < min_age:
-            raise ValueError(f"max_age {value} is below min_age {min_age}")
+            raise ValueError(f"max_age {value} is lager dan min_age {min_age}")
         return value
 
     @property
@@ -353,9 +320,10 @@ class Covenant(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Covenant:
-        problems = check_covenant(self)
+        file = Part.of_model(self)
+        problems = reference_problems(file)
         if problems:
-            raise CovenantError(problems)
+            raise CovenantError(located(problems, file))
         return self
 
     def model_post_init(self, context: Any, /) -> None:
@@ -387,155 +355,6 @@ class Covenant(_Section):
         return tuple(p for p in self.professionals if p.institution == institution_id)
 
 
-# --- cross-reference checks ---------------------------------------------------------------------
-
-
-def _unknown(what: str, value: str, known: Iterable[str], owner: str = "") -> str:
-    known = list(known)
-    close = difflib.get_close_matches(value, known, n=1) or [
-        k for k in known if k.casefold() == value.casefold()
-    ]
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    listing = ", ".join(f"'{k}'" for k in known)
-    return f"unknown {what} '{value}'{owner}{hint} (known: {listing})"
-
-
-def _duplicates(
-    section: str, field: str, values: Iterable[str], what: str
-) -> list[CovenantProblem]:
-    """Every value seen before (compared case-insensitively) is a problem at its own path."""
-    first_seen: dict[str, int] = {}
-    problems = []
-    for index, value in enumerate(values):
-        key = value.casefold()
-        if key in first_seen:
-            problems.append(
-                CovenantProblem(
-                    f"{section}[{index}].{field}",
-                    f"duplicate {what} '{value}' (already used at {section}[{first_seen[key]}])",
-                )
-            )
-        else:
-            first_seen[key] = index
-    return problems
-
-
-def check_covenant(covenant: Covenant) -> list[CovenantProblem]:
-    """Everything that cannot be seen in one value alone."""
-    return [
-        *_duplicates("signal_codes", "code", (c.code for c in covenant.signal_codes), "code"),
-        *_duplicates(
-            "municipalities", "name", (m.name for m in covenant.municipalities), "municipality"
-        ),
-        *_duplicates("institutions", "id", (i.id for i in covenant.institutions), "institution id"),
-        *_duplicates(
-            "professionals", "email", (p.email for p in covenant.professionals), "e-mail address"
-        ),
-        *_duplicates(
-            "coordination_rules", "name", (r.name for r in covenant.coordination_rules), "rule"
-        ),
-        *_check_institutions(covenant),
-        *_check_professionals(covenant),
-        *_check_rules(covenant),
-    ]
-
-
-def _check_institutions(covenant: Covenant) -> list[CovenantProblem]:
-    municipalities = [m.name for m in covenant.municipalities]
-    problems = []
-    for i, institution in enumerate(covenant.institutions):
-        path = f"institutions[{i}]"
-        teams = (t.name for t in institution.teams)
-        problems += _duplicates(f"{path}.teams", "name", teams, "team")
-        for j, name in enumerate(institution.municipalities):
-            if name not in municipalities:
-                problems.append(
-                    CovenantProblem(
-                        f"{path}.municipalities[{j}]",
-                        _unknown("municipality", name, municipalities)
-                        + "; list it under [[municipalities]] first",
-                    )
-                )
-    return problems
-
-
-def _check_professionals(covenant: Covenant) -> list[CovenantProblem]:
-    institutions = {i.id: i for i in covenant.institutions}
-    problems = []
-    for k, professional in enumerate(covenant.professionals):
-        path = f"professionals[{k}]"
-        institution = institutions.get(professional.institution)
-        if institution is None:
-            problems.append(
-                CovenantProblem(
-                    f"{path}.institution",
-                    _unknown("institution", professional.institution, institutions),
-                )
-            )
-            continue
-        teams = [t.name for t in institution.teams]
-        if professional.team not in teams:
-            problems.append(
-                CovenantProblem(
-                    f"{path}.team",
-                    _unknown(
-                        "team", professional.team, teams, f" in institution '{institution.id}'"
-                    ),
-                )
-            )
-    return problems
-
-
-def _check_rules(covenant: Covenant) -> list[CovenantProblem]:
-    municipalities = [m.name for m in covenant.municipalities]
-    coordinating_kinds = {i.kind for i in covenant.institutions if i.may_coordinate}
-    rules = covenant.coordination_rules
-    problems = []
-    for r, rule in enumerate(rules):
-        path = f"coordination_rules[{r}]"
-        for j, name in enumerate(rule.municipalities or ()):
-            if name not in municipalities:
-                problems.append(
-                    CovenantProblem(
-                        f"{path}.municipalities[{j}]",
-                        _unknown("municipality", name, municipalities),
-                    )
-                )
-        if rule.assign_kind not in coordinating_kinds:
-            problems.append(
-                CovenantProblem(
-                    f"{path}.assign_kind",
-                    f"no institution of kind '{rule.assign_kind}' has may_coordinate = true, so "
-                    "this rule could never assign anyone (coordinating kinds: "
-                    + (", ".join(f"'{k}'" for k in sorted(coordinating_kinds)) or "none")
-                    + ")",
-                )
-            )
-    # Rules are tried in order and the first match wins: a rule without conditions matches
-    # everything, so it must be last, and there must be one (every case needs a coordinator).
-    fallback = next((r for r, rule in enumerate(rules) if rule.unconditional), None)
-    if fallback is None:
-        problems.append(
-            CovenantProblem(
-                f"coordination_rules[{len(rules) - 1}]",
-                f"the last rule ('{rules[-1].name}') must have no conditions: it is the fallback "
-                "for every case the other rules do not cover; add a rule with only a name and "
-                "assign_kind at the end",
-            )
-        )
-    else:
-        for r in range(fallback + 1, len(rules)):
-            problems.append(
-                CovenantProblem(
-                    f"coordination_rules[{r}]",
-                    f"rule '{rules[r].name}' is unreachable: rule '{rules[fallback].name}' at "
-                    f"coordination_rules[{fallback}] has no conditions and matches every case; "
-                    "move the unconditional rule to the end",
-                )
-            )
-    return problems
-
-
 def model_for_section(keys: tuple[str, ...]) -> type[BaseModel] | None:
     """The model behind a key path without indexes, e.g. ("institutions", "teams") → team."""
     model: type[BaseModel] = Covenant
@@ -543,18 +362,8 @@ def model_for_section(keys: tuple[str, ...]) -> type[BaseModel] | None:
         field = model.model_fields.get(key)
         if field is None:
             return None
-        nested = _model_in(field.annotation)
+        nested = nested_model(field.annotation)
         if nested is None:
             return None
         model = nested
     return model
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None

@@ -2,7 +2,9 @@
 workspace or Enterprise Grid org, the OAuth ``state`` values of installs under way, and the
 one-time codes that link a Slack user whose e-mail address Slack hides (Slack Connect).
 
-Not domain tables: they hold no youth and no covenant data, only how Slack reaches whom.
+Not domain tables: they hold no youth and no covenant data, only how Slack reaches whom. No
+Slack secret is kept in clear: a bot token is sealed under the region's key
+(core.slack_installations), a link code and an OAuth ``state`` are kept as digests only.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.clock import utcnow
@@ -19,7 +21,9 @@ from core.clock import utcnow
 class SlackInstallation(SQLModel, table=True):
     """The app installed in one workspace (``team_id``), or org-wide in an Enterprise Grid org
     (``is_enterprise_install``: ``team_id`` empty). ``workspace_key`` makes the pair unique
-    even where one of them is empty (a UNIQUE over NULLs holds nothing)."""
+    even where one of them is empty (a UNIQUE over NULLs holds nothing). The bot token is sealed
+    (``bot_token_sealed``; core.slack_installations.bot_token opens it): a copy of the database
+    without the region's key gives no working token."""
 
     __table_args__ = (UniqueConstraint("workspace_key"),)
 
@@ -32,10 +36,11 @@ class SlackInstallation(SQLModel, table=True):
     app_id: str | None = Field(default=None, max_length=40)
     bot_id: str | None = Field(default=None, max_length=40)
     bot_user_id: str | None = Field(default=None, max_length=40)
-    bot_token: str = Field(max_length=300)
     bot_scopes: str = Field(default="", max_length=2000)
     installer_user_id: str | None = Field(default=None, max_length=40)
     installed_at: datetime = Field(default_factory=utcnow)
+    # Last: where revision 0013 added it (the migrated schema is the models', column order too).
+    bot_token_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class SlackOAuthState(SQLModel, table=True):

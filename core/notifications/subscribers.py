@@ -72,7 +72,7 @@ from core.notifications.recipients import (
 from core.notifications.regie import assign_choices, escalation_reply, on_municipality_acted
 from core.regie_subjects import RegieSubject, match_youth_id
 from core.signal_terms import INSTITUTION_LEFT, REMOVED, archived_on_end, latest_end_date
-from core.slack_threads import on_coordination_answered
+from core.slack_threads import ANSWERS, on_answered
 
 Subscriber = Callable[[Session, CoreConfig, Any], None]
 
@@ -823,14 +823,13 @@ SUBSCRIBERS: list[tuple[type[Event], Subscriber]] = [
     (CoordinationReminderDueEvent, on_coordination_reminder_due),
     (CoordinationEscalatedEvent, on_coordination_escalated),
     (CoordinationAcceptedEvent, on_coordination_accepted),
-    # The answering institution's Slack messages about it lose their buttons (core.slack_threads).
-    (CoordinationAcceptedEvent, on_coordination_answered),
-    (CoordinationAssignedEvent, on_coordination_answered),
-    (CoordinationEscalatedEvent, on_coordination_answered),
     (MunicipalityActedEvent, on_municipality_acted),
     (AbsenceDeclaredEvent, on_absence_declared),
     (TransferRequestedEvent, on_transfer_requested),
     (TransferExecutedEvent, on_transfer_executed),
+    # A question answered, by anyone, by mail or Slack: the Slack messages asking it lose their
+    # buttons (core.slack_threads.ANSWERS says which event answers which question).
+    *((event_type, on_answered) for event_type in ANSWERS),
 ]
 
 # Every kind a notification can have (CONTRACT §4, plus archief-match, match-escalatie and the

@@ -6,13 +6,15 @@ rejects. :func:`read_mail` never raises: what it could not make sense of is list
 ``defects`` (English, for an administrator) and the text is the best it could get. Every string
 it returns is valid Unicode without NUL characters, safe to store and to quote in a reply.
 
-The modern parser (``policy=default``) reads the mail; a header it cannot parse is decoded by
-hand (RFC 2047), and a MIME tree it cannot walk is walked again with ``compat32``.
+The modern parser (``policy=default``, each header parsed once per mail) reads the mail; a
+header it cannot parse is decoded by hand (RFC 2047), and a MIME tree it cannot walk is walked
+again with ``compat32``.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -21,9 +23,8 @@ from email import errors as email_errors
 from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser
-from email.policy import Policy, compat32
-from email.policy import default as default_policy
-from typing import TextIO, TypeVar
+from email.policy import EmailPolicy, Policy, compat32
+from typing import Any, TextIO, TypeVar
 
 from core.bulk_import import XLSX_SUFFIXES, csv_encoding, open_csv_text
 from mail_gateway.parsing.charsets import (
@@ -176,20 +177,49 @@ def _clean_header(value: str) -> str:
     return " ".join(c1_as_windows_1252(clean_text(value)).split())[:MAX_HEADER_VALUE]
 
 
+# The header objects of the mail being read, by name and raw value (see _OncePerMail).
+_parsed_headers: contextvars.ContextVar[dict[tuple[str, str], Any] | None] = (
+    contextvars.ContextVar("parsed_headers", default=None)
+)
+
+
+class _OncePerMail(EmailPolicy):
+    """The default policy, parsing each header once per mail: walking the body asks a part's
+    Content-Type for its type, charset, filename and disposition, and the modern parser parses
+    it again each time (the most costly step of reading a plain registration mail)."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        parsed = _parsed_headers.get()
+        if parsed is None or not isinstance(value, str):
+            return super().header_fetch_parse(name, value)
+        key = (name.lower(), value)
+        header = parsed.get(key)
+        if header is None:  # a header object is immutable: one serves every lookup
+            header = parsed[key] = super().header_fetch_parse(name, value)
+        return header
+
+
+_modern_policy = _OncePerMail()
+
+
 def read_mail(raw: bytes) -> ParsedMail:
     mail = ParsedMail()
+    # Kept for this mail only: nothing of one mail's headers outlives its reading.
+    memo = _parsed_headers.set({})
     try:
         _read(bytes(raw), mail)
     except Exception as exc:  # a last resort: whatever was read so far stands
         mail.note(f"unreadable message ({type(exc).__name__})")
+    finally:
+        _parsed_headers.reset(memo)
     return mail
 
 
 def _read(raw: bytes, mail: ParsedMail) -> None:
     prepared = _repair_header_section(raw, mail)
     try:
-        message: Message = BytesParser(policy=default_policy).parsebytes(prepared)
-        policy: Policy = default_policy
+        message: Message = BytesParser(policy=_modern_policy).parsebytes(prepared)
+        policy: Policy = _modern_policy
     except Exception as exc:
         mail.note(f"message not parseable with the default policy ({type(exc).__name__})")
         message = BytesParser(policy=compat32).parsebytes(prepared)
@@ -304,7 +334,7 @@ def _from_address(mail: ParsedMail) -> str | None:
             mail.note("more than one From header")
         return None
     try:
-        header = default_policy.header_factory("from", values[0])
+        header = _modern_policy.header_fetch_parse("from", values[0])  # parsed once per mail
         found = {
             address.addr_spec.lower()
             for address in header.addresses

@@ -10,13 +10,19 @@ from datetime import datetime
 from sqlalchemy import Table, update
 from sqlmodel import Session, col, select
 
+from core import outbox
 from core.actors import find_professional
 from core.inbound_claims import finish_waiting
 from core.models import InboundMessage, InboundStatus, Institution
 from mail_gateway.context import Gateway
 from mail_gateway.mailboxes import Mailbox
 from mail_gateway.parsing.mime import ParsedMail
-from mail_gateway.processing.receipts import Addressee, Outcome, send_answer
+from mail_gateway.processing.receipts import (
+    ERROR_REPORT,
+    Addressee,
+    Outcome,
+    answer_notification,
+)
 
 _inbound: Table = InboundMessage.__table__  # type: ignore[attr-defined]
 
@@ -115,37 +121,57 @@ class Addressees:
         )
 
 
-def answer(
+@dataclass(frozen=True)
+class Answered:
+    """A message of a run with what processing it came to, for its answer."""
+
+    stored: Stored
+    mail: ParsedMail
+    outcome: Outcome
+
+
+def answer_all(
     session: Session,
     gateway: Gateway,
-    stored: Stored,
-    mail: ParsedMail,
-    outcome: Outcome,
+    answered: Sequence[Answered],
     now: datetime,
-    addressees: Addressees | None = None,
-) -> str:
-    """Enqueue the message's receipt or error report; returns the message's final status."""
-    addressee = (addressees or Addressees(session)).of(stored)
-    if addressee is None:
-        return InboundStatus.PROCESSED.value
-    kind = send_answer(
-        session,
-        gateway.config,
-        inbound_id=stored.id,
-        message_id=stored.message_id,
-        addressee=addressee,
-        outcome=outcome,
-        subject=mail.subject or "",
-        now=now,
-    )
-    if kind == "foutmelding":
+) -> list[str]:
+    """Enqueue each message's receipt or error report (one way into the outbox, set-wise) and
+    record what is kept of it; returns each message's final status."""
+    addressees = Addressees(session)
+    notifications: list[outbox.NewNotification] = []
+    statuses: list[str] = []
+    not_understood: list[int] = []
+    for item in answered:
+        addressee = addressees.of(item.stored)
+        if addressee is None:  # no address to answer (a bounce's empty MAIL FROM)
+            statuses.append(InboundStatus.PROCESSED.value)
+            continue
+        notification = answer_notification(
+            gateway.config,
+            inbound_id=item.stored.id,
+            message_id=item.stored.message_id,
+            addressee=addressee,
+            outcome=item.outcome,
+            subject=item.mail.subject or "",
+        )
+        notifications.append(notification)
+        if notification.kind == ERROR_REPORT:
+            not_understood.append(item.stored.id)
+            statuses.append(InboundStatus.FAILED.value)
+        else:
+            statuses.append(InboundStatus.PROCESSED.value)
+    outbox.enqueue_many(session, notifications, now=now)
+    if not_understood:
         # Not understood: keep the message (sealed) for an administrator.
         session.execute(
             update(_inbound)
-            .where(_inbound.c.id == stored.id)
+            .where(_inbound.c.id.in_(not_understood))
             .values(status=InboundStatus.FAILED.value, error="not understood")
         )
-        return InboundStatus.FAILED.value
-    # Its content lives on as core state: no BSN is kept in the mail store.
-    session.execute(update(_inbound).where(_inbound.c.id == stored.id).values(raw=b""))
-    return InboundStatus.PROCESSED.value
+    # The rest lives on as core state: no BSN is kept in the mail store.
+    kept = set(not_understood)
+    erased = [item.stored.id for item in answered if item.stored.id not in kept]
+    if erased:
+        session.execute(update(_inbound).where(_inbound.c.id.in_(erased)).values(raw=b""))
+    return statuses

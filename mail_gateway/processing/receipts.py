@@ -6,10 +6,7 @@ that processed the message, threaded onto it with In-Reply-To."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
-
-from sqlmodel import Session
 
 from core import outbox
 from core.config import CoreConfig
@@ -90,8 +87,7 @@ class Addressee:
     professional_id: int | None = None
 
 
-def send_answer(
-    session: Session,
+def answer_notification(
     config: CoreConfig,
     *,
     inbound_id: int,
@@ -99,9 +95,9 @@ def send_answer(
     addressee: Addressee,
     outcome: Outcome,
     subject: str,
-    now: datetime,
-) -> str:
-    """Enqueue the receipt (or error report) for one inbound message; returns its kind."""
+) -> outbox.NewNotification:
+    """The receipt (or error report) for one inbound message, for the outbox; its ``kind``
+    says which."""
     kind = RECEIPT if outcome.understood and not outcome.problems else ERROR_REPORT
     reference = f"B-{inbound_id}"
     recipient = Recipient(
@@ -125,8 +121,7 @@ def send_answer(
         "hint": outcome.hint,
         "read_part": outcome.read_part,
     }
-    outbox.enqueue(
-        session,
+    return outbox.NewNotification(
         kind=kind,
         channel=Channel.EMAIL.value,
         recipient=addressee.address,
@@ -137,6 +132,4 @@ def send_answer(
         professional_id=addressee.professional_id,
         institution_id=addressee.institution_id,
         in_reply_to=message_id if message_id.startswith("<") else None,
-        now=now,
     )
-    return kind

@@ -17,6 +17,7 @@ up again re-imports rows that are already there, which changes nothing.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import logging
@@ -41,10 +42,10 @@ from mail_gateway.processing.claims import (
 )
 from mail_gateway.processing.handler import Opened
 from mail_gateway.processing.inbound import (
-    Addressees,
     AlreadyDone,
+    Answered,
     Stored,
-    answer,
+    answer_all,
     finish,
     load_waiting,
 )
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 # Messages a worker claims at once; a handler may take fewer together. A larger batch saves
 # little more and holds SQLite's writer longer.
 BATCH_SIZE = 50
+# While mail keeps coming, the next claim waits this long for more to gather: a run's fixed
+# statements (claim, lookups, audit event, outcome) are then shared by more than a few mails,
+# and on SQLite each of them holds the one writer.
+GATHER_SECONDS = 0.05
 
 
 def process_run(gateway: Gateway, run: Sequence[Opened], now: datetime | None = None) -> list[str]:
@@ -79,11 +84,11 @@ def process_run(gateway: Gateway, run: Sequence[Opened], now: datetime | None = 
         handler.handle(session, gateway, run, prepared, outcomes, now)
         if not handler.answers:
             return [handler.status.value] * len(run)
-        addressees = Addressees(session)
-        return [
-            answer(session, gateway, item.stored, item.mail, outcome, now, addressees)
+        answered = [
+            Answered(item.stored, item.mail, outcome)
             for item, outcome in zip(run, outcomes, strict=True)
         ]
+        return answer_all(session, gateway, answered, now)
 
     return run_in_transaction(gateway.engine, work)
 
@@ -106,25 +111,24 @@ def open_run(gateway: Gateway, claimed: Sequence[int]) -> list[Opened]:
     """The messages at the head of ``claimed`` (those still waiting) that one handler takes
     together: read from the vault, parsed and classified. Reading stops at the first message of
     another kind, so mail handed back is not read for nothing."""
+    # One read of the claimed rows, and no transaction open while mail is decrypted and
+    # parsed: on SQLite every writing transaction holds the one writer lock (core.db), and
+    # parsing a run of 50 inside one kept intake and delivery waiting for it.
+    with Session(reading(gateway.engine)) as session:
+        waiting = load_waiting(session, claimed)
     run: list[Opened] = []
-    for inbound_id in claimed:
-        # Each read is a transaction of its own, and none is open while mail is decrypted and
-        # parsed: on SQLite every transaction holds the one writer lock (core.db), and parsing
-        # a run of 50 inside one kept intake and delivery waiting for it.
-        with Session(reading(gateway.engine)) as session:
-            waiting = load_waiting(session, [inbound_id])
-        for stored, sealed in waiting:
-            try:
-                opened = _open(gateway, stored, sealed)
-            except Exception:
-                if not run:
-                    raise
-                return run  # it goes back, and fails alone when it is first
-            if run and opened.kind is not run[0].kind:
-                return run
-            run.append(opened)
-            if len(run) >= HANDLERS[opened.kind].together:
-                return run
+    for stored, sealed in waiting:
+        try:
+            opened = _open(gateway, stored, sealed)
+        except Exception:
+            if not run:
+                raise
+            return run  # it goes back, and fails alone when it is first
+        if run and opened.kind is not run[0].kind:
+            return run
+        run.append(opened)
+        if len(run) >= HANDLERS[opened.kind].together:
+            return run
     return run
 
 
@@ -146,6 +150,9 @@ async def run_processing(
         if claimed:
             await asyncio.to_thread(_process_claimed, gateway, claimed, lease)
             gateway.outbox_waiting.set()
+            if len(claimed) < BATCH_SIZE:  # busy, but not backed up: let the next run gather
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), GATHER_SECONDS)
             continue
         waiter = asyncio.ensure_future(gateway.inbound_waiting.wait())
         stopper = asyncio.ensure_future(stop.wait())

@@ -351,7 +351,8 @@ class Serve:
             command += ["--workers", str(workers)]
         env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT),
+            # The project first; a PYTHONPATH of the caller's after it (a profiling hook).
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             "VERWIJSINDEX_DATABASE_URL": database_url,
             "VERWIJSINDEX_SECRET_KEY": SECRET,
             "VERWIJSINDEX_MAIL_DOMAIN": MAIL_DOMAIN,

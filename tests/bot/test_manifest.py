@@ -5,6 +5,7 @@ code calls need (minimal: nothing unused)."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 
 from bot import installations
@@ -19,6 +21,7 @@ from bot.app import create_app
 from bot.context import build_bot
 from bot.server import EVENTS_PATH, http_application
 from core.config import CoreConfig
+from core.settings import Settings
 from tests.bot.conftest import ANNA, REPOSITORY, SlackSender, slack_settings, user
 
 BOT = REPOSITORY / "bot"
@@ -41,7 +44,6 @@ METHOD_SCOPES: dict[str, set[str]] = {
 # Scopes that come with a feature rather than a method: slash commands; the DMs users write
 # (message.im); and users.info's profile.email, by which bot.identity links a professional.
 FEATURE_SCOPES = {"commands", "im:history", "users:read.email"}
-_CALL = re.compile(r"\.(auth|chat|conversations|users|views)_([A-Za-z]+)\(")
 _API_CALL = re.compile(r"""\.api_call\(\s*["']([a-z]+\.[A-Za-z.]+)["']""")
 _COMMAND = re.compile(r"""@app\.command\(\s*["'](/[a-z0-9_-]+)["']""")
 _EVENT = re.compile(r"""@app\.event\(\s*["']([a-z_]+)["']""")
@@ -58,9 +60,24 @@ def _sources() -> str:
     return "\n".join(path.read_text(encoding="utf-8") for path in sorted(BOT.glob("*.py")))
 
 
-def web_api_methods() -> set[str]:
-    sources = _sources()
-    named = {f"{family}.{name}" for family, name in _CALL.findall(sources)}
+def _client_methods() -> dict[str, str]:
+    """slack_sdk's client method (``chat_postMessage``) for each Web API method it calls
+    (``chat.postMessage``): every method the code could call, of any family."""
+    methods = {}
+    for name, function in inspect.getmembers(AsyncWebClient, inspect.isfunction):
+        if not name.startswith("_"):
+            called = _API_CALL.findall(inspect.getsource(function))
+            if len(called) == 1:
+                methods[name] = called[0]
+    return methods
+
+
+def web_api_methods(sources: str | None = None) -> set[str]:
+    """The Web API methods ``sources`` (the bot's code) call, by client method or api_call."""
+    sources = _sources() if sources is None else sources
+    named = {
+        method for name, method in _client_methods().items() if re.search(rf"\.{name}\(", sources)
+    }
     return named | set(_API_CALL.findall(sources))
 
 
@@ -90,9 +107,27 @@ def test_the_manifest_is_slacks_format_with_the_app_home_and_a_bot_user(
         assert urlsplit(url).scheme == "https", url  # Slack takes https request URLs only
 
 
+def test_every_web_api_call_is_found_whatever_its_family() -> None:
+    code = (
+        "await client.chat_postMessage(channel=c)\n"
+        "answer = await self.client.users_lookupByEmail(email=e)\n"
+        "await client.team_info()\n"
+        "await client.conversations_open(users=u)\n"
+        "await client.api_call('bots.info')\n"
+        "client.chat_postMessage_later(x)  # not a client method\n"
+    )
+    found = web_api_methods(code)
+    assert found == {
+        "chat.postMessage", "users.lookupByEmail", "team.info", "conversations.open", "bots.info"
+    }  # fmt: skip
+
+
 def test_its_scopes_are_exactly_what_the_code_uses(manifest: dict[str, Any]) -> None:
     methods = web_api_methods()
-    assert {"chat.postMessage", "chat.update", "users.info", "views.open"} <= methods
+    assert {
+        "auth.test", "chat.postMessage", "chat.update", "users.info", "users.lookupByEmail",
+        "views.open", "views.publish",
+    } <= methods  # fmt: skip
     unknown = methods - METHOD_SCOPES.keys()
     assert not unknown, f"add the scopes of {sorted(unknown)} to METHOD_SCOPES"
     needed = set().union(*(METHOD_SCOPES[m] for m in methods)) | FEATURE_SCOPES
@@ -154,3 +189,27 @@ def test_every_command_and_event_in_the_manifest_reaches_a_listener(
     }  # fmt: skip
     for event in manifest["settings"]["event_subscriptions"]["bot_events"]:
         assert sender.event(harmless[event]).status == 200, event
+
+
+def test_the_readmes_slack_chapter_names_the_manifest_and_the_settings_as_they_are(
+    manifest: dict[str, Any],
+) -> None:
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n## Slack")
+    chapter = readme[start : readme.index("\n## ", start + 1)]
+    for name in [
+        *manifest["oauth_config"]["scopes"]["bot"],
+        *manifest["settings"]["event_subscriptions"]["bot_events"],
+        installations.INSTALL_PATH,
+        installations.REDIRECT_PATH,
+        EVENTS_PATH,
+    ]:
+        assert name in chapter, name
+    # Every variable an administrator is told to set is one the settings read.
+    read = {
+        str(field.validation_alias or f"VERWIJSINDEX_{name.upper()}")
+        for name, field in Settings.model_fields.items()
+    }
+    named = set(re.findall(r"\b(?:SLACK|VERWIJSINDEX)_[A-Z_]+\b", chapter))
+    assert {"SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_SIGNING_SECRET"} <= named
+    assert named <= read, sorted(named - read)

@@ -201,3 +201,22 @@ def test_regie_by_button_then_afgerond_needs_a_toelichting(
         what="the parties told",
     )
     assert told
+
+
+def test_aanwijzen_on_an_answered_escalation_says_why_and_opens_no_form(
+    unassigned: SlackSender, slack_api: FakeSlackApi, synced_engine: Engine
+) -> None:
+    escalation = wait_for_buttons(slack_api, GERDA, "antwoord_regie")
+    press(unassigned, escalation, CONTACT, "antwoord_regie", user_id=GERDA)
+    wait_until(
+        lambda: _coordination(synced_engine).status == CoordinationStatus.MUNICIPALITY,
+        what="regie taken up",
+    )
+    opened = len(slack_api.calls_to("views.open"))
+    told = len(_ephemeral_texts(slack_api))
+    # The same message's AANWIJZEN (its token is used): the core refuses the choices.
+    press(unassigned, escalation, CONTACT, "antwoord_aanwijzen", user_id=GERDA)
+    [refusal] = wait_until(lambda: _ephemeral_texts(slack_api)[told:], what="the refusal")
+    assert "op dit bericht is al geantwoord" in refusal
+    assert len(slack_api.calls_to("views.open")) == opened
+    assert _actions(synced_engine) == ["regie"]

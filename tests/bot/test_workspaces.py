@@ -2,7 +2,8 @@
 the real OAuth endpoints (``/slack/install``, ``/slack/oauth_redirect``, ``oauth.v2.access``),
 each professional reaches the bot and gets their DMs through their own workspace's token, an
 uninstall moves that workspace's people to mail, and a Slack Connect guest whose address Slack
-hides links themselves with a code mailed to their covenant address."""
+hides links themselves with a code mailed to their covenant address (through the real mail
+delivery worker, to an aiosmtpd relay on loopback)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,12 +23,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from core.models import AuditEvent, OutboxMessage, Professional, Signal, SlackInstallation
+from core.outbox import SEALED_KEY
 from core.scheduler import sweep
+from core.slack_installations import bot_token
 from tests.bot.conftest import ANNA, EVA, KARIN, RunningSlack, SlackAnswer, SlackSender, user
 from tests.bot.fake_slack_api import FakeSlackApi
 from tests.bot.forms import form_values, last_opened_view, signal_fields
 from tests.bot.privacy import assert_no_identity, identity_needles
 from tests.bsns import valid_bsns
+from tests.conftest import TEST_KEYRING
+from tests.mail_gateway.relay_sink import RelaySink
+from tests.mail_gateway.test_delivery import delivery_for
 
 CLIENT_ID = "1234567890.0987654321"
 CLIENT_SECRET = "oauth-client-secret-for-tests"
@@ -101,6 +108,23 @@ def distributed(make_slack: Callable[..., RunningSlack]) -> RunningSlack:
         slack_client_id=CLIENT_ID,
         slack_client_secret=CLIENT_SECRET,
     )
+
+
+@pytest.fixture
+def sink() -> Iterator[RelaySink]:
+    with RelaySink() as relay:
+        yield relay
+
+
+def mailed_code(engine: Engine, tmp_path: Path, sink: RelaySink, count: int = 1) -> str:
+    """Deliver the outbox's mail as the mail gateway does and read the code the newest
+    ``slack-koppelcode`` mail carries (the outbox has it sealed only)."""
+    assert delivery_for(engine, tmp_path, sink.url).deliver_batch().sent >= 1
+    mail = sink.wait_for(count, kind="slack-koppelcode")[-1].message
+    text = mail.get_body(("plain",)).get_content()
+    found = re.search(r"/verwijsindex koppel (\d{8})", text)
+    assert found is not None, text
+    return found.group(1)
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:
@@ -199,7 +223,7 @@ def test_two_workspaces_installed_by_oauth_each_dm_through_its_own_token(
     install(distributed, slack_api, ggd, user(ANNA))
     install(distributed, slack_api, jhn, user(EVA))
     stored = _installations(synced_engine)
-    assert {team: row.bot_token for team, row in stored.items()} == {
+    assert {team: bot_token(TEST_KEYRING, row) for team, row in stored.items()} == {
         GGD_TEAM: ggd.bot_token,
         JHN_TEAM: jhn.bot_token,
     }
@@ -285,6 +309,8 @@ def test_a_slack_connect_guest_links_with_a_code_mailed_to_their_covenant_addres
     slack_api: FakeSlackApi,
     workspaces: dict[str, Any],
     synced_engine: Engine,
+    sink: RelaySink,
+    tmp_path: Path,
 ) -> None:
     install(distributed, slack_api, workspaces["ggd"], user(ANNA))
     from_ggd = WorkspaceSender(distributed.url, slack_api, GGD_TEAM)
@@ -298,8 +324,13 @@ def test_a_slack_connect_guest_links_with_a_code_mailed_to_their_covenant_addres
     assert f"Als {KARIN} het adres van een hulpverlener" in sent
     [mail] = _rows(synced_engine, "slack-koppelcode")
     assert (mail.channel, mail.recipient) == ("email", KARIN)  # by mail only, never to Slack
-    code = mail.context["code"]
-    assert re.fullmatch(r"\d{8}", code) and mail.context["workspace"] == "GGD Groningen"
+    assert "code" not in mail.context and SEALED_KEY in mail.context  # sealed until sent
+    code = mailed_code(synced_engine, tmp_path, sink)
+    assert mail.context["workspace"] == "GGD Groningen"
+    [received] = sink.messages("slack-koppelcode")
+    assert received.recipients == [KARIN]
+    [sent] = _rows(synced_engine, "slack-koppelcode")
+    assert sent.status == "sent" and SEALED_KEY not in sent.context  # no copy left
     assert code not in json.dumps(
         [e.details for e in _audit(synced_engine, "slack-link-code-sent")]
     )

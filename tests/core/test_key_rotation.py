@@ -1,6 +1,6 @@
 """Key rotation (core.key_rotation): after VERWIJSINDEX_SECRET_KEY is replaced, youths, parent
-links, family matches and kept mail move to the new key in resumable batches, while everything
-stays findable under either key; once done, the old key can go."""
+links, family matches, kept mail and Slack bot tokens move to the new key in resumable batches,
+while everything stays findable (and readable) under either key; once done, the old key can go."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.audit import SYSTEM
 from core.bulk_import import import_registrations, read_registration_csv
@@ -19,11 +19,20 @@ from core.errors import SystemError_
 from core.identity import IdentityKeys, YouthIdentity
 from core.key_rotation import KeyStatus, key_status, move_youths, rotate_keys
 from core.keyring import KeyRing
-from core.models import InboundMessage, Match, MatchKind, Youth, YouthParent
+from core.models import (
+    AuditEvent,
+    InboundMessage,
+    Match,
+    MatchKind,
+    SlackInstallation,
+    Youth,
+    YouthParent,
+)
 from core.registration import RegisterYouth, register_youth
 from core.retention import purge_adults
-from core.sealing import INBOUND_MAIL_PURPOSE, Sealer
+from core.sealing import INBOUND_MAIL_PURPOSE, Sealer, sealed_key_id
 from core.signals import PlaceSignal, place_signal
+from core.slack_installations import bot_token, save_installation
 from core.youths import age_of, find_youth
 from tests.conftest import TEST_SECRET
 from tests.core.conftest import BSN_A, BSN_B, BSN_C, BSN_PARENT, MONDAY, CoreDriver, youth
@@ -78,6 +87,18 @@ def keep_mail(core: CoreDriver) -> None:
             )
         )
         session.commit()
+
+
+def install_slack(core: CoreDriver, team_id: str, token: str) -> None:
+    """The app installed in a workspace (as bot.installations stores an OAuth install)."""
+    row = SlackInstallation(workspace_key="", team_id=team_id, bot_token_sealed=b"")
+    core.run(lambda s: save_installation(s, core.config.keys.ring, row, token=token))
+
+
+def installations(core: CoreDriver) -> list[SlackInstallation]:
+    with Session(core.engine) as session:
+        query = select(SlackInstallation).order_by(col(SlackInstallation.id))
+        return list(session.exec(query).all())
 
 
 def rotate(
@@ -234,3 +255,47 @@ def test_the_rules_use_the_decrypted_birth_date(core: CoreDriver, config: CoreCo
     assert purged == 0  # the month has come, the birthday not yet
     on_the_day = MONDAY.replace(day=20)
     assert core.run(lambda s: purge_adults(s, config, on_the_day)) == 1
+
+
+def test_rotation_reseals_the_slack_bot_tokens(core: CoreDriver) -> None:
+    tokens = {"T0GGD0001": "xoxb-ggd-1-geheim", "T0JHN0001": "xoxb-jhn-2-geheim"}
+    for team_id, token in tokens.items():
+        install_slack(core, team_id, token)
+    old_id = core.config.keys.key_id
+
+    rotating = keyed(core, NEW, OLD)
+    before = status(rotating)
+    assert before.slack_tokens == {old_id: 2} and before.movable == 2
+    assert before.old_keys == (old_id,)
+    batches: list[int] = []
+    rotate(rotating, batch_size=1, progress=batches.append)
+    assert batches == [1, 1]  # one transaction per batch
+    assert status(rotating).remaining == 0
+    rows = installations(rotating)
+    assert {sealed_key_id(row.bot_token_sealed) for row in rows} == {rotating.config.keys.key_id}
+    with Session(core.engine) as session:
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "keys-rotated")).all()
+    assert event.details["slack_tokens"] == 2
+
+    # The new key alone opens them; the old one no longer does.
+    new_only = keyed(core, NEW).config.keys.ring
+    assert {row.team_id: bot_token(new_only, row) for row in rows} == tokens
+    for row in rows:
+        with pytest.raises(SystemError_, match="is niet bekend"):
+            bot_token(KeyRing.of(OLD), row)
+
+
+def test_a_token_sealed_just_before_a_rotation_is_read_under_either_key(
+    core: CoreDriver,
+) -> None:
+    install_slack(core, "T0GGD0001", "xoxb-ggd-1-geheim")
+    rotating = keyed(core, NEW, OLD)
+    install_slack(rotating, "T0JHN0001", "xoxb-jhn-2-geheim")  # written under the new key
+    ring = rotating.config.keys.ring
+    rows = installations(rotating)
+    assert [sealed_key_id(row.bot_token_sealed) for row in rows] == [
+        core.config.keys.key_id,
+        rotating.config.keys.key_id,
+    ]
+    assert [bot_token(ring, row) for row in rows] == ["xoxb-ggd-1-geheim", "xoxb-jhn-2-geheim"]
+    assert status(rotating).slack_tokens == {core.config.keys.key_id: 1}

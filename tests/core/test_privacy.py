@@ -24,6 +24,7 @@ from core.covenant.sync import sync_covenant
 from core.identity import YouthIdentity
 from core.models import AuditEvent, Coordination, Match, OutboxMessage, Youth
 from core.notifications.subscribers import NOTIFICATION_KINDS
+from core.outbox_secrets import opened_context
 from core.regie import close, take_up
 from core.registration import RegisterYouth, register_youth
 from core.rendering import TemplateRenderer
@@ -290,7 +291,8 @@ def test_no_notification_log_or_audit_entry_contains_a_youths_identity(
             "the scenario must cover every kind"
         )
         for row in rows:
-            context = dict(row.context)
+            # As the delivery worker renders it: what the row carries sealed opened.
+            context = opened_context(core.config.keys.ring, dict(row.context))
             if context.get("asks_reply"):
                 context["reply_address"] = f"antwoord+{row.reply_token}@verwijsindex.localhost"
             _scan(json.dumps(context, ensure_ascii=False), f"context of {row.kind} #{row.id}")

@@ -22,6 +22,7 @@ from core.coordination import decline_coordination
 from core.identity import YouthIdentity
 from core.models import Coordination, OutboxMessage
 from core.notifications.subscribers import NOTIFICATION_KINDS
+from core.outbox_secrets import opened_context
 from core.registration import RegisterYouth, register_youth
 from core.rendering import (
     REPLY_KEYWORDS,
@@ -73,14 +74,15 @@ def renderer() -> TemplateRenderer:
 
 
 def _email_contexts(core: CoreDriver, rows: list[OutboxMessage] | None = None) -> Contexts:
-    """The context of every e-mail row, with the reply address the delivery worker adds."""
+    """The context of every e-mail row, as the delivery worker renders it: with the reply
+    address, and what the row carries sealed opened (core.outbox_secrets)."""
     if rows is None:
         rows = core.outbox()
     contexts: Contexts = {}
     for row in rows:
         if row.channel != "email":
             continue
-        context = dict(row.context)
+        context = opened_context(core.config.keys.ring, dict(row.context))
         if row.reply_token:
             context["reply_address"] = f"antwoord+{row.reply_token}@verwijsindex.localhost"
         contexts.setdefault(row.kind, []).append(context)
