@@ -20,9 +20,18 @@ c. ``serve`` with every role (``--workers N`` passed on only when given) on a fr
    from the first send until every inbound row is processed and every receipt row exists
    (``gateway_msgs_per_s``; ``ratio`` is that over the bare sink's rate). A short warm-up (its
    receipts awaited) comes first, so imports and first connections are not counted;
+e. an echo gateway (aiosmtpd answering 250 and handing each Message-ID to a second process that
+   sends one small answer over one ``smtplib`` connection to a relay sink): nothing parsed,
+   stored or checked, so the most any gateway on these libraries reaches with this client and
+   relay on this machine (``echo_ratio``); gateway_msgs_per_s / echo_msgs_per_s is the share of
+   that the real gateway reaches;
 d. the latency from sending a registration (just before its ``MAIL FROM``) to *its* receipt
    (``ontvangstbevestiging``, matched by ``In-Reply-To``) arriving at the relay sink: p50 and p95
    in the burst (``p50_ms``, ``p95_ms``), and for ``--paced`` more mails at a steady ``--rate``.
+
+Each run also reports the CPU time per mail (user + system, from ``/proc``) of every process
+tree in it (``cpu_ms_per_mail``: serve with its workers, the relay sink, the client), which a
+loaded machine changes much less than the rates.
 
 The last line printed is one JSON object with those figures and ``database``. ``--database-url``
 names a PostgreSQL database; each run gets a schema of its own in it, dropped afterwards
@@ -208,18 +217,82 @@ def run_sink(port: int, record: Path | None) -> None:
     controller.stop()
 
 
+class EchoHandler:
+    """The floor of any gateway on these libraries: answers 250, and hands each mail's
+    Message-ID to a sender process that answers it with one receipt-like mail to the relay over
+    one persistent ``smtplib`` connection. Nothing is parsed, stored or checked."""
+
+    def __init__(self, answers: Any) -> None:
+        self.answers = answers
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        head = (envelope.original_content or b"").split(b"\r\n\r\n", 1)[0]
+        found = re.search(rb"^Message-ID:[ \t]*(.*?)\r?$", head, re.I | re.M)
+        self.answers.put(found.group(1).strip() if found else b"")
+        return "250 OK"
+
+
+def run_echo_sender(answers: Any, relay_port: int) -> None:
+    relay = smtplib.SMTP("127.0.0.1", relay_port, local_hostname="echo.example")
+    while (message_id := answers.get()) is not None:
+        relay.sendmail(
+            f"noreply@{MAIL_DOMAIN}",
+            [SENDER],
+            b"From: noreply@"
+            + MAIL_DOMAIN.encode()
+            + b"\r\nTo: "
+            + SENDER.encode()
+            + b"\r\nSubject: Ontvangen\r\nIn-Reply-To: "
+            + message_id
+            + b"\r\nX-Verwijsindex-Type: ontvangstbevestiging\r\n\r\nOntvangen.\r\n",
+        )
+    relay.quit()
+
+
+def run_echo(port: int, relay_port: int) -> None:
+    """The echo process (listener) and its sender process: serve until SIGTERM."""
+    import multiprocessing
+
+    from aiosmtpd.controller import Controller
+
+    answers: Any = multiprocessing.Queue()
+    sender = multiprocessing.Process(target=run_echo_sender, args=(answers, relay_port))
+    sender.start()
+    controller = Controller(
+        EchoHandler(answers), hostname="127.0.0.1", port=port, server_hostname="echo"
+    )
+    controller.start()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    print("ready", flush=True)
+    stopped.wait()
+    controller.stop()
+    answers.put(None)
+    sender.join(30)
+
+
+@dataclass(frozen=True)
+class Sink:
+    port: int
+    pid: int
+
+
 @contextlib.contextmanager
-def sink_process(record: Path | None = None) -> Iterator[int]:
+def sink_process(record: Path | None = None, *, echo_to: int | None = None) -> Iterator[Sink]:
+    """A bare sink, a recording relay sink (``record``), or an echo gateway (``echo_to``: the
+    relay's port)."""
     port = free_port()
     command = [sys.executable, __file__, "--serve-sink", str(port)]
     if record is not None:
         command += ["--record", str(record)]
+    if echo_to is not None:
+        command += ["--echo-to", str(echo_to)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
     try:
         assert process.stdout is not None
         if process.stdout.readline().strip() != b"ready":
             raise SystemExit("the sink did not start")
-        yield port
+        yield Sink(port, process.pid)
     finally:
         process.terminate()
         process.wait(30)
@@ -227,9 +300,24 @@ def sink_process(record: Path | None = None) -> Iterator[int]:
 
 def measure_bare_sink(mails: Sequence[Mail], connections: int, runs: int = 3) -> Sent:
     """The median of ``runs`` runs: one takes a second or two, and a single run is noisy."""
-    with sink_process() as port:
-        results = [send_all([port], mails, connections) for _ in range(runs)]
+    with sink_process() as sink:
+        results = [send_all([sink.port], mails, connections) for _ in range(runs)]
     return sorted(results, key=lambda sent: sent.seconds)[len(results) // 2]
+
+
+def measure_echo_floor(
+    workdir: Path, mails: Sequence[Mail], connections: int
+) -> tuple[float, dict[str, float]]:
+    """The echo gateway's rate (first send until every answer reached the relay) and CPU."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    record = workdir / "echo-relay.tsv"
+    with sink_process(record) as relay, sink_process(echo_to=relay.port) as echo:
+        meter = CpuMeter({"echo": echo.pid, "relay": relay.pid})
+        meter.start()
+        sent = send_all([echo.port], mails, connections)
+        arrived = wait_receipts(record, mails, timeout=300)
+        meter.stop()
+    return max(arrived.values()) - sent.started, meter.spent or {}
 
 
 def read_receipts(record: Path) -> dict[str, float]:
@@ -392,6 +480,50 @@ class Serve:
         self.log.close()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) used so far by ``pid`` and its living descendants, from
+    ``/proc`` (None where there is none): what a mail costs, whatever else loads the machine."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, seconds)
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = entry.read_text().rpartition(")")[2].split()
+            stats[int(entry.parent.name)] = (
+                int(fields[1]),
+                (int(fields[11]) + int(fields[12])) / ticks,
+            )
+    if pid not in stats:
+        return None
+    total, family = 0.0, {pid}
+    for _ in range(8):  # serve -> workers -> their helpers: a few generations at most
+        family |= {child for child, (parent, _) in stats.items() if parent in family}
+    for member in family:
+        total += stats[member][1]
+    return total
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds spent by each named process tree between ``start`` and ``stop``."""
+
+    pids: dict[str, int]
+    spent: dict[str, float] | None = None
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._client = time.process_time()
+
+    def stop(self) -> None:
+        after = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        spent = {
+            name: after[name] - before  # type: ignore[operator]
+            for name, before in self._before.items()
+            if before is not None and after[name] is not None
+        }
+        spent["client"] = time.process_time() - self._client
+        self.spent = spent
+
+
 @contextlib.contextmanager
 def py_spy(pid: int, out: Path | None) -> Iterator[None]:
     """``py-spy record`` of ``pid`` and its children while the block runs (when ``out``)."""
@@ -413,7 +545,7 @@ def py_spy(pid: int, out: Path | None) -> Iterator[None]:
 
 def measure_listener_alone(
     workdir: Path, database_url: str | None, mails: Sequence[Mail], connections: int
-) -> Sent:
+) -> tuple[Sent, dict[str, float]]:
     """``serve --only smtp``: nothing is processed, so flow control (which would hold every
     answer while the unprocessed mail piles up) is off."""
     with fresh_database(database_url, workdir) as url:
@@ -424,8 +556,12 @@ def measure_listener_alone(
             roles=["smtp"],
             environment={"VERWIJSINDEX_SMTP_FLOW_MAX_DELAY": "0"},
         )
+        meter = CpuMeter({"serve": serve.process.pid})
         try:
-            return send_all([serve.port], mails, connections)
+            meter.start()
+            sent = send_all([serve.port], mails, connections)
+            meter.stop()
+            return sent, meter.spent or {}
         finally:
             serve.stop()
 
@@ -437,6 +573,7 @@ class GatewayRun:
     delivered_seconds: float  # first send until every receipt reached the relay sink
     latencies: list[float]  # per message: send -> its receipt at the relay sink
     paced_latencies: list[float]
+    cpu_seconds: dict[str, float]  # in the burst, by process tree: serve, relay, client
 
 
 def measure_gateway(
@@ -456,7 +593,7 @@ def measure_gateway(
     warm_up = registrations(WARM_UP, prefix="warm-up", first_bsn=39_000_000)
     workdir.mkdir(parents=True, exist_ok=True)
     record = workdir / "relay.tsv"
-    with fresh_database(database_url, workdir) as url, sink_process(record) as relay_port:
+    with fresh_database(database_url, workdir) as url, sink_process(record) as relay:
         running: list[Serve] = []
         try:
             for number in range(serves):
@@ -464,17 +601,20 @@ def measure_gateway(
                     Serve(
                         workdir / f"serve-{number}",
                         url,
-                        relay_url=f"smtp://127.0.0.1:{relay_port}",
+                        relay_url=f"smtp://127.0.0.1:{relay.port}",
                         workers=workers,
                     )
                 )
             ports = [serve.port for serve in running]
             send_all(ports, warm_up, min(connections, len(warm_up)))
             wait_receipts(record, warm_up, timeout)
+            meter = CpuMeter({"serve": running[0].process.pid, "relay": relay.pid})
             with py_spy(running[0].process.pid, profile):
+                meter.start()
                 sent = send_all(ports, burst, connections)
                 processed = wait_processed(url, len(warm_up) + len(burst), timeout)
                 receipt_at = wait_receipts(record, burst, timeout)
+                meter.stop()
             paced_latencies = []
             if paced:
                 paced_sent = send_all(ports, paced, connections, rate=rate)
@@ -491,6 +631,7 @@ def measure_gateway(
         delivered_seconds=max(receipt_at.values()) - sent.started,
         latencies=[receipt_at[m.message_id] - sent.sent_at[m.message_id] for m in burst],
         paced_latencies=paced_latencies,
+        cpu_seconds=meter.spent or {},
     )
 
 
@@ -546,7 +687,11 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, dest="profile", help="record serve into FILE")
     parser.add_argument("--serve-sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--record", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--echo-to", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_sink and args.echo_to:
+        run_echo(args.serve_sink, args.echo_to)
+        return
     if args.serve_sink:
         run_sink(args.serve_sink, args.record)
         return
@@ -562,7 +707,8 @@ def main() -> None:
     )
     with work_directory(args.keep) as workdir:
         bare = measure_bare_sink(burst, args.connections)
-        listener = measure_listener_alone(
+        echo_seconds, echo_cpu = measure_echo_floor(workdir / "echo", burst, args.connections)
+        listener, listener_cpu = measure_listener_alone(
             workdir / "listener-alone", args.database_url, burst, args.connections
         )
         run = measure_gateway(
@@ -583,6 +729,7 @@ def main() -> None:
     rows = [
         ("a. bare aiosmtpd sink (250, nothing kept)", bare.seconds),
         ("b. serve --only smtp (stored, no work)", listener.seconds),
+        ("e. echo gateway (one answer, nothing kept)", echo_seconds),
         ("c. serve: accepted (stored before 250)", run.sent.seconds),
         ("   serve: processed, receipts in outbox", run.processed_seconds),
         ("   serve: receipts at the relay sink", run.delivered_seconds),
@@ -594,6 +741,23 @@ def main() -> None:
     print(latency_line("d. latency to its receipt, in the burst", run.latencies))
     if run.paced_latencies:
         print(latency_line(f"   latency, paced at {args.rate:g}/s", run.paced_latencies))
+    cpu_ms_per_mail = {
+        name: round(seconds * 1000 / count, 2) for name, seconds in run.cpu_seconds.items()
+    }
+    echo_cpu_ms = {name: round(seconds * 1000 / count, 2) for name, seconds in echo_cpu.items()}
+    print(
+        "CPU per mail, echo gateway: "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in echo_cpu_ms.items())
+    )
+    listener_cpu_ms = round(listener_cpu.get("serve", 0.0) * 1000 / count, 2)
+    print(f"CPU per mail, serve --only smtp: {listener_cpu_ms:.2f} ms")
+    if cpu_ms_per_mail:
+        ceiling = 1000 * (os.cpu_count() or 1) / sum(cpu_ms_per_mail.values())
+        print(
+            "CPU per mail in the burst: "
+            + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms_per_mail.items())
+            + f" (the {os.cpu_count()} CPUs allow at most {ceiling:,.0f} msg/s at that cost)"
+        )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     figures = {
         "gateway_msgs_per_s": round(gateway_rate, 1),
@@ -606,6 +770,11 @@ def main() -> None:
         "paced_p95_ms": (
             round(percentile(run.paced_latencies, 0.95) * 1000, 1) if run.paced_latencies else None
         ),
+        "cpu_ms_per_mail": cpu_ms_per_mail,
+        "listener_cpu_ms_per_mail": listener_cpu_ms,
+        "echo_msgs_per_s": round(count / echo_seconds, 1),
+        "echo_ratio": round(count / echo_seconds / bare_rate, 4),
+        "echo_cpu_ms_per_mail": echo_cpu_ms,
         "database": database_kind(args.database_url),
         "workers": args.workers,
         "messages": count,
