@@ -4,12 +4,17 @@ keyword on its first line."""
 from __future__ import annotations
 
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+import quotequail
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import InvalidInput
 from core.replies import ReplyAction
 from mail_gateway.parsing.mime import read_mail
+from mail_gateway.parsing.quoting import library_may_find_quote
 from mail_gateway.parsing.reply import (
     argument_text,
     extract_reply,
@@ -333,3 +338,54 @@ def test_the_library_sees_a_bounded_prefix_only() -> None:
     late = "\nAm 23.11.2026 um 10:12 schrieb X <a@vi.nl>:\nzitat\n"
     assert strip_quoted(answer + late).endswith("zitat")  # past line 100: not the library's
     assert strip_quoted("AKKOORD\n" + "Am " + "x " * 20_000 + "schrieb:").startswith("AKKOORD")
+
+
+# --- the quick question before quotequail: never "no" where the library finds a quote ---------
+
+_QUOTE_HEADERS = [
+    "Am 23.11.2026 um 10:12 schrieb Verwijsindex <a@vi.nl>:",
+    "Le 23 nov. 2026 à 10:12, Verwijsindex <a@vi.nl> a écrit :",
+    "Den 23 nov. 2026 kl. 10:12 skrev Verwijsindex <a@vi.nl>:",
+    "El 23/11/2026, a las 10:12, Verwijsindex escribió:",
+    "---------- Forwarded message ----------",
+    "Begin forwarded message:",
+    "-----Original Message-----",
+]
+
+
+def _library_finds_quote(lines: list[str]) -> bool:
+    """As ``quoting._library_end`` asks it (which gives it no empty text)."""
+    if not lines:
+        return False
+    parts = quotequail.quote("\n".join(lines), limit=len(lines) + 1, quote_intro_line=True)
+    return len(parts) > 1
+
+
+def _samples() -> list[list[str]]:
+    texts = [text for text in CLIENTS.values()]
+    texts += [NOTIFICATION, ANSWER, "BSN: 123456782\nGemeente: Groningen\nKenmerk: K-1\n"]
+    for path in sorted((Path(__file__).parent / "fixtures").rglob("*.eml")):
+        texts.append(read_mail(path.read_bytes()).text)
+    for header in _QUOTE_HEADERS:
+        texts += [f"WEIGER vol\n\n{header}\n> oud\n", f"AKKOORD\n{header[:20]}\n{header[20:]}\n"]
+    return [text.split("\n") for text in texts]
+
+
+@pytest.mark.parametrize("lines", _samples())
+def test_the_quick_question_agrees_with_quotequail(lines: list[str]) -> None:
+    assert library_may_find_quote(lines) == _library_finds_quote(lines)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([*_QUOTE_HEADERS, "", ">", "> Op 1 jan. schreef X:", "Van: X"]),
+            st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60),
+        ),
+        max_size=8,
+    )
+)
+def test_the_quick_question_agrees_with_quotequail_on_any_text(lines: list[str]) -> None:
+    lines = [line.replace("\n", " ").replace("\r", " ") for line in lines]
+    assert library_may_find_quote(lines) == _library_finds_quote(lines)
