@@ -243,7 +243,8 @@ def fit_slack_blocks(
 class TemplateRenderer:
     """Renders ``<channel>/<kind>.<part>.j2`` from ``template_dir`` (default: the repository's
     ``templates/``). Dates are shown in ``timezone`` (the region's; default Europe/Amsterdam).
-    Safe to share between threads."""
+    Safe to share between threads. Each template is read once per process (no ``stat`` of its
+    files on every mail): a changed template takes effect when the service restarts."""
 
     def __init__(
         self, template_dir: Path | None = None, *, timezone: ZoneInfo = DEFAULT_TIMEZONE
@@ -252,6 +253,7 @@ class TemplateRenderer:
         self.timezone = timezone
         self.environment = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.template_dir)),
+            auto_reload=False,
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
             trim_blocks=True,
@@ -267,6 +269,7 @@ class TemplateRenderer:
         self.environment.globals["reply_keywords"] = reply_keywords
         self.slack_environment = jinja2.Environment(
             loader=self.environment.loader,
+            auto_reload=False,
             undefined=jinja2.StrictUndefined,
             autoescape=True,  # macro output is Markup, so it is not escaped a second time
             finalize=_slack_value,
