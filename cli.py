@@ -219,7 +219,7 @@ def _say_what_runs(
         elif mode == SlackMode.SOCKET:
             say("Slack via Socket Mode")
         else:
-            say("Slack staat uit: SLACK_BOT_TOKEN en SLACK_SIGNING_SECRET zijn niet gezet.")
+            say(f"Slack staat uit: zet {_slack_missing_nl(settings)}.")
     if "smtp" in roles:
         say(
             f"SMTP op {settings.smtp_host}:{settings.smtp_port}, postvakken @{settings.mail_domain}"
@@ -296,12 +296,16 @@ def refuse_unconfigured_roles(settings: Settings, roles: list[str]) -> None:
     if "imap" in roles and not settings.imap_url:
         missing.append("imap: VERWIJSINDEX_IMAP_URL is niet gezet")
     if "slack" in roles and slack_mode(settings) == SlackMode.OFF:
-        missing.append(
-            "slack: SLACK_BOT_TOKEN met SLACK_SIGNING_SECRET (HTTP) of SLACK_APP_TOKEN "
-            "(Socket Mode) is niet gezet"
-        )
+        missing.append(f"slack: zet {_slack_missing_nl(settings)}")
     if missing:
         raise typer.BadParameter("; ".join(missing), param_hint="--only")
+
+
+def _slack_missing_nl(settings: Settings) -> str:
+    """What Slack still needs (bot.service.slack_missing), in Dutch."""
+    from bot.service import describe_missing, slack_missing
+
+    return describe_missing(slack_missing(settings), either="of", both="en")
 
 
 @app.command()

@@ -6,7 +6,9 @@ At the top two buttons: *Signaal afgeven* (the ``/signaal`` form, :mod:`bot.sign
 *Afwezigheid melden* (:mod:`bot.absence_form`). Then what awaits the user's answer — a
 coordination to accept, decline or hand over, a transfer to carry out, a match's contact and
 consent, a signal to inform about or to extend — each with the buttons the notification carries
-(same action ids, same reply token as value), so the handlers of the DMs serve the Home too.
+(same action ids, a reply token of the same subject as value: the mail's, never a DM's, so the
+DM is updated as after a mail answer — core.overview), so the handlers of the DMs serve the
+Home too.
 Then the rest: active signals, matches, the institution's coordinations, a stand-in's duties.
 
 :data:`PAGE_SIZE` items a page, *Vorige* / *Volgende* re-publish the view at another offset

@@ -2,8 +2,8 @@
 (:mod:`bot.access`), run the core command once (:mod:`bot.dedupe`), answer a refusal, wake the
 Slack delivery worker, and show the outcome where the button was pressed.
 
-The listeners (:mod:`bot.answers`, :mod:`bot.transfers`, :mod:`bot.absence_form`) keep only what
-differs: which command, and which text.
+The listeners (:mod:`bot.answers`, :mod:`bot.transfers`, :mod:`bot.absence_form`,
+:mod:`bot.signals`) keep only what differs: which command, and which text.
 """
 
 from __future__ import annotations

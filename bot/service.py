@@ -2,8 +2,10 @@
 when ``SLACK_APP_TOKEN`` is set), the Slack delivery worker and, with it, the recovery worker of
 stored forms (``bot.submission_recovery``), until ``stop`` is set.
 
-Slack is off unless its secrets are set (CONTRACT §1): the bot token, and the signing secret
-(HTTP) or the app token (Socket Mode).
+Slack is off unless its secrets are set (CONTRACT §1, §2): the bot token (one workspace) or the
+client id and secret (a distributed app, many workspaces), and the signing secret (HTTP) or the
+app token (Socket Mode). :func:`slack_missing` says what is missing, :func:`slack_mode` what
+runs; whatever reports on it (``serve``'s start, ``serve --only slack``) asks them.
 """
 
 from __future__ import annotations
@@ -38,14 +40,42 @@ class SlackMode(StrEnum):
     SOCKET = "socket-mode"
 
 
-def slack_mode(settings: Settings) -> SlackMode:
+# One thing Slack needs, met by any one of its alternatives: variables set together.
+Requirement = tuple[tuple[str, ...], ...]
+CREDENTIALS: Requirement = (("SLACK_BOT_TOKEN",), ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"))
+WAY_IN: Requirement = (("SLACK_SIGNING_SECRET",), ("SLACK_APP_TOKEN",))  # HTTP, Socket Mode
+
+
+def slack_missing(settings: Settings) -> list[Requirement]:
+    """What Slack needs before it runs, still unset: a way to call Slack (the bot token, or a
+    distributed app's client id and secret — half of that pair names the other half) and a
+    way in for Slack's requests. Empty exactly when :func:`slack_mode` is not ``OFF``."""
+    missing: list[Requirement] = []
     if settings.slack_bot_token is None and not distributed(settings):
+        if settings.slack_client_id is not None:
+            missing.append((("SLACK_CLIENT_SECRET",),))
+        elif settings.slack_client_secret is not None:
+            missing.append((("SLACK_CLIENT_ID",),))
+        else:
+            missing.append(CREDENTIALS)
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        missing.append(WAY_IN)
+    return missing
+
+
+def describe_missing(missing: list[Requirement], *, either: str, both: str) -> str:
+    """``missing`` in words, the conjunctions given (``of``/``en``; ``or``/``and``):
+    ``SLACK_BOT_TOKEN of SLACK_CLIENT_ID + SLACK_CLIENT_SECRET, en SLACK_SIGNING_SECRET of
+    SLACK_APP_TOKEN``."""
+    return f", {both} ".join(
+        f" {either} ".join(" + ".join(names) for names in requirement) for requirement in missing
+    )
+
+
+def slack_mode(settings: Settings) -> SlackMode:
+    if slack_missing(settings):
         return SlackMode.OFF
-    if settings.slack_app_token is not None:
-        return SlackMode.SOCKET
-    if settings.slack_signing_secret is not None:
-        return SlackMode.HTTP
-    return SlackMode.OFF
+    return SlackMode.SOCKET if settings.slack_app_token is not None else SlackMode.HTTP
 
 
 async def run_endpoint(bot: Bot, stop: asyncio.Event) -> None:
@@ -81,13 +111,9 @@ async def run_slack(
     restarts the service; nothing accepted is lost). ``serve --workers N`` runs the endpoint
     in its parent process and the delivery worker in each child; the proactive linking of
     professionals (bot.proactive_linking) runs beside the endpoint, once per service."""
-    mode = slack_mode(settings)
-    if mode == SlackMode.OFF:
-        log.info(
-            "Slack is off: set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
-            "SLACK_CLIENT_SECRET (distributed), and SLACK_SIGNING_SECRET (HTTP) or "
-            "SLACK_APP_TOKEN (Socket Mode)"
-        )
+    missing = slack_missing(settings)
+    if missing:
+        log.info("Slack is off: set %s", describe_missing(missing, either="or", both="and"))
         return
     from bot.delivery import run_slack_delivery
 

@@ -23,9 +23,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.access import who_is, who_submits
+from bot.access import who_is
 from bot.context import Bot
 from bot.dedupe import AlreadyDone, SlackRequest
+from bot.interactions import Press, on_press, submitted
 from bot.reply import ReplyTo
 from bot.signal_form import (
     CALLBACK_ID,
@@ -37,7 +38,6 @@ from bot.signal_form import (
 )
 from bot.signal_placement import FORM_KIND
 from bot.stored_submissions import FormIntake, StoredForm, submission_lease
-from bot.submission import Submission
 from bot.submission_processing import LiveProcessing
 from bot.typed_signal import TypedSignal, from_button_value, typed_signal
 from core.errors import InvalidInput
@@ -105,24 +105,15 @@ def register(app: AsyncApp, bot: Bot) -> None:
         if typed.carries_identity:
             await reply(bot.texts.render("identiteit-in-chat", where="opdracht"))
 
-    @app.action(OPEN_FORM_ACTION)
-    @bot.listener
-    async def open_signal_form_from_button(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
-    ) -> None:
-        await ack()
-        user_id = body["user"]["id"]
-        reply = ReplyTo(client, user_id, response_url=body.get("response_url"))
-        if await who_is(bot, client, user_id, reply) is None:
-            return
-        [action] = body["actions"]
+    @on_press(app, bot, OPEN_FORM_ACTION)  # on the answer to a DM, and on the App Home
+    async def open_signal_form_from_button(press: Press, action: dict[str, Any]) -> None:
         await open_form(
             bot,
-            client,
-            reply,
-            trigger_id=body["trigger_id"],
+            press.client,
+            press.reply,
+            trigger_id=press.body["trigger_id"],
             typed=from_button_value(str(action.get("value") or "")),
-            channel=str((body.get("channel") or {}).get("id") or ""),
+            channel=str((press.body.get("channel") or {}).get("id") or ""),
         )
 
     @app.view(CALLBACK_ID)
@@ -130,13 +121,14 @@ def register(app: AsyncApp, bot: Bot) -> None:
     async def submit_signal(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        user_id = body["user"]["id"]
         metadata = decode_metadata(view.get("private_metadata"))
-        reply = ReplyTo(client, user_id, response_url=metadata.get("response_url") or None)
-        submission = Submission(ack, reply, title=FORM_TITLE)
-        linked = await who_submits(bot, client, user_id, submission)
-        if linked is None:
+        response_url = metadata.get("response_url")
+        submitting = await submitted(
+            bot, ack, body, view, client, title=FORM_TITLE, response_url=response_url
+        )
+        if submitting is None:
             return
+        submission, linked, reply = submitting.submission, submitting.linked, submitting.reply
         pairs = submitted_pairs(view)
         try:
             command = parse_signal(collect_fields(pairs))
@@ -147,8 +139,8 @@ def register(app: AsyncApp, bot: Bot) -> None:
         # The form is right: stored first, then the modal closes. Placing waits its turn for
         # the database, which under load can take longer than Slack waits for this answer; the
         # outcome follows as a message.
-        request = SlackRequest("view", str(view["id"]), user_id)
-        form = StoredForm(FORM_KIND, linked, tuple(pairs), metadata.get("response_url") or "")
+        request = SlackRequest("view", str(view["id"]), reply.user_id)
+        form = StoredForm(FORM_KIND, linked, tuple(pairs), response_url or "")
         try:
             stored = await submission.stored(intake.store(request, form), busy=BUSY)
         except Exception as error:

@@ -162,3 +162,11 @@ class TransferRequestedEvent(Event):
 class TransferExecutedEvent(Event):
     transfer_id: int
     signal_ids: tuple[int, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class TransferRejectedEvent(Event):
+    """An institution-admin or admin turned a requested transfer down (core.transfer): the
+    request is answered, nothing moves."""
+
+    transfer_id: int

@@ -11,8 +11,12 @@ matches too: they receive the colleague's notifications (DOMAIN: Transfer on abs
 
 ``my_work(..., with_answers=True)`` (the App Home) also lists what awaits the professional's
 answer — coordinations to accept, transfers to carry out, match contact and consent, informing,
-extending — each with the reply token its buttons carry: the token a notification's buttons
-and ``antwoord+TOKEN@`` carry, so ``core.replies.answer`` decides it as for a mail or a DM.
+extending — each with the reply token its buttons carry: a token of the professional (or their
+institution's mailbox) for that subject, as a notification's ``antwoord+TOKEN@`` carries it, so
+``core.replies.answer`` decides it as for a mail or a DM. Never the token of a Slack message's
+buttons: spent from the Home, that message would count as answered by its own button and keep
+them (core.slack_threads.carried_by_a_slack_message); answered with another token (its mail's,
+or a new one), it is updated as after a mail answer.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from core.models import (
 )
 from core.notifications.recipients import current_absence, current_stand_in
 from core.reply_tokens import issue_token
+from core.slack_threads import carried_by_a_slack_message
 
 
 @dataclass(frozen=True)
@@ -574,10 +579,11 @@ def _token(
     *,
     personal: bool = False,
 ) -> str:
-    """A usable reply token for ``me`` on the subject: one a notification already carried
-    (``me``'s own; unless ``personal``, also one of their institution's mailbox), else a new
-    one issued as dispatch would (core.notifications.dispatch): personal, or, for a
-    coordination, the institution's — core.replies then checks the sender against it."""
+    """A usable reply token for ``me`` on the subject that no Slack message's buttons carry
+    (see the module docstring): ``me``'s own or, unless ``personal``, their institution's
+    mailbox's — a notification's mail carried it, or this issued it before — else a new one
+    issued as dispatch would (core.notifications.dispatch): personal, or, for a coordination,
+    the institution's — core.replies then checks the sender against it."""
     scope: ColumnElement[bool] = col(ReplyToken.professional_id) == me.id
     if not personal:
         scope = or_(
@@ -595,6 +601,7 @@ def _token(
             col(ReplyToken.used_at).is_(None),
             col(ReplyToken.expires_at) > now + TOKEN_MARGIN,
             scope,
+            ~carried_by_a_slack_message(col(ReplyToken.token)),
         )
         .order_by(col(ReplyToken.issued_at).desc(), col(ReplyToken.id).desc())
     ).first()

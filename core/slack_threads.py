@@ -14,7 +14,9 @@
   ``core.notifications.subscribers``) marks those threads; the Slack worker then replaces the
   buttons of their messages of those kinds by a line saying who answered how
   (:func:`claim_due_updates`, ``bot.threads``). A message whose own button gave the answer was
-  updated at once by the button's handler (``bot.answered``): it is passed by.
+  updated at once by the button's handler (``bot.answered``): it is passed by, known by its
+  reply token being used — so nothing else spends a Slack message's token (the App Home
+  answers with another: :func:`carried_by_a_slack_message`).
 * **Which messages.** An answer covers the thread's messages of its kinds enqueued up to the
   answer (a question asked again later keeps its buttons) and not updated before: per kind the
   thread keeps the newest outbox id done, so one thread holds several questions (a signal's
@@ -31,8 +33,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, exists, func
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, select
 
 from core.clock import as_utc, local_date, utcnow
@@ -48,6 +51,7 @@ from core.events import (
     SignalExtendedEvent,
     SignalInformedEvent,
     TransferExecutedEvent,
+    TransferRejectedEvent,
 )
 from core.models import (
     Channel,
@@ -96,9 +100,9 @@ class ThreadRoot:
 @dataclass(frozen=True)
 class Answer:
     """Who answered a subject's question and how (``accept``, ``decline``, ``hand-over``,
-    ``contacted``, ``extend``, ``informed``, ``take-up``, ``assign``, ``close``, ``execute``:
-    the actions of the bot's ``antwoord-verwerkt`` line), with its argument (a reason, an
-    institution, a date, a count)."""
+    ``contacted``, ``extend``, ``informed``, ``take-up``, ``assign``, ``close``, ``execute``,
+    ``reject``: the actions of the bot's ``antwoord-verwerkt`` line), with its argument (a
+    reason, an institution, a date, a count)."""
 
     name: str
     action: str
@@ -405,15 +409,18 @@ def _signal_informed(session: Session, config: CoreConfig, event: Event) -> list
     return [Answered(signal.number, INFORMING_QUESTION, answer)]
 
 
-def _transfer_executed(session: Session, config: CoreConfig, event: Event) -> list[Answered]:
-    """Every institution-admin's request message; the executed transfer's own messages have
-    no button (bot.threads passes them by)."""
-    assert isinstance(event, TransferExecutedEvent)
+def _transfer_answered(session: Session, config: CoreConfig, event: Event) -> list[Answered]:
+    """Executed or turned down: every institution-admin's request message (the executed
+    transfer's own messages have no button: bot.threads passes them by)."""
+    assert isinstance(event, TransferExecutedEvent | TransferRejectedEvent)
     transfer = session.get(TransferRequest, event.transfer_id)
     if transfer is None:
         return []
-    name = _professional_name(session, transfer.executed_by_id)
-    answer = Answer(name, "execute", str(transfer.signals_moved))
+    name = _professional_name(session, transfer.executed_by_id)  # who executed or rejected it
+    if isinstance(event, TransferExecutedEvent):
+        answer = Answer(name, "execute", str(transfer.signals_moved))
+    else:
+        answer = Answer(name, "reject")
     return [Answered(transfer.number, TRANSFER_QUESTION, answer)]
 
 
@@ -427,7 +434,8 @@ ANSWERS: dict[type[Event], Callable[[Session, CoreConfig, Event], list[Answered]
     MatchContactConfirmedEvent: _contact_confirmed,
     SignalExtendedEvent: _signal_extended,
     SignalInformedEvent: _signal_informed,
-    TransferExecutedEvent: _transfer_executed,
+    TransferExecutedEvent: _transfer_answered,
+    TransferRejectedEvent: _transfer_answered,
 }
 
 
@@ -522,6 +530,17 @@ def _answerable(
         shown = {k: v for k, v in answer.items() if k not in ("kinds", "upto")}
         due.append(DueAnswer(shown, messages))
     return due, through
+
+
+def carried_by_a_slack_message(token: Mapped[str]) -> ColumnElement[bool]:
+    """Whether the reply token ``token`` is on the buttons of a Slack message. Once such a token
+    is used, :func:`claim_due_updates` takes it that the message's own button gave the answer
+    (its handler updated the message at once) and passes the message by; so whatever answers
+    from elsewhere — the App Home's buttons (core.overview) — answers with another token, as a
+    reply mail does, and the message is updated like after a mail."""
+    return exists().where(
+        col(OutboxMessage.reply_token) == token, col(OutboxMessage.channel) == Channel.SLACK.value
+    )
 
 
 def claim_due_updates(

@@ -22,7 +22,7 @@ from core.actors import (
 from core.clock import utcnow
 from core.config import CoreConfig
 from core.errors import Conflict, InvalidInput, NotAllowed
-from core.events import TransferExecutedEvent, TransferRequestedEvent
+from core.events import TransferExecutedEvent, TransferRejectedEvent, TransferRequestedEvent
 from core.models import (
     Professional,
     Role,
@@ -168,7 +168,12 @@ def execute_transfer(
 
 
 def reject_transfer(
-    transfer_number: str, *, session: Session, actor: audit.Actor, now: datetime | None = None
+    transfer_number: str,
+    *,
+    session: Session,
+    config: CoreConfig,
+    actor: audit.Actor,
+    now: datetime | None = None,
 ) -> TransferRequest:
     now = now or utcnow()
     executor = acting_professional(session, actor)
@@ -189,6 +194,7 @@ def reject_transfer(
         details={"transfer": transfer.number},
         at=now,
     )
+    publish(session, config, TransferRejectedEvent(at=now, transfer_id=transfer.id or 0))
     return transfer
 
 

@@ -184,7 +184,9 @@ def transfer_reject(
 
     with open_core() as core:
         rejected = core.run(
-            lambda session: reject_transfer(number, session=session, actor=acting(session, by))
+            lambda session: reject_transfer(
+                number, session=session, config=core.config, actor=acting(session, by)
+            )
         )
     say(f"Overdracht {rejected.number} is afgewezen.", "green")
 

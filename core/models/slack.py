@@ -72,12 +72,26 @@ class SlackLinkCode(SQLModel, table=True):
 
 class SlackThread(SQLModel, table=True):
     """The first Slack message the app posted to one recipient (a user or channel id, as the
-    outbox addressed it) about one subject (``C-4``, ``M-3``, ``S-12``): later messages about it
-    go in its thread (core.slack_threads). When the subject's question is answered, by anyone,
-    by mail or Slack, ``update_due_at`` is set and the Slack worker replaces the buttons of the
-    thread's messages after ``updated_through`` (an outbox id) by ``answer``: who answered how.
-    The workspace is the one it was posted through: a recipient linked elsewhere since starts a
-    new thread (the old channel is not the new token's)."""
+    outbox addressed it) about one subject (``C-4``, ``M-3``, ``S-12``, ``T-2``): later messages
+    about it go in its thread (core.slack_threads). ``professional_id`` and ``institution_id``
+    say whose thread it is (a professional's DM, an institution's channel; neither: the
+    municipality contact's): an answer picks the threads whose question it answers by them.
+
+    ``answer`` holds ``{"pending": [...], "through": {kind: outbox id}}``: the answers still to
+    show (who answered how and when, the kinds of message that asked it, the newest outbox id
+    it covers) and, per kind, the newest message already updated — a thread can hold several
+    questions (a signal's expiry warning and its reminder to inform), each answered on its own.
+    (A thread answered before the kinds holds one answer, a coordination's, as a flat dict.)
+    An answer, by anyone, by mail or Slack, sets ``answered_at`` and ``update_due_at``; the
+    Slack worker then replaces the buttons of the thread's messages of its kinds by the line who
+    answered how and clears ``update_due_at``, or after a failure sets it later again
+    (``update_attempts``, at most core.slack_threads.MAX_UPDATE_ATTEMPTS). A message whose own
+    button gave the answer was updated by the button and is passed by.
+
+    The workspace (``enterprise_id``, ``team_id``) is the one it was posted through: a recipient
+    linked elsewhere since starts the thread again there, and the messages up to
+    ``updated_through`` (an outbox id), posted through the old workspace, are out of reach (the
+    old channel is not the new token's)."""
 
     __table_args__ = (UniqueConstraint("recipient", "subject"),)
 

@@ -8,7 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bot.conftest import ANNA, SlackSender, slack_serve_environment, user
+from tests.bot.conftest import (
+    ANNA,
+    SIGNING_SECRET,
+    SlackSender,
+    serve_environment,
+    slack_serve_environment,
+    user,
+)
 from tests.bot.fake_slack_api import FakeSlackApi
 from tests.mail_gateway.conftest import free_port, wait_for_port
 
@@ -44,6 +51,49 @@ def test_serve_runs_the_slack_role(
             process.wait(30)
     output_text = log.read_text()
     assert f"Slack op http://127.0.0.1:{port}/slack/events" in output_text
+
+
+def test_serve_runs_a_distributed_app_without_a_bot_token(
+    tmp_path: Path, database_url: str, slack_api: FakeSlackApi
+) -> None:
+    """Many workspaces (issue 12): the client id and secret take SLACK_BOT_TOKEN's place, so
+    ``serve`` runs the Slack role (its install page answers) and says so, not that Slack is
+    off."""
+    import urllib.request
+
+    port = free_port()
+    environment = serve_environment(
+        tmp_path,
+        database_url,
+        SLACK_CLIENT_ID="1.2",
+        SLACK_CLIENT_SECRET="geheim",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        VERWIJSINDEX_SLACK_PORT=str(port),
+        VERWIJSINDEX_SLACK_API_URL=slack_api.url,
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--only", "slack", "--workers", "0"],
+            env=environment,
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/slack/install", timeout=10) as page:
+            assert page.status == 200
+            assert "slack.com/oauth/v2/authorize" in page.read().decode()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    output_text = log.read_text()
+    assert f"Slack op http://127.0.0.1:{port}/slack/events" in output_text, output_text
+    assert "staat uit" not in output_text
 
 
 def test_health_shares_the_slack_endpoint_when_their_ports_agree(

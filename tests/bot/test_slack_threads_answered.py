@@ -1,10 +1,12 @@
 """Every Slack message with buttons loses them when its question is answered, by anyone, by mail
 or Slack (issue 12, item 4; CONTRACT §5 Threads): a match's *Contact gelegd* answered by reply
 mail (``CONTACT GELEGD`` through the real SMTP listener and processing), the municipality's
-escalation and its next question answered by mail (``REGIE``, then ``AFGEROND``), and a match
-answered by a stand-in's button in their own DM, which updates the absent colleague's DM too.
-The fake Web API records each ``chat.update``: the buttons gone, the line who answered how in
-their place; a message about another question, or someone else's, keeps its buttons."""
+escalation and its next question answered by mail (``REGIE``, then ``AFGEROND``), a match
+answered by a stand-in's button in their own DM, which updates the absent colleague's DM too,
+and a transfer request turned down from the command line (``transfer reject``), which updates
+the institution-admin's DM with *Overdracht uitvoeren*. The fake Web API records each
+``chat.update``: the buttons gone, the line who answered how in their place; a message about
+another question, or someone else's, keeps its buttons."""
 
 from __future__ import annotations
 
@@ -14,21 +16,52 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot import proactive_linking
 from core.absence import declare_absence
 from core.actors import institution_actor, professional_actor
+from core.cli.signals import acting
 from core.clock import local_date, utcnow
 from core.config import CoreConfig
 from core.coordination import decline_coordination
 from core.db import run_in_transaction
-from core.models import Coordination, CoordinationStatus, MunicipalityAction, Professional
+from core.models import (
+    AuditEvent,
+    Coordination,
+    CoordinationStatus,
+    MunicipalityAction,
+    OutboxMessage,
+    Professional,
+    TransferRequest,
+    TransferStatus,
+)
+from core.transfer import reject_transfer
 from mail_gateway.context import Gateway
-from tests.bot.conftest import ANNA, EVA, PIETER, RunningSlack, SlackSender, slack_user_of, user
+from tests.bot.conftest import (
+    ANNA,
+    EVA,
+    KARIN,
+    PIETER,
+    RUUD,
+    THIJS,
+    WENDY,
+    RunningSlack,
+    SlackSender,
+    slack_user_of,
+    user,
+)
 from tests.bot.fake_slack_api import Call, FakeSlackApi
 from tests.bot.forms import signal_fields, submit_signal
 from tests.bot.test_answers import press
+from tests.bot.test_app_home import (
+    _published,
+    open_home,
+    press_on_home,
+    texts,
+    value_of,
+    wait_for_publish,
+)
 from tests.bot.test_regie_slack import CONTACT, GERDA, contact_in_slack  # noqa: F401  (fixture)
 from tests.bot.test_work_comes_to_people import _arrived, _buttons, _mail, _texts, _updates
 from tests.bsns import valid_bsns
@@ -258,4 +291,80 @@ def test_a_stand_ins_button_in_their_own_dm_updates_the_absent_colleagues_dm(
     assert "antwoord_contact" not in str(update.args["blocks"])
     time.sleep(2.0)
     assert len(_updates(slack_api, to_pieter.response["ts"])) == 1  # pressed: updated once
+    assert _updates(slack_api, to_eva.response["ts"]) == []  # Eva's own question stays
+
+
+def test_a_transfer_rejected_from_the_command_line_updates_the_coordinators_request_dm(
+    slack_role: RunningSlack,
+    slack_api: FakeSlackApi,
+    synced_engine: Engine,
+    config: CoreConfig,
+) -> None:
+    _linked(synced_engine, WENDY, RUUD)
+    sender = SlackSender(slack_role.url, slack_api)
+    command = f"overdracht <@{user(THIJS)}|thijs> <@{user(EVA)}|eva> <@{user(KARIN)}|karin>"
+    assert sender.command("/verwijsindex", command, WENDY).status == 200
+    request = _dm(slack_api, user(RUUD), "overdracht_uitvoeren")
+    assert _buttons(request) == ["overdracht_uitvoeren"]
+
+    # As `verwijsindex transfer reject T-1 --by <Ruud>` does it (core.cli.handover).
+    run_in_transaction(
+        synced_engine,
+        lambda s: reject_transfer(
+            "T-1", session=s, config=config, actor=acting(s, RUUD), now=utcnow()
+        ),
+    )
+
+    update = _answered(slack_api, request, "Ruud's transfer request DM updated")
+    assert all(b["type"] != "actions" for b in update.args["blocks"])
+    line = f"*{_name(synced_engine, RUUD)}* heeft de overdracht afgewezen"
+    assert line in _texts(update.args["blocks"]) and line in update.args["text"]
+    assert "Verzoek om overdracht T-1" in _texts(update.args["blocks"])  # the facts stay
+    with Session(synced_engine) as session:
+        assert session.exec(select(TransferRequest)).one().status == TransferStatus.REJECTED
+        assert session.exec(
+            select(AuditEvent).where(AuditEvent.action == "transfer-rejected")
+        ).all()
+    time.sleep(1.5)
+    assert len(_updates(slack_api, request.response["ts"])) == 1
+
+
+def test_a_button_pressed_on_the_app_home_updates_the_dm_that_asked_the_same_question(
+    slack_role: RunningSlack,
+    slack_api: FakeSlackApi,
+    synced_engine: Engine,
+) -> None:
+    _linked(synced_engine, ANNA, EVA)
+    sender = SlackSender(slack_role.url, slack_api)
+    for email in (ANNA, EVA):
+        submit_signal(sender, slack_api, email, signal_fields(BSN, BIRTH))
+    to_anna = _dm(slack_api, user(ANNA), "antwoord_contact")
+    to_eva = _dm(slack_api, user(EVA), "antwoord_contact")
+    home = open_home(sender, slack_api, ANNA)
+    before = len(_published(slack_api, ANNA))
+    # The Home's button answers with the match mail's token, not the DM's: a used token on a
+    # Slack message means its own button was pressed (and the message updated at once).
+    on_home = value_of(home, "antwoord_contact")
+    with Session(synced_engine) as session:
+        tokens = {
+            row.channel: row.reply_token
+            for row in session.exec(
+                select(OutboxMessage).where(
+                    OutboxMessage.kind == "match",
+                    col(OutboxMessage.recipient).in_((ANNA, user(ANNA))),
+                )
+            )
+        }
+    assert on_home == tokens["email"] != tokens["slack"]
+
+    press_on_home(sender, ANNA, home, "antwoord_contact", on_home)
+
+    line = f"*{_name(synced_engine, ANNA)}* heeft laten weten dat er contact is gelegd"
+    assert line in texts(wait_for_publish(slack_api, ANNA, before))  # the Home says so at once
+    update = _answered(slack_api, to_anna, "Anna's match DM updated by the worker")
+    assert line in _texts(update.args["blocks"])
+    assert "antwoord_contact" not in str(update.args["blocks"])
+    assert "toestemming_gegeven" in str(update.args["blocks"])  # consent may still be recorded
+    time.sleep(2.0)
+    assert len(_updates(slack_api, to_anna.response["ts"])) == 1
     assert _updates(slack_api, to_eva.response["ts"]) == []  # Eva's own question stays

@@ -563,6 +563,21 @@ def test_transfer_requested_by_the_secretariat_and_executed_by_the_coordinator(
     )
 
 
+def test_transfer_rejected_by_the_coordinator(cli: Cli) -> None:
+    requested = as_json(
+        cli(
+            "transfer", "--from", GGD_PRO, "--to", GGD_COLLEAGUE, "--by", GGD_SECRETARIAT,
+            "--senior", GGD_SENIOR, "--json",
+        )
+    )  # fmt: skip
+    assert cli("transfer", "reject", requested["id"], "--by", GGD_SECRETARIAT).exit_code == 1
+    done = ok(cli("transfer", "reject", requested["id"], "--by", GGD_ADMIN))
+    assert f"Overdracht {requested['id']} is afgewezen." in done.stdout
+    [rejected] = as_json(cli("transfer", "list", "--status", "rejected", "--json"))
+    assert rejected["id"] == requested["id"] and rejected["executed_by"] == GGD_ADMIN
+    assert cli("transfer", "execute", requested["id"], "--by", GGD_ADMIN).exit_code == 1
+
+
 def test_transfer_in_one_step_by_the_institution_coordinator(cli: Cli) -> None:
     ok(place(cli, GGD_PRO, "laag", "--birth-date", "01-05-2016"))
     result = ok(

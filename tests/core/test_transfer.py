@@ -213,7 +213,11 @@ def test_a_second_open_request_for_the_same_pair_is_a_conflict(signalled: CoreDr
 def test_rejected_request_cannot_be_executed(signalled: CoreDriver) -> None:
     number = _request(signalled).number
     actor = signalled.professional(RUUD)
-    signalled.run(lambda s: reject_transfer(number, session=s, actor=actor, now=LATER))
+    signalled.run(
+        lambda s: reject_transfer(
+            number, session=s, config=signalled.config, actor=actor, now=LATER
+        )
+    )
     with pytest.raises(Conflict):
         _execute(signalled, number)
 
