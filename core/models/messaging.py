@@ -23,6 +23,9 @@ class ReplyPurpose(StrEnum):
 
 
 class ReplyToken(SQLModel, table=True):
+    # The tokens of a subject (the App Home, a subject answered: core.replies, core.overview).
+    __table_args__ = (Index("ix_replytoken_subject", "purpose", "subject_id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     token: str = Field(max_length=64, unique=True)
     purpose: str = Field(max_length=20)
@@ -109,7 +112,8 @@ class OutboxMessage(SQLModel, table=True):
     institution_id: str | None = Field(default=None, max_length=64)
     reference: str = Field(max_length=100)  # S-12, M-3, C-7, R-40, T-2: what the message is about
     context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    reply_token: str | None = Field(default=None, max_length=64)
+    # Which message carries a token (core.slack_threads.carried_by_a_slack_message).
+    reply_token: str | None = Field(default=None, max_length=64, index=True)
     in_reply_to: str | None = Field(default=None, max_length=998)
     status: str = Field(default=OutboxStatus.PENDING, max_length=10)
     attempts: int = 0
