@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -30,7 +31,7 @@ from core.cli.runtime import (
 from core.config import build_config
 from core.db import service_engine
 from core.logging_setup import configure_logging, set_verbosity
-from core.roles import RoleFailed, run_together
+from core.roles import OpenListener, RoleFailed, open_listeners, run_together
 from core.settings import Settings
 from core.wake import Wake, listen
 from core.worker_processes import WorkerProcesses, stop_when_parent_exits
@@ -70,6 +71,26 @@ def warn_about_exposed_files(settings: Settings) -> None:
     warn_if_readable_by_others(private_paths(settings, extra=[maildir] if maildir else []))
 
 
+def warn_about_the_example_covenant(settings: Settings) -> None:
+    """A region's service (a mail domain of its own) on the bundled example covenant: its
+    institutions and addresses are fictional (``.example``, RFC 2606), so nobody real would get
+    a notification. Almost always ``VERWIJSINDEX_COVENANT`` was forgotten; trying the service
+    out on the default mail domain is what the example is for."""
+    from core.covenant import bundled_covenant_path
+
+    if settings.mail_domain == Settings.model_fields["mail_domain"].default:
+        return
+    if settings.covenant_path.resolve() != bundled_covenant_path().resolve():
+        return
+    log.warning(
+        "the mail domain %s runs on the bundled EXAMPLE covenant (%s): its institutions and "
+        "addresses are fictional. Set VERWIJSINDEX_COVENANT to the region's covenant "
+        "(README, 'Deploying for a region').",
+        settings.mail_domain,
+        settings.covenant_path,
+    )
+
+
 # What ``serve --workers N`` runs in each child; the parent keeps the listeners (SMTP, IMAP,
 # the Slack endpoint) and the scheduler. "slack" in a child is Slack delivery only.
 WORKER_ROLES = ("processing", "delivery", "slack")
@@ -84,7 +105,7 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def start_roles(
+async def start_roles(
     core: Core,
     roles: list[str],
     stop: asyncio.Event,
@@ -92,49 +113,55 @@ def start_roles(
     slack_endpoint: bool = True,
     slack_delivery: bool = True,
 ) -> list[asyncio.Task[None]]:
-    """The tasks of ``roles`` in this process, and the wake listener for its workers."""
+    """The tasks of ``roles`` in this process, and the wake listener for its workers, each
+    named by its role. The listeners (SMTP, the Slack endpoint, health and metrics) bind their
+    ports first: a taken one raises :class:`RoleFailed` before the scheduler or a worker has
+    done anything (core.roles.open_listeners)."""
     from bot.context import build_bot
-    from bot.service import SlackMode, run_slack, slack_mode
+    from bot.service import SlackMode, open_endpoint, run_slack, slack_mode
+    from core.ops_http import open_ops_http, shares_the_slack_endpoint
     from mail_gateway.context import build_gateway
-    from mail_gateway.service import run_roles
+    from mail_gateway.service import open_smtp, run_roles
 
     settings = core.settings
     gateway = build_gateway(settings, core.engine, core.config)
-    tasks = []
-    gateway_roles = [r for r in roles if r not in NOT_GATEWAY_ROLES]
+    slack = slack_mode(settings) if "slack" in roles else SlackMode.OFF
+    bot = build_bot(settings, core.engine, core.config) if slack != SlackMode.OFF else None
+    openers: dict[str, OpenListener] = {}
+    if "smtp" in roles:
+        openers["smtp"] = functools.partial(open_smtp, gateway)
+    if bot is not None and slack_endpoint:
+        openers["slack"] = functools.partial(open_endpoint, bot)
+    on_slacks_server = slack == SlackMode.HTTP and shares_the_slack_endpoint(settings)
+    if slack_endpoint and settings.http_port and not on_slacks_server:  # a worker: no port
+        openers["http"] = functools.partial(
+            open_ops_http, core.engine, settings.http_host, settings.http_port
+        )
+    bound = await open_listeners(openers, stop)
+    tasks = [
+        asyncio.create_task(bound[name](stop), name=name)
+        for name in ("smtp", "http")
+        if name in bound
+    ]
+    gateway_roles = [r for r in roles if r not in (*NOT_GATEWAY_ROLES, "smtp")]
     if gateway_roles:  # asyncio.wait refuses an empty set (serve --only slack)
-        tasks.append(asyncio.create_task(run_roles(gateway, gateway_roles, stop)))
+        tasks.append(asyncio.create_task(run_roles(gateway, gateway_roles, stop), name="gateway"))
     if "scheduler" in roles:
-        tasks.append(asyncio.create_task(run_scheduler(core.engine, core.config, stop)))
-    bot = None
+        scheduler = run_scheduler(core.engine, core.config, stop)
+        tasks.append(asyncio.create_task(scheduler, name="scheduler"))
     if "slack" in roles:
-        if slack_mode(settings) != SlackMode.OFF:
-            bot = build_bot(settings, core.engine, core.config)
-        slack = run_slack(
+        endpoint = bound.get("slack")
+        slack_roles = run_slack(
             settings,
             core.engine,
             core.config,
             stop,
             bot=bot,
-            endpoint=slack_endpoint,
+            endpoint=endpoint is not None,
             delivery=slack_delivery,
+            opened_endpoint=endpoint,
         )
-        tasks.append(asyncio.create_task(slack))
-    if slack_endpoint and settings.http_port:  # this process listens (a worker does not)
-        from core.ops_http import serve_ops_http, shares_the_slack_endpoint
-
-        on_slacks_server = (
-            "slack" in roles
-            and slack_mode(settings) == SlackMode.HTTP
-            and shares_the_slack_endpoint(settings)
-        )
-        if not on_slacks_server:
-            tasks.append(
-                asyncio.create_task(
-                    serve_ops_http(core.engine, settings.http_host, settings.http_port, stop),
-                    name="http",
-                )
-            )
+        tasks.append(asyncio.create_task(slack_roles, name="slack"))
     listeners: dict[Wake, list[asyncio.Event]] = {}
     if "processing" in roles:
         listeners[Wake.INBOUND] = [gateway.inbound_waiting]
@@ -143,7 +170,7 @@ def start_roles(
     if bot is not None and slack_delivery:
         listeners.setdefault(Wake.OUTBOX, []).append(bot.outbox_waiting)
     if listeners:  # workers here: wake them when another process stores their work
-        tasks.append(asyncio.create_task(listen(core.engine, listeners, stop)))
+        tasks.append(asyncio.create_task(listen(core.engine, listeners, stop), name="wake"))
     return tasks
 
 
@@ -169,6 +196,7 @@ async def serve_async(roles: list[str], workers: int = 0) -> None:
     with open_core() as core, contextlib.ExitStack() as stack:  # migrations, covenant: first
         settings = core.settings
         warn_about_exposed_files(settings)
+        warn_about_the_example_covenant(settings)
         stop = stop_on_signals()
         in_children = [r for r in roles if r in WORKER_ROLES] if workers else []
         if "slack" in in_children and slack_mode(settings) == SlackMode.OFF:
@@ -176,7 +204,7 @@ async def serve_async(roles: list[str], workers: int = 0) -> None:
         if in_children:  # the children's counts reach this process's /metrics
             counts_folder = metrics.share_with_child_processes()
             stack.callback(metrics.stop_sharing, counts_folder)
-        tasks = start_roles(
+        tasks = await start_roles(
             core,
             [r for r in roles if r not in in_children or r == "slack"],
             stop,
@@ -184,7 +212,7 @@ async def serve_async(roles: list[str], workers: int = 0) -> None:
         )
         if in_children:
             pool = worker_processes(settings, in_children, workers)
-            tasks.append(asyncio.create_task(pool.run(stop)))
+            tasks.append(asyncio.create_task(pool.run(stop), name="workers"))
         _say_what_runs(settings, roles, in_children, workers)
         await run_together(tasks, stop)  # a failed role: RoleFailed, see serve()
         say("Gestopt; niets is verloren gegaan.")
@@ -200,8 +228,8 @@ async def serve_worker_async(roles: list[str]) -> None:
     try:
         core = Core(settings=settings, engine=engine, config=config)
         stop = stop_on_signals()
-        tasks = start_roles(core, roles, stop, slack_endpoint=False)
-        tasks.append(asyncio.create_task(stop_when_parent_exits(stop)))
+        tasks = await start_roles(core, roles, stop, slack_endpoint=False)
+        tasks.append(asyncio.create_task(stop_when_parent_exits(stop), name="parent"))
         await run_together(tasks, stop)
     finally:
         engine.dispose()

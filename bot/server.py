@@ -19,6 +19,9 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from core.ops_http import open_web_app
+from core.roles import Serve
+
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
@@ -57,22 +60,14 @@ def http_application(
     return web_app
 
 
-async def serve_http(
-    app: AsyncApp,
-    host: str,
-    port: int,
-    stop: asyncio.Event,
-    also: Callable[[web.Application], None] | None = None,
-) -> None:
-    runner = web.AppRunner(http_application(app, also), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+async def open_http(
+    app: AsyncApp, host: str, port: int, also: Callable[[web.Application], None] | None = None
+) -> Serve:
+    """Bind the endpoint (a taken port raises before anything else of ``serve`` started,
+    core.roles); the result serves it until ``stop``."""
+    serve = await open_web_app(http_application(app, also), host, port)
     log.info("Slack endpoint on http://%s:%d%s", host, port, EVENTS_PATH)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    return serve
 
 
 async def serve_socket_mode(app: AsyncApp, app_token: str, stop: asyncio.Event) -> None:

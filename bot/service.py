@@ -20,11 +20,11 @@ from sqlalchemy.engine import Engine
 from bot.app import create_app
 from bot.context import Bot, build_bot
 from bot.installations import distributed
-from bot.server import serve_http, serve_socket_mode
+from bot.server import open_http, serve_socket_mode
 from bot.submission_recovery import run_submission_recovery
 from core.config import CoreConfig
 from core.ops_http import add_routes, shares_the_slack_endpoint
-from core.roles import run_together
+from core.roles import Serve, run_together
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,22 +78,38 @@ def slack_mode(settings: Settings) -> SlackMode:
     return SlackMode.SOCKET if settings.slack_app_token is not None else SlackMode.HTTP
 
 
-async def run_endpoint(bot: Bot, stop: asyncio.Event) -> None:
-    """Take Slack's requests until ``stop``; then finish the work already acknowledged."""
+async def open_endpoint(bot: Bot) -> Serve:
+    """Bind Slack's HTTP endpoint (a taken port raises; Socket Mode connects out and binds
+    nothing) and return what takes Slack's requests until ``stop``, then finishes the work
+    already acknowledged."""
     settings = bot.settings
     app = create_app(bot)
-    try:
-        if slack_mode(settings) == SlackMode.SOCKET:
-            assert settings.slack_app_token is not None
-            await serve_socket_mode(app, settings.slack_app_token.get_secret_value(), stop)
-        else:
-            also = None
-            if settings.http_port and shares_the_slack_endpoint(settings):
-                also = functools.partial(add_routes, engine=bot.engine)
-            await serve_http(app, settings.slack_host, settings.slack_port, stop, also)
-    finally:
-        await bot.in_flight.drain(DRAIN_SECONDS)
-        await bot.identity.settle(IDENTITY_SETTLE_SECONDS)
+    listen: Serve
+    if slack_mode(settings) == SlackMode.SOCKET:
+        assert settings.slack_app_token is not None
+        listen = functools.partial(
+            serve_socket_mode, app, settings.slack_app_token.get_secret_value()
+        )
+    else:
+        also = None
+        if settings.http_port and shares_the_slack_endpoint(settings):
+            also = functools.partial(add_routes, engine=bot.engine)
+        listen = await open_http(app, settings.slack_host, settings.slack_port, also)
+
+    async def serve(stop: asyncio.Event) -> None:
+        try:
+            await listen(stop)
+        finally:
+            await bot.in_flight.drain(DRAIN_SECONDS)
+            await bot.identity.settle(IDENTITY_SETTLE_SECONDS)
+
+    return serve
+
+
+async def run_endpoint(bot: Bot, stop: asyncio.Event) -> None:
+    """Take Slack's requests until ``stop``; then finish the work already acknowledged."""
+    serve = await open_endpoint(bot)
+    await serve(stop)
 
 
 async def run_slack(
@@ -106,11 +122,14 @@ async def run_slack(
     endpoint: bool = True,
     delivery: bool = True,
     linking: bool = True,
+    opened_endpoint: Serve | None = None,
 ) -> None:
     """The endpoint and the delivery worker; a crash of one stops the other (the supervisor
     restarts the service; nothing accepted is lost). ``serve --workers N`` runs the endpoint
     in its parent process and the delivery worker in each child; the proactive linking of
-    professionals (bot.proactive_linking) runs beside the endpoint, once per service."""
+    professionals (bot.proactive_linking) runs beside the endpoint, once per service.
+    ``opened_endpoint``: the endpoint already bound (:func:`open_endpoint`; ``serve`` binds
+    every listener before any worker starts, core.roles)."""
     missing = slack_missing(settings)
     if missing:
         log.info("Slack is off: set %s", describe_missing(missing, either="or", both="and"))
@@ -120,7 +139,8 @@ async def run_slack(
     bot = bot or build_bot(settings, engine, config)
     tasks = []
     if endpoint:
-        tasks.append(asyncio.create_task(run_endpoint(bot, stop), name="slack-endpoint"))
+        serve_endpoint = opened_endpoint or await open_endpoint(bot)
+        tasks.append(asyncio.create_task(serve_endpoint(stop), name="slack-endpoint"))
     if endpoint and linking:
         tasks.append(
             asyncio.create_task(_proactive_linking(settings, engine, stop), name="slack-linking")

@@ -99,6 +99,10 @@ def _copy(source: Path, target: Path) -> None:
         origin.execute("PRAGMA busy_timeout=60000")
         copy.execute("PRAGMA busy_timeout=60000")
         origin.backup(copy)  # every page in one step: one snapshot
+        # The copy took the service's WAL mode along; a read-only look at a WAL database (the
+        # checks below) leaves -wal and -shm files beside it that it cannot remove. A copy is
+        # one file; the service switches its database to WAL again when it opens it.
+        copy.execute("PRAGMA journal_mode=DELETE")
     origin.close()
     copy.close()
 
@@ -136,5 +140,3 @@ def _unknown_key(path: Path, ring: KeyRing) -> str | None:
             return unknown_key_in_use(session, ring)
     finally:
         engine.dispose()
-
-

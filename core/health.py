@@ -73,8 +73,13 @@ def readiness(engine: Engine, states: RoleStates | None = None) -> list[Check]:
         checks.append(_scheduler(states))
     if states.imap_expected:
         checks.append(
-            Check("imap", states.imap_connected, "connected" if states.imap_connected else
-                  "not connected to the IMAP server (it is tried again; see the log)")
+            Check(
+                "imap",
+                states.imap_connected,
+                "connected"
+                if states.imap_connected
+                else "not connected to the IMAP server (it is tried again; see the log)",
+            )
         )
     return checks
 
@@ -89,13 +94,20 @@ def _database(engine: Engine) -> Check:
 
 
 def _schema(engine: Engine) -> Check:
-    from core.migrations import head_revision
+    from core.migrations import head_revision, is_known_revision
 
     with reading(engine).connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     head = head_revision()
     if current == head:
         return Check("migrations", True, f"at {head}")
+    if current is not None and not is_known_revision(current):
+        return Check(
+            "migrations",
+            False,
+            f"database at {current} is newer than this code (at {head}): install the new "
+            "release on this instance (db upgrade cannot go back)",
+        )
     return Check("migrations", False, f"database at {current}, code at {head}: run db upgrade")
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, update
+from sqlalchemy import Table, func, inspect, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -93,20 +93,36 @@ def unknown_key_in_use(session: Session, ring: KeyRing) -> str | None:
     """The id of a key the database is written under that ``ring`` does not hold, if any: the
     latest logboek event's, or a youth's. A service started with another key (another working
     folder with its own generated key, a mistyped setting) would otherwise write new data under
-    it beside the old, which it could neither match nor read."""
+    it beside the old, which it could neither match nor read. Asked before the migrations too,
+    of a schema of any revision: a table or column not there yet holds no key id."""
     known = [key.id for key in ring.keys]
-    last_event = session.exec(
-        select(AuditEvent.key_id)
-        .where(col(AuditEvent.key_id).is_not(None))
-        .order_by(col(AuditEvent.id).desc())
-        .limit(1)
-    ).first()
-    if last_event is not None and last_event not in known:
-        return last_event
-    youth = session.exec(
-        select(Youth.key_id).where(col(Youth.key_id).not_in(known)).limit(1)
-    ).first()
-    return youth
+    keyed = _tables_with_key_ids(session, AuditEvent, Youth)
+    if AuditEvent in keyed:
+        last_event = session.exec(
+            select(AuditEvent.key_id)
+            .where(col(AuditEvent.key_id).is_not(None))
+            .order_by(col(AuditEvent.id).desc())
+            .limit(1)
+        ).first()
+        if last_event is not None and last_event not in known:
+            return last_event
+    if Youth in keyed:
+        return session.exec(
+            select(Youth.key_id).where(col(Youth.key_id).not_in(known)).limit(1)
+        ).first()
+    return None
+
+
+def _tables_with_key_ids(session: Session, *models: Any) -> set[Any]:
+    """Those of ``models`` whose table has its ``key_id`` column in this database (0002, 0003
+    added them)."""
+    schema = inspect(session.connection())
+    return {
+        model
+        for model in models
+        if schema.has_table(model.__tablename__)
+        and any(column["name"] == "key_id" for column in schema.get_columns(model.__tablename__))
+    }
 
 
 def key_status(session: Session, config: CoreConfig) -> KeyStatus:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from core.db import reading
-from core.models import InboundMessage, InboundStatus, OutboxMessage
+from core.models import Channel, InboundMessage, InboundStatus, OutboxMessage, OutboxStatus
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -136,9 +136,12 @@ class QueueCollector:
                 for row in connection.execute(select(status, func.count()).group_by(status))
             }
             channel, state = col(OutboxMessage.channel), col(OutboxMessage.status)
-            outbox = connection.execute(
-                select(channel, state, func.count()).group_by(channel, state)
-            ).all()
+            outbox: dict[tuple[str, str], int] = {
+                (str(row[0]), str(row[1])): row[2]
+                for row in connection.execute(
+                    select(channel, state, func.count()).group_by(channel, state)
+                )
+            }
         backlog = GaugeMetricFamily(
             "verwijsindex_inbound_backlog", "Stored messages not yet processed"
         )
@@ -151,11 +154,16 @@ class QueueCollector:
         yield failed
         messages = GaugeMetricFamily(
             "verwijsindex_outbox_messages",
-            "Notifications by channel and status (pending, sending, sent, failed, dead)",
+            "Notifications by channel and status (pending, sending, sent, failed: dead letters)",
             labels=["channel", "status"],
         )
-        for channel_name, status_name, count in outbox:
-            messages.add_metric([str(channel_name), str(status_name)], count)
+        # Every series, 0 included: an alert on failed > 0 or a rate() needs the series to
+        # exist before its first notification (Prometheus: "avoid missing metrics").
+        every = {(c.value, s.value) for c in Channel for s in OutboxStatus}
+        for channel_name, status_name in sorted(every | outbox.keys()):
+            messages.add_metric(
+                [channel_name, status_name], outbox.get((channel_name, status_name), 0)
+            )
         yield messages
 
 

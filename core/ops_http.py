@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy.engine import Engine
 
 from core import health, metrics
+from core.roles import Serve
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,15 +52,29 @@ def add_routes(web_app: web.Application, engine: Engine) -> None:
     web_app.router.add_get("/metrics", metrics_text)
 
 
-async def serve_ops_http(engine: Engine, host: str, port: int, stop: asyncio.Event) -> None:
+async def open_ops_http(engine: Engine, host: str, port: int) -> Serve:
     web_app = web.Application()
     add_routes(web_app, engine)
+    serve = await open_web_app(web_app, host, port)
+    log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", host, port)
+    return serve
+
+
+async def open_web_app(web_app: web.Application, host: str, port: int) -> Serve:
+    """Bind ``web_app`` to ``host``:``port`` (a taken port raises: the service does not start,
+    core.roles) and return what serves it until ``stop``; this endpoint's and Slack's."""
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()  # a taken port fails the role, and so the service (core.roles)
-    log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", host, port)
     try:
-        await stop.wait()
-    finally:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
         await runner.cleanup()
+        raise
+
+    async def serve(stop: asyncio.Event) -> None:
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    return serve

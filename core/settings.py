@@ -28,8 +28,15 @@ _WARNED_ABOUT: set[Path] = set()  # generated-key files already warned about
 class Settings(BaseSettings):
     """CONTRACT §2. Slack's own variables keep their own names (no prefix)."""
 
+    # env_ignore_empty: an empty value is unset, as a template's ``SLACK_BOT_TOKEN=`` line means
+    # (deploy/verwijsindex.env.example); otherwise "" would count as a token, and a path line
+    # as Path(".").
     model_config = SettingsConfigDict(
-        env_prefix="VERWIJSINDEX_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="VERWIJSINDEX_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # Where the defaults of the database, the outgoing maildir and the generated key live
@@ -127,7 +134,8 @@ class Settings(BaseSettings):
         return self
 
     def make_data_dir(self) -> None:
-        """Create ``data_dir`` (private) when it was set and does not exist yet."""
+        """Create ``data_dir`` (private) when it was set and does not exist yet: before the
+        first file is written there (the generated key, the SQLite database)."""
         if "data_dir" in self.model_fields_set and not self.data_dir.exists():
             self.data_dir.mkdir(mode=0o700, parents=True)
 
@@ -151,21 +159,32 @@ class Settings(BaseSettings):
 
         return self.covenant or bundled_covenant_path()
 
-    def resolved_secret_key(self) -> bytes:
+    def resolved_secret_key(self, *, generate: bool = True) -> bytes:
         """The key for BSN digests and identity encryption.
 
         When unset, a random key is generated once into ``secret_file`` so the data stays
         readable across restarts, with a loud warning: production must set its own key (and
-        keep it; losing it makes every stored BSN unmatchable).
+        keep it; losing it makes every stored BSN unmatchable). ``generate=False`` writes no
+        file: when there is none yet, a stand-in that opens nothing (:meth:`keyring`).
         """
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
+        if not generate and self.key_not_generated_yet:
+            return secrets.token_urlsafe(48).encode()
+        self.make_data_dir()
         return _generated_secret(self.secret_file).encode()
 
-    def keyring(self) -> KeyRing:
-        """The current key and the previous ones (core.keyring)."""
+    @property
+    def key_not_generated_yet(self) -> bool:
+        """No key is set and none was generated yet: the first key use will write one."""
+        return self.secret_key is None and not self.secret_file.exists()
+
+    def keyring(self, *, generate: bool = True) -> KeyRing:
+        """The current key and the previous ones (core.keyring). ``generate=False``: for a
+        check that may still refuse to start, which must leave no new key file behind; the
+        current key is then a stand-in when none was generated yet."""
         return KeyRing.of(
-            self.resolved_secret_key(),
+            self.resolved_secret_key(generate=generate),
             [key.get_secret_value().encode() for key in self.previous_secret_keys],
         )
 

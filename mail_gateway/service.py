@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from core.roles import run_together
+from core.roles import Serve, run_together
 from mail_gateway.context import Gateway
 
 log = logging.getLogger(__name__)
@@ -25,18 +25,29 @@ SMTP_DRAIN_SECONDS = 30.0
 Role = Callable[[Gateway, asyncio.Event], Coroutine[Any, Any, None]]
 
 
-async def run_smtp(gateway: Gateway, stop: asyncio.Event) -> None:
+async def open_smtp(gateway: Gateway) -> Serve:
+    """Bind the SMTP listener (a taken port raises: ``serve`` binds every listener before any
+    other role starts, core.roles) and return what serves it until ``stop``."""
     from mail_gateway.smtp_server import start_smtp
 
     server = await start_smtp(gateway)
-    try:
-        await stop.wait()
-    finally:
-        server.close()  # no new connections; sessions in progress may finish their message
+
+    async def serve(stop: asyncio.Event) -> None:
         try:
-            await asyncio.wait_for(server.wait_closed(), SMTP_DRAIN_SECONDS)
-        except TimeoutError:
-            log.warning("SMTP sessions still open after %.0f s; closing", SMTP_DRAIN_SECONDS)
+            await stop.wait()
+        finally:
+            server.close()  # no new connections; sessions in progress may finish their message
+            try:
+                await asyncio.wait_for(server.wait_closed(), SMTP_DRAIN_SECONDS)
+            except TimeoutError:
+                log.warning("SMTP sessions still open after %.0f s; closing", SMTP_DRAIN_SECONDS)
+
+    return serve
+
+
+async def run_smtp(gateway: Gateway, stop: asyncio.Event) -> None:
+    serve = await open_smtp(gateway)
+    await serve(stop)
 
 
 async def run_processing(gateway: Gateway, stop: asyncio.Event) -> None:

@@ -77,6 +77,7 @@ def root(
             "-v",
             count=True,
             help="Log what happens; -vv also the libraries' own debug lines.",
+            show_default=False,
         ),
     ] = 0,
     version: Annotated[
@@ -94,7 +95,16 @@ def root(
 
 
 for group in (
-    admin, registrations, signals, matches, youths, handover, keys, report, rights, backup
+    admin,
+    registrations,
+    signals,
+    matches,
+    youths,
+    handover,
+    keys,
+    report,
+    rights,
+    backup,
 ):
     group.register(app)
 

@@ -51,8 +51,9 @@ def restore_command(
     Stop the service first."""
     settings = load_cli_settings()
     settings.make_data_dir()
+    ring = settings.keyring(generate=False)  # a refused backup leaves no new key file behind
     try:
-        report = restore(settings.database_url, file, settings.keyring(), replace=replace)
+        report = restore(settings.database_url, file, ring, replace=replace)
     except BackupError as exc:
         stderr().print(f"Niet hersteld: {exc}")
         raise typer.Exit(EXIT_REFUSED) from None

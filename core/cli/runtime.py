@@ -42,9 +42,10 @@ from core.audit import Actor
 from core.clock import DEFAULT_TIMEZONE, as_utc
 from core.config import CoreConfig, build_config
 from core.covenant import CovenantError
-from core.db import reading, run_in_transaction, service_engine
+from core.db import create_db_engine, reading, run_in_transaction, service_engine
 from core.errors import DomainError
 from core.fields import parse_date
+from core.file_privacy import sqlite_file
 from core.free_text import quote
 from core.settings import Settings
 
@@ -137,18 +138,18 @@ def open_core(*, sync: bool = True, check_key: bool = True) -> Iterator[Core]:
     """Settings, covenant, an up-to-date schema and (``sync``) the covenant mirrored into the
     database: what a command needs before it can call the core.
 
-    The covenant is loaded first, so a broken file is reported before the database is touched.
-    Read-only commands (``audit verify``, listings) skip the sync so they do not write to what
-    they inspect.
+    The key is checked against an existing database first (reading it only, before a key is
+    generated: a refusal leaves no new key file behind); then the covenant is loaded, so a
+    broken file is reported before the database is written to. Read-only commands (``audit
+    verify``, listings) skip the sync so they do not write to what they inspect.
     """
     settings = load_cli_settings()
-    settings.make_data_dir()  # before the key, which may be generated there
+    if check_key:
+        refuse_a_key_the_database_was_not_written_under(settings)
     config = build_config(settings)
-    upgrade_schema(settings)
+    upgrade_schema(settings, check_key=False)  # checked above
     engine = service_engine(settings)
     try:
-        if check_key:
-            refuse_a_key_the_database_was_not_written_under(engine, settings)
         if sync:
             sync_covenant_if_changed(engine, config)
         yield Core(settings=settings, engine=engine, config=config)
@@ -156,28 +157,43 @@ def open_core(*, sync: bool = True, check_key: bool = True) -> Iterator[Core]:
         engine.dispose()
 
 
-def refuse_a_key_the_database_was_not_written_under(engine: Engine, settings: Settings) -> None:
-    """Issue 13.4: never start on an existing database with a key that does not open it (say a
-    key generated afresh because the service started in another folder). ``keys status`` and
-    ``keys rotate`` skip this: they are how an administrator sorts it out."""
+def refuse_a_key_the_database_was_not_written_under(settings: Settings) -> None:
+    """Issue 13.4: never start on, nor migrate, an existing database with a key that does not
+    open it (say a key generated afresh because the service started in another folder). Runs
+    before any migration, on the schema as it is, and writes nothing: no key file is generated
+    for it. ``keys status`` and ``keys rotate`` skip this: they are how an administrator sorts
+    it out."""
     from core.key_rotation import unknown_key_in_use
 
-    ring = settings.keyring()
-    with Session(reading(engine)) as session:
-        unknown = unknown_key_in_use(session, ring)
+    database = sqlite_file(settings.database_url)
+    if database is not None and not database.exists():
+        return  # a new database: nothing is written under any key yet
+    ring = settings.keyring(generate=False)
+    engine = create_db_engine(settings.database_url)
+    try:
+        with Session(reading(engine)) as session:
+            unknown = unknown_key_in_use(session, ring)
+    finally:
+        engine.dispose()
     if unknown is None:
         return
-    where = (
-        "VERWIJSINDEX_SECRET_KEY"
-        if settings.secret_key is not None
-        else f"the generated key in {settings.secret_file.resolve()}"
-    )
+    current = ring.current.id
+    path = settings.secret_file.resolve()
+    if settings.secret_key is not None:
+        nl = f"VERWIJSINDEX_SECRET_KEY is sleutel {current}"
+        en = f"VERWIJSINDEX_SECRET_KEY is key {current}"
+    elif settings.key_not_generated_yet:
+        nl = f"VERWIJSINDEX_SECRET_KEY is niet gezet en er is geen sleutel in {path}"
+        en = f"VERWIJSINDEX_SECRET_KEY is not set and there is no key in {path}"
+    else:
+        nl = f"de gegenereerde sleutel in {path} is sleutel {current}"
+        en = f"the generated key in {path} is key {current}"
     raise ConfigurationError(
         [
-            f"de database is geschreven met sleutel {unknown}, maar {where} is sleutel "
-            f"{ring.current.id}: zet de juiste VERWIJSINDEX_SECRET_KEY (of VERWIJSINDEX_DATA_DIR), "
-            "of voeg de oude toe aan VERWIJSINDEX_PREVIOUS_SECRET_KEYS / the database was "
-            "written under another key than the one configured; refusing to start"
+            f"de database is geschreven met sleutel {unknown}, maar {nl}: zet de juiste "
+            "VERWIJSINDEX_SECRET_KEY (of VERWIJSINDEX_DATA_DIR), of voeg de oude toe aan "
+            f"VERWIJSINDEX_PREVIOUS_SECRET_KEYS / the database was written under key {unknown}, "
+            f"but {en}; refusing to start"
         ]
     )
 
@@ -215,12 +231,17 @@ def sync_covenant_if_changed(engine: Engine, config: CoreConfig) -> bool:
     return bool(writes)
 
 
-def upgrade_schema(settings: Settings) -> str | None:
+def upgrade_schema(settings: Settings, *, check_key: bool = True) -> str | None:
     """Bring the schema to Alembic's head; returns the revision (when the migrations say).
-    The region's keys go along: a revision may rewrite keyed data (0002 MACs the logboek)."""
+    The region's keys go along: a revision may rewrite keyed data (0002 MACs the logboek, 0003
+    and 0013 seal). So first (``check_key``) the key is checked against the database as it is:
+    data sealed under a key the database was not written under could never be read again."""
     # Imported here: Alembic is only needed once a command touches the database.
     from core.migrations import upgrade_database
 
+    if check_key:
+        refuse_a_key_the_database_was_not_written_under(settings)
+    settings.make_data_dir()  # the SQLite database's folder
     revision = upgrade_database(settings.database_url, keyring=settings.keyring())
     return revision if isinstance(revision, str) else None
 
@@ -453,9 +474,10 @@ def _plain_flags(command: Any) -> None:
 
 
 def _flag_type(option: TyperOption, ctx: Any) -> str | None:
-    """A flag takes no value, so its help names no type (typer writes ``<bool>``), ``--help``
-    included (click makes that option afresh for every help)."""
-    if option.is_flag and option.metavar is None:
+    """A flag takes no value, so its help names no type (typer writes ``<bool>``, and ``<int>``
+    for a counting flag such as ``-vv``), ``--help`` included (click makes that option afresh
+    for every help)."""
+    if (option.is_flag or option.count) and option.metavar is None:
         return None
     return _typer_display_type(option, ctx)
 

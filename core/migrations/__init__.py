@@ -26,6 +26,7 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
@@ -44,6 +45,7 @@ __all__ = [
     "alembic_config",
     "current_revision",
     "head_revision",
+    "is_known_revision",
     "migration_options",
     "pending_model_changes",
     "upgrade_database",
@@ -92,6 +94,16 @@ def current_revision(database_url: str) -> str | None:
 def head_revision() -> str | None:
     """The newest revision in ``versions/``."""
     return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this release's; a database at an unknown one was migrated
+    by a newer release."""
+    try:
+        ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(revision)
+    except CommandError:
+        return False
+    return True
 
 
 def pending_model_changes(database_url: str) -> list[Any]:

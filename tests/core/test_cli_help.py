@@ -32,6 +32,14 @@ def test_every_help_is_plain() -> None:
         assert "``" not in result.output, path
 
 
+def test_the_counting_verbose_flag_reads_as_a_flag() -> None:
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if "--verbose" in line]
+    assert "-v" in line and "<int>" not in line, line
+    assert "[default: 0]" not in result.output
+
+
 def test_the_sweep_names_every_count_in_words(tmp_path: Path) -> None:
     from core.scheduler import count_label
 

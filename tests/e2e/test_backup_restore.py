@@ -48,6 +48,8 @@ def test_a_backup_restores_into_a_fresh_folder_and_refuses_what_it_must(tmp_path
     assert taken.returncode == 0, taken.stderr
     assert "Backup gemaakt" in taken.stdout
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    # The copy is one file: no -wal or -shm left beside it by its check.
+    assert [path.name for path in copy.parent.iterdir()] == [copy.name]
     with sqlite3.connect(copy) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     connection.close()
@@ -67,6 +69,11 @@ def test_a_backup_restores_into_a_fresh_folder_and_refuses_what_it_must(tmp_path
         VERWIJSINDEX_SECRET_KEY=OTHER_KEY,
     )
     assert wrong_key.returncode == 1 and "sleutel" in wrong_key.stderr
+    assert not (fresh / "verwijsindex.db").exists()
+    # Without a key set, the key a refusal would have generated is not left behind either.
+    no_key = _verwijsindex(tmp_path, "restore", str(copy), VERWIJSINDEX_DATA_DIR=str(fresh))
+    assert no_key.returncode == 1 and "sleutel" in no_key.stderr
+    assert not (fresh / ".verwijsindex-secret").exists()
     assert not (fresh / "verwijsindex.db").exists()
 
     restored = _verwijsindex(

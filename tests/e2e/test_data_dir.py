@@ -4,12 +4,20 @@ key: a database written under one key is never opened with another."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+from alembic import command
+
+from core.keyring import KeyRing
+from core.migrations import alembic_config, current_revision
 from tests.bot.conftest import REPOSITORY
+
+KEY_A = "de-sleutel-waaronder-de-database-geschreven-is-0123"
+KEY_B = "een-andere-sleutel-die-lang-genoeg-is-0123456789"
 
 
 def _verwijsindex(cwd: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -57,6 +65,7 @@ def test_a_database_is_never_opened_with_a_key_it_was_not_written_under(tmp_path
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "de database is geschreven met sleutel" in refused.stderr
     assert "refusing to start" in refused.stderr
+    assert not (second / ".verwijsindex-secret").exists(), "a refusal generates no key"
     # The same with a key set by mistake.
     wrong = _verwijsindex(
         first,
@@ -71,3 +80,44 @@ def test_a_database_is_never_opened_with_a_key_it_was_not_written_under(tmp_path
     # The right key opens it again.
     right = _verwijsindex(first, "sweep", VERWIJSINDEX_DATABASE_URL=database)
     assert right.returncode == 0, right.stdout + right.stderr
+
+
+def test_a_missing_data_dir_is_made_private_by_db_upgrade(tmp_path: Path) -> None:
+    data = tmp_path / "nog" / "niet" / "daar"
+    made = _verwijsindex(tmp_path, "db", "upgrade", VERWIJSINDEX_DATA_DIR=str(data))
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert (data / "verwijsindex.db").is_file() and (data / ".verwijsindex-secret").is_file()
+
+
+def _dump(database: Path) -> list[str]:
+    with sqlite3.connect(database) as connection:
+        lines = list(connection.iterdump())
+    connection.close()
+    return lines
+
+
+def test_db_upgrade_under_another_key_is_refused_before_any_migration(tmp_path: Path) -> None:
+    database = tmp_path / "verwijsindex.db"
+    url = f"sqlite:///{database}"
+    made = _verwijsindex(
+        tmp_path, "sweep", VERWIJSINDEX_DATABASE_URL=url, VERWIJSINDEX_SECRET_KEY=KEY_A
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    # One release back: 0013 (which seals the Slack tokens under the key) still to run.
+    command.downgrade(alembic_config(url, keyring=KeyRing.of(KEY_A.encode())), "0012")
+    before = _dump(database)
+
+    refused = _verwijsindex(
+        tmp_path, "db", "upgrade", VERWIJSINDEX_DATABASE_URL=url, VERWIJSINDEX_SECRET_KEY=KEY_B
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "de database is geschreven met sleutel" in refused.stderr
+    assert current_revision(url) == "0012", "no migration ran"
+    assert _dump(database) == before, "nothing changed"
+
+    upgraded = _verwijsindex(
+        tmp_path, "db", "upgrade", VERWIJSINDEX_DATABASE_URL=url, VERWIJSINDEX_SECRET_KEY=KEY_A
+    )
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert current_revision(url) != "0012"

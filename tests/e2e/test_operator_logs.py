@@ -11,8 +11,14 @@ import smtplib
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
+import cli
+from core.covenant import bundled_covenant_path
 from core.logging_setup import OWN_LOGGERS, configure_logging, set_verbosity
+from core.settings import Settings
 from tests.bsns import valid_bsns
+from tests.conftest import TEST_SECRET
 from tests.mail_gateway.conftest import MAIL_DOMAIN, wait_until
 from tests.mail_gateway.serve_process import SENDER, Service, registration
 
@@ -53,9 +59,11 @@ def test_serve_logs_json_lines_with_one_line_per_processed_message(
     assert processed[0]["level"] == "INFO"
     assert processed[0]["logger"] == "mail_gateway.processing.worker"
     assert "to registratie" in str(processed[0]["message"])  # the mailbox
-    stored = [r for r in records if "inbound message" in str(r["message"]) and "stored" in str(
-        r["message"]
-    )]
+    stored = [
+        r
+        for r in records
+        if "inbound message" in str(r["message"]) and "stored" in str(r["message"])
+    ]
     assert stored, "the stored message is logged too"
     # Library noise is off by default: no alembic migration steps, no SMTP protocol traces.
     loggers = {str(record["logger"]) for record in records}
@@ -101,3 +109,26 @@ def test_json_lines_carry_the_traceback_and_the_levels_follow_the_verbosity() ->
     ]
     assert records[0]["level"] == "ERROR" and records[0]["logger"] == "core.scheduler"
     assert "ValueError: kapot" in str(records[0]["exception"])
+
+
+def test_a_region_on_the_example_covenant_is_warned_at_start(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    def warnings(**settings: object) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="verwijsindex.serve"):
+            cli.warn_about_the_example_covenant(
+                Settings(_env_file=None, secret_key=TEST_SECRET, **settings)
+            )
+        return [record.getMessage() for record in caplog.records]
+
+    region = "verwijsindex.regio-groningen.nl"
+    (warning,) = warnings(mail_domain=region)
+    assert region in warning and "EXAMPLE covenant" in warning
+    assert "VERWIJSINDEX_COVENANT" in warning
+    assert warnings(mail_domain=region, covenant=bundled_covenant_path()) == [warning]
+    # Trying it out (the default domain), or a region's own covenant: nothing to warn about.
+    assert warnings() == []
+    own = tmp_path / "covenant.toml"
+    own.write_bytes(bundled_covenant_path().read_bytes())
+    assert warnings(mail_domain=region, covenant=own) == []
