@@ -19,7 +19,19 @@ from core.inbound_claims import (
 )
 from core.inbound_claims import claim_next as _claim_queue
 
-__all__ = ["DEFAULT_LEASE", "MAX_ATTEMPTS", "claim_next", "release_claims", "renew_claims"]
+__all__ = [
+    "BATCH_SIZE",
+    "DEFAULT_LEASE",
+    "MAX_ATTEMPTS",
+    "claim_next",
+    "release_claims",
+    "renew_claims",
+]
+
+# Messages a worker claims at once (one run); a handler may take fewer together. A larger batch
+# saves little more and holds SQLite's writer longer. The listener's flow control holds its
+# answers at one run of backlog (mail_gateway.flow).
+BATCH_SIZE = 50
 
 
 def claim_next(

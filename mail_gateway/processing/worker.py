@@ -35,6 +35,7 @@ from core.models import InboundMessage, InboundStatus
 from mail_gateway.context import Gateway
 from mail_gateway.parsing.mime import read_mail
 from mail_gateway.processing.claims import (
+    BATCH_SIZE,
     MAX_ATTEMPTS,
     claim_next,
     release_claims,
@@ -54,9 +55,6 @@ from mail_gateway.processing.routing import HANDLERS, classify
 
 log = logging.getLogger(__name__)
 
-# Messages a worker claims at once; a handler may take fewer together. A larger batch saves
-# little more and holds SQLite's writer longer.
-BATCH_SIZE = 50
 # While mail keeps coming, the next claim waits this long for more to gather: a run's fixed
 # statements (claim, lookups, audit event, outcome) are then shared by more than a few mails,
 # and on SQLite each of them holds the one writer.
