@@ -202,19 +202,23 @@ class RecordingHandler:
         return "250 OK"
 
 
-def run_sink(port: int, record: Path | None) -> None:
-    """The sink process: serve until SIGTERM."""
+def serve_until_sigterm(handler: Any, port: int, name: str) -> None:
+    """An aiosmtpd server for ``handler`` on ``port`` until SIGTERM; "ready" once it listens."""
     from aiosmtpd.controller import Controller
 
-    handler = RecordingHandler(record) if record else BareHandler()
     # A fixed banner name: without one aiosmtpd asks the resolver on every connection.
-    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="sink")
+    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname=name)
     controller.start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     print("ready", flush=True)
     stopped.wait()
     controller.stop()
+
+
+def run_sink(port: int, record: Path | None) -> None:
+    """The sink process: serve until SIGTERM."""
+    serve_until_sigterm(RecordingHandler(record) if record else BareHandler(), port, "sink")
 
 
 class EchoHandler:
@@ -253,20 +257,10 @@ def run_echo(port: int, relay_port: int) -> None:
     """The echo process (listener) and its sender process: serve until SIGTERM."""
     import multiprocessing
 
-    from aiosmtpd.controller import Controller
-
     answers: Any = multiprocessing.Queue()
     sender = multiprocessing.Process(target=run_echo_sender, args=(answers, relay_port))
     sender.start()
-    controller = Controller(
-        EchoHandler(answers), hostname="127.0.0.1", port=port, server_hostname="echo"
-    )
-    controller.start()
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    print("ready", flush=True)
-    stopped.wait()
-    controller.stop()
+    serve_until_sigterm(EchoHandler(answers), port, "echo")
     answers.put(None)
     sender.join(30)
 
