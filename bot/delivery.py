@@ -291,6 +291,8 @@ class SlackDelivery:
                 retry_after=timedelta(seconds=paused),
             )
         root = await self.threads.root_for(notification) if self.threads else None
+        if root is None and self.threads is not None:
+            await self.threads.reserve(notification)  # answers given while it is on its way
         in_thread: dict[str, Any] = {}
         if root is not None:
             # A reminder asks for an answer: broadcast, or nobody outside the thread hears it.

@@ -34,6 +34,7 @@ from core.slack_threads import (
     ThreadRoot,
     claim_due_updates,
     remember_root,
+    reserve_root,
     root_for,
     update_done,
     update_failed,
@@ -81,6 +82,18 @@ class SlackThreads:
 
         root = await self._run(find)
         return root if isinstance(root, ThreadRoot) else None
+
+    async def reserve(self, notification: OutboundNotification) -> None:
+        def keep(session: Session) -> None:
+            reserve_root(
+                session,
+                recipient=notification.recipient,
+                subject=notification.reference,
+                professional_id=notification.professional_id,
+                institution_id=notification.institution_id,
+            )
+
+        await self._run(keep)
 
     async def remember(self, notification: OutboundNotification, root: ThreadRoot) -> None:
         def keep(session: Session) -> None:

@@ -73,6 +73,7 @@ from core.models import (
 from core.slack_links import workspace_of
 
 UPDATE_LEASE = timedelta(minutes=2)  # a worker's hold on a claimed update
+WAITING_RECHECK = timedelta(seconds=1)  # an answer to a message still in the outbox
 MAX_UPDATE_ATTEMPTS = 8
 _BACKOFF = timedelta(seconds=30)
 
@@ -168,9 +169,51 @@ def root_for(
 ) -> ThreadRoot | None:
     """The message a new one to ``recipient`` about ``subject`` replies to, if any."""
     thread = _thread(session, recipient, subject)
-    if thread is None or not _same_workspace(session, thread, professional_id, institution_id):
+    if (
+        thread is None
+        or not thread.ts  # kept for a first message still on its way (reserve_root)
+        or not _same_workspace(session, thread, professional_id, institution_id)
+    ):
         return None
     return ThreadRoot(thread.channel, thread.ts)
+
+
+def _add_thread(session: Session, thread: SlackThread) -> None:
+    try:
+        with session.begin_nested():
+            session.add(thread)
+    except IntegrityError:
+        pass  # another worker's thread came first: it stays
+
+
+def _whose_thread(
+    session: Session, thread: SlackThread, professional_id: int | None, institution_id: str | None
+) -> None:
+    workspace = workspace_of(
+        session, professional_id=professional_id, institution_id=institution_id
+    )
+    thread.enterprise_id = workspace.enterprise_id if workspace else None
+    thread.team_id = workspace.team_id if workspace else None
+    thread.professional_id, thread.institution_id = professional_id, institution_id
+
+
+def reserve_root(
+    session: Session,
+    *,
+    recipient: str,
+    subject: str,
+    professional_id: int | None,
+    institution_id: str | None,
+) -> None:
+    """Before the first message to ``recipient`` about ``subject`` is posted: its thread, with
+    no place yet, so that an answer given while the message is on its way (between Slack's
+    "ok" and :func:`remember_root`) is kept in it by :func:`mark_answered` and shown once the
+    message is on record, instead of finding no thread."""
+    if _thread(session, recipient, subject) is not None:
+        return
+    thread = SlackThread(recipient=recipient, subject=subject, channel="", ts="")
+    _whose_thread(session, thread, professional_id, institution_id)
+    _add_thread(session, thread)
 
 
 def remember_root(
@@ -183,26 +226,20 @@ def remember_root(
     institution_id: str | None,
     outbox_id: int,
 ) -> None:
-    """``root`` starts the thread of ``recipient`` about ``subject`` (replacing one in a
-    workspace the recipient left). Two workers posting the first message at once: the first
-    thread stays, the second message stands on its own."""
-    workspace = workspace_of(
-        session, professional_id=professional_id, institution_id=institution_id
-    )
+    """``root`` starts the thread of ``recipient`` about ``subject`` (the one kept for it by
+    :func:`reserve_root`, with the answers given meanwhile, or replacing one in a workspace
+    the recipient left). Two workers posting the first message at once: the first thread
+    stays, the second message stands on its own."""
     thread = _thread(session, recipient, subject)
     if thread is None:
         thread = SlackThread(recipient=recipient, subject=subject, channel="", ts="")
+    elif thread.ts and _same_workspace(session, thread, professional_id, institution_id):
+        return  # another worker's first message came first
     else:
-        thread.updated_through = outbox_id - 1  # the old thread's messages are out of reach
+        thread.updated_through = outbox_id - 1  # an old thread's messages are out of reach
     thread.channel, thread.ts = root.channel, root.ts
-    thread.enterprise_id = workspace.enterprise_id if workspace else None
-    thread.team_id = workspace.team_id if workspace else None
-    thread.professional_id, thread.institution_id = professional_id, institution_id
-    try:
-        with session.begin_nested():
-            session.add(thread)
-    except IntegrityError:
-        pass
+    _whose_thread(session, thread, professional_id, institution_id)
+    _add_thread(session, thread)
 
 
 # -- answered ------------------------------------------------------------------------------------
@@ -467,6 +504,9 @@ class DueAnswer:
 
     answer: dict[str, Any]
     messages: list[AnsweredMessage]
+    # A message it covers is still on its way (in the outbox): the answer stays to be shown
+    # in it once it is posted.
+    waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -509,10 +549,24 @@ def _answerable(
         )
         .order_by(col(OutboxMessage.id))
     ).all()
+    on_their_way = session.exec(
+        select(OutboxMessage.id, OutboxMessage.kind).where(
+            OutboxMessage.channel == Channel.SLACK.value,
+            OutboxMessage.recipient == thread.recipient,
+            OutboxMessage.reference == thread.subject,
+            OutboxMessage.status == OutboxStatus.PENDING.value,
+            col(OutboxMessage.kind).in_(kinds),
+            col(OutboxMessage.id) > thread.updated_through,
+        )
+    ).all()
     through = dict(state.through)
     due = []
     for answer in state.pending:
         answer_kinds, upto = set(answer.get("kinds") or ()), int(answer.get("upto") or 0)
+        waiting = any(
+            kind in answer_kinds and (not upto or (outbox_id or 0) <= upto)
+            for outbox_id, kind in on_their_way
+        )
         messages = []
         for row, used_at in rows:
             done = state.through.get(row.kind, 0)
@@ -528,7 +582,7 @@ def _answerable(
                 AnsweredMessage(row.id, row.kind, dict(row.context), row.reply_token, *place)
             )
         shown = {k: v for k, v in answer.items() if k not in ("kinds", "upto")}
-        due.append(DueAnswer(shown, messages))
+        due.append(DueAnswer(shown, messages, waiting))
     return due, through
 
 
@@ -581,7 +635,7 @@ def update_done(session: Session, update: DueUpdate) -> None:
     state = _State.of(thread)
     for kind, newest in update.through.items():
         state.through[kind] = max(state.through.get(kind, 0), newest)
-    shown = [due.answer for due in update.answers]
+    shown = [due.answer for due in update.answers if not due.waiting]
     state.pending = [
         a
         for a in state.pending
@@ -590,6 +644,8 @@ def update_done(session: Session, update: DueUpdate) -> None:
     thread.answer = state.to_json()
     if not state.pending:
         thread.update_due_at = None  # else a newer answer came meanwhile: it is due still
+    elif any(due.waiting for due in update.answers):
+        thread.update_due_at = utcnow() + WAITING_RECHECK  # looked at again when it is posted
     session.add(thread)
 
 
