@@ -534,31 +534,23 @@ def _answerable(
     session: Session, thread: SlackThread, state: _State
 ) -> tuple[list[DueAnswer], dict[str, int]]:
     """Per pending answer, the thread's posted messages it covers: of its kinds, after what
-    was done for that kind, up to the answer."""
+    was done for that kind, up to the answer; and whether one it covers is still on its way."""
     kinds = sorted({str(k) for a in state.pending for k in a.get("kinds") or ()})
-    rows = session.exec(
+    found = session.exec(
         select(OutboxMessage, ReplyToken.used_at)
         .join(ReplyToken, col(ReplyToken.token) == OutboxMessage.reply_token, isouter=True)
         .where(
             OutboxMessage.channel == Channel.SLACK.value,
             OutboxMessage.recipient == thread.recipient,
             OutboxMessage.reference == thread.subject,
-            OutboxMessage.status == OutboxStatus.SENT.value,
+            col(OutboxMessage.status).in_([OutboxStatus.SENT.value, OutboxStatus.PENDING.value]),
             col(OutboxMessage.kind).in_(kinds),
             col(OutboxMessage.id) > thread.updated_through,
         )
         .order_by(col(OutboxMessage.id))
     ).all()
-    on_their_way = session.exec(
-        select(OutboxMessage.id, OutboxMessage.kind).where(
-            OutboxMessage.channel == Channel.SLACK.value,
-            OutboxMessage.recipient == thread.recipient,
-            OutboxMessage.reference == thread.subject,
-            OutboxMessage.status == OutboxStatus.PENDING.value,
-            col(OutboxMessage.kind).in_(kinds),
-            col(OutboxMessage.id) > thread.updated_through,
-        )
-    ).all()
+    rows = [(row, used_at) for row, used_at in found if row.status == OutboxStatus.SENT]
+    on_their_way = [(row.id, row.kind) for row, _ in found if row.status == OutboxStatus.PENDING]
     through = dict(state.through)
     due = []
     for answer in state.pending:
