@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from enum import StrEnum
+from typing import Any
 
+from sqlalchemy import insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from core.clock import utcnow
-from core.models import InboundMessage
+from core.models import InboundMessage, InboundStatus
 from core.wake import Wake, announce
 from mail_gateway.authentication import Verdict
 from mail_gateway.mailboxes import Destination
@@ -115,71 +118,78 @@ class Arrived:
     key: str
     key_before_senders: str
     sender: str
-    row: InboundMessage
+    message_id: str
+    values: dict[str, Any]  # the row's columns, for one insert of the whole group
+
+
+_INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
+_STORE = insert(_INBOUND).returning(_INBOUND.c.dedupe_key, _INBOUND.c.id)
 
 
 def prepare_inbound(vault: MessageVault, raw: bytes, envelope: Envelope) -> Arrived:
     message_id = message_id_of(raw)
     sender = sender_identity(envelope.institution_id, envelope.authenticated_as, envelope.mail_from)
     key = dedupe_key(message_id, envelope.destination, sender)
-    row = InboundMessage(
-        dedupe_key=key,
-        message_id=message_id,
-        transport=envelope.transport,
-        mail_from=envelope.mail_from[:320],
-        rcpt_to=envelope.rcpt_to[:320],
-        mailbox=envelope.destination.mailbox.value,
-        institution_id=envelope.institution_id,
-        authenticated_as=envelope.authenticated_as,
-        size=len(raw),
-        raw=vault.seal(raw),
-        received_at=utcnow(),
-    )
-    return Arrived(key, _key_before_senders(message_id, envelope.destination), sender, row)
+    values = {
+        "dedupe_key": key,
+        "message_id": message_id,
+        "transport": envelope.transport,
+        "mail_from": envelope.mail_from[:320],
+        "rcpt_to": envelope.rcpt_to[:320],
+        "mailbox": envelope.destination.mailbox.value,
+        "institution_id": envelope.institution_id,
+        "authenticated_as": envelope.authenticated_as,
+        "size": len(raw),
+        "raw": vault.seal(raw),
+        "received_at": utcnow(),
+        "status": InboundStatus.RECEIVED.value,
+        "attempts": 0,
+    }
+    before = _key_before_senders(message_id, envelope.destination)
+    return Arrived(key, before, sender, message_id, values)
 
 
 def store_inbound(session: Session, arrived: Sequence[Arrived]) -> list[tuple[Intake, int]]:
-    """Add the messages to ``session`` (the caller commits), looked up together; a duplicate
-    (stored before, or earlier in ``arrived``) is reported with the id of the row stored first."""
-    keys = [item.key for item in arrived]
-    stored = dict(
-        session.exec(
-            select(InboundMessage.dedupe_key, InboundMessage.id).where(
-                col(InboundMessage.dedupe_key).in_(keys)
-            )
-        ).all()
-    )
-    stored_before = {
+    """Add the messages in ``session``'s transaction (the caller commits), looked up together;
+    a duplicate (stored before, or earlier in ``arrived``) is reported with the id of the row
+    stored first. Core statements, not the ORM: this runs for every mail, on the listener's one
+    thread, and a row is never read back here."""
+    connection = session.connection()
+    keys = {item.key for item in arrived} | {item.key_before_senders for item in arrived}
+    found = {
         row.dedupe_key: row
-        for row in session.exec(
-            select(InboundMessage).where(
-                col(InboundMessage.dedupe_key).in_(
-                    [item.key_before_senders for item in arrived]
-                )
-            )
-        ).all()
+        for row in connection.execute(
+            sa_select(
+                _INBOUND.c.dedupe_key,
+                _INBOUND.c.id,
+                _INBOUND.c.institution_id,
+                _INBOUND.c.authenticated_as,
+                _INBOUND.c.mail_from,
+            ).where(_INBOUND.c.dedupe_key.in_(keys))
+        )
     }
-    new: dict[str, InboundMessage] = {}
+    stored: dict[str, int] = {}
+    new: dict[str, Arrived] = {}
     for item in arrived:
-        if item.key not in stored and item.key not in new:
-            before = stored_before.get(item.key_before_senders)
-            if before is not None and before.id is not None and item.sender == sender_identity(
+        if item.key in found:
+            stored[item.key] = found[item.key].id
+        elif item.key not in new:
+            before = found.get(item.key_before_senders)
+            if before is not None and item.sender == sender_identity(
                 before.institution_id, before.authenticated_as, before.mail_from
             ):
                 stored[item.key] = before.id
-                continue
-            new[item.key] = item.row
-            session.add(item.row)
+            else:
+                new[item.key] = item
     if new:
-        session.flush()
+        stored.update(connection.execute(_STORE, [item.values for item in new.values()]).all())
         announce(session, Wake.INBOUND)  # processing workers in every process, once this commits
     outcomes: list[tuple[Intake, int]] = []
     for item in arrived:
-        row = new.get(item.key)
-        if row is item.row and row.id is not None:
-            outcomes.append((Intake.STORED, row.id))
+        if new.pop(item.key, None) is item:
+            outcomes.append((Intake.STORED, stored[item.key]))
         else:
-            outcomes.append((Intake.DUPLICATE, stored.get(item.key) or new[item.key].id or 0))
+            outcomes.append((Intake.DUPLICATE, stored[item.key]))
     return outcomes
 
 

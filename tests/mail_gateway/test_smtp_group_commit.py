@@ -121,7 +121,7 @@ def test_a_group_that_fails_is_stored_one_by_one(
         calls.append(1)
         if len(calls) == 1:
             time.sleep(0.5)  # the first alone; the rest form a group meanwhile
-        if any(item.row.message_id == bad for item in arrived):
+        if any(item.message_id == bad for item in arrived):
             raise RuntimeError("this message cannot be stored")
         return store(session, arrived)
 
