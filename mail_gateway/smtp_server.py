@@ -33,6 +33,7 @@ import base64
 import binascii
 import functools
 import logging
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -291,6 +292,15 @@ class InstitutionAuthenticator:
             )
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9-]+"
+# "<local@domain>", then nothing or white space and the ESMTP parameters (RFC 5321 §4.1.2).
+_PLAIN_PATH = re.compile(
+    rf"[ \t]*<(?P<address>{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)>(?:[ \t]+(?P<rest>.*))?\Z",
+    re.DOTALL,
+)
+
+
 class GatewaySMTP(SMTP):
     """aiosmtpd's SMTP session with the listener's limits (:mod:`mail_gateway.smtp_limits`): a
     session slot per connection, an idle timeout that a message's bytes keep alive, and AUTH
@@ -352,6 +362,19 @@ class GatewaySMTP(SMTP):
             # than it to arrive (RFC 5321 §4.5.3.2.6 times each data block, not the whole).
             self._reset_timeout()
         super().data_received(data)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd parses every MAIL FROM and RCPT TO path with the e-mail package's full
+        # RFC 5322 header parser (a tenth of the listener's CPU per mail). The path nearly every
+        # client sends, <dot-atom@domain> and its parameters, reads the same by a pattern (a
+        # test holds the two to each other); anything else still goes to the full parser.
+        plain = _PLAIN_PATH.match(arg)
+        if plain is None:
+            return super()._getaddr(arg)
+        address, rest = plain.group("address"), plain.group("rest") or ""
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
