@@ -305,7 +305,7 @@ def _header_values(message: Message, mail: ParsedMail) -> dict[str, list[str]]:
     policy = message.policy
     for name, raw_value in message.raw_items():
         try:
-            if _plain(name, raw_value):
+            if _plain(name, raw_value) or _plain_addresses(name, raw_value):
                 text = raw_value  # nothing to decode: the parser's header objects cost more
             elif policy is compat32:  # it leaves encoded-words as they are
                 text = _decode_header_by_hand(str(raw_value))
@@ -334,6 +334,25 @@ def _plain(name: str, raw_value: str) -> bool:
         and raw_value.isascii()
         and "=?" not in raw_value
         and name.lower() not in _STRUCTURED
+    )
+
+
+_ADDRESS_HEADERS = _STRUCTURED - {"content-type", "content-disposition"}
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_ONE_ADDRESS = rf"(?:{_ATEXT}(?: {_ATEXT})* <{_ADDR_SPEC}>|{_ADDR_SPEC})"
+_SIMPLE_ADDRESSES = re.compile(rf"{_ONE_ADDRESS}(?:, {_ONE_ADDRESS})*")
+
+
+def _plain_addresses(name: str, raw_value: str) -> bool:
+    """An address header the parser would give back as it is: ``Name <local@domain>`` or
+    ``local@domain``, comma-separated, in plain ASCII words (nothing to quote, decode or fold).
+    Most senders write From and To so; a test holds this to the parser's own rendering."""
+    return (
+        isinstance(raw_value, str)
+        and name.lower() in _ADDRESS_HEADERS
+        and "=?" not in raw_value  # an encoded-word is atext too
+        and _SIMPLE_ADDRESSES.fullmatch(raw_value) is not None
     )
 
 
