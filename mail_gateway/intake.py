@@ -23,7 +23,7 @@ from email.policy import compat32
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -122,7 +122,7 @@ class Arrived:
     values: dict[str, Any]  # the row's columns, for one insert of the whole group
 
 
-_INBOUND = InboundMessage.__table__  # type: ignore[attr-defined]
+_INBOUND: Table = InboundMessage.__table__  # type: ignore[attr-defined]
 _STORE = insert(_INBOUND).returning(_INBOUND.c.dedupe_key, _INBOUND.c.id)
 
 
