@@ -45,6 +45,7 @@ from core import metrics
 from core.audit import Actor, record
 from core.db import transaction
 from core.passwords import stand_in_hash, verify_password
+from mail_gateway.address_syntax import ADDR_SPEC
 from mail_gateway.authentication import Verdict
 from mail_gateway.context import Gateway
 from mail_gateway.flow import Backlog
@@ -292,13 +293,8 @@ class InstitutionAuthenticator:
             )
 
 
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[A-Za-z0-9-]+"
 # "<local@domain>", then nothing or white space and the ESMTP parameters (RFC 5321 §4.1.2).
-_PLAIN_PATH = re.compile(
-    rf"[ \t]*<(?P<address>{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)>(?:[ \t]+(?P<rest>.*))?\Z",
-    re.DOTALL,
-)
+_PLAIN_PATH = re.compile(rf"[ \t]*<(?P<address>{ADDR_SPEC})>(?:[ \t]+(?P<rest>.*))?\Z", re.DOTALL)
 
 
 class GatewaySMTP(SMTP):

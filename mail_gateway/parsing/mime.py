@@ -28,6 +28,7 @@ from email.policy import EmailPolicy, Policy, compat32
 from typing import Any, TextIO, TypeVar
 
 from core.bulk_import import XLSX_SUFFIXES, csv_encoding, open_csv_text
+from mail_gateway.address_syntax import ADDR_SPEC, ATOM
 from mail_gateway.parsing.charsets import (
     c1_as_windows_1252,
     decode_text,
@@ -338,9 +339,7 @@ def _plain(name: str, raw_value: str) -> bool:
 
 
 _ADDRESS_HEADERS = _STRUCTURED - {"content-type", "content-disposition"}
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-_ONE_ADDRESS = rf"(?:{_ATEXT}(?: {_ATEXT})* <{_ADDR_SPEC}>|{_ADDR_SPEC})"
+_ONE_ADDRESS = rf"(?:{ATOM}(?: {ATOM})* <{ADDR_SPEC}>|{ADDR_SPEC})"
 _SIMPLE_ADDRESSES = re.compile(rf"{_ONE_ADDRESS}(?:, {_ONE_ADDRESS})*")
 
 

@@ -252,8 +252,9 @@ def test_two_workspaces_installed_by_oauth_each_dm_through_its_own_token(
     assert_no_identity(slack_api, identity_needles([BSN], [BIRTH], [NAME]))
 
     # The GGD uninstalls the app: its installation and Anna's link go, in the logboek.
-    # Slack sends both events; they are handled after the ack, so send the second only once the
-    # first has done its work: the reason recorded is then known, and the second must change nothing.
+    # Slack sends both events; they are handled after the ack, so the second is sent only once
+    # the first has done its work: the reason recorded is then known, and the second changes
+    # nothing.
     slack_api.revoke_workspace(ggd)
     assert from_ggd.team_event({"type": "app_uninstalled"}).status == 200
     deadline = time.monotonic() + 5

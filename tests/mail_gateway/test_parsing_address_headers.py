@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mail_gateway.parsing.mime import _plain_addresses, read_mail
 
 QUICK = settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     database=None,  # no .hypothesis directory in the working tree
     suppress_health_check=[HealthCheck.too_slow],

@@ -13,7 +13,7 @@ from mail_gateway.smtp_limits import SessionSlots
 from mail_gateway.smtp_server import GatewaySMTP
 
 QUICK = settings(
-    max_examples=600,
+    max_examples=200,
     deadline=None,
     database=None,  # no .hypothesis directory in the working tree
     suppress_health_check=[HealthCheck.too_slow],
