@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from core.clock import as_utc, utcnow
+from core.clock import as_utc, local_date, utcnow
 from core.config import CoreConfig
 from core.models import (
     Coordination,
@@ -263,8 +263,11 @@ def test_the_covenants_closing_days_push_a_coordination_deadline_set_by_mail(
     coordination two signals by mail start is due three working days later than the national
     calendar says."""
     national = make_gateway()
-    today = national.config.calendar.add_working_days(utcnow().date(), 0)
-    closed = [national.config.calendar.add_working_days(today, n) for n in (1, 2, 3)]
+    calendar = national.config.calendar
+    # The region's date, not UTC's: from 23:00 UTC it is already tomorrow in Groningen, and
+    # the deadline counts from the assignment's local date.
+    today = calendar.add_working_days(local_date(utcnow(), calendar.tz), 0)
+    closed = [calendar.add_working_days(today, n) for n in (1, 2, 3)]
     region = config.covenant.region.model_copy(update={"closing_days": tuple(closed)})
     closing_config = replace(config, covenant=config.covenant.model_copy(update={"region": region}))
     running = run_gateway(
