@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from core.fields import LABELS, canonical_label, quote_label
 
 _LABEL_AT = re.compile(r"(?<![^\s,;])([^\W\d_][\w\-]*)\s*([=:])")
-_WORD_BEFORE = re.compile(r"([^\W\d_][\w\-]*)\s+$")
+# Read backwards from where a label begins: white space, then the word before it.
+_SPACE_THEN_WORD_REVERSED = re.compile(r"\s+([\w\-]*)")
+_FROM_FIRST_LETTER = re.compile(r"[^\W\d_][\w\-]*")
 _QUOTES = (('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("„", "”"))
 
 
@@ -38,16 +40,36 @@ class _Start:
     known: bool
 
 
+def _word_before(text: str, end: int) -> tuple[int, str] | None:
+    """The word that white space separates from ``end`` (where it starts, and the word): the
+    first word of a two-word label. Read backwards, in time linear in that word and space; a
+    search forwards for "a word, then space, then the end" tried every position before it and
+    took seconds on a long value."""
+    window = 64
+    while True:  # the text just before ``end``, reversed; more of it while the match fills it
+        head = text[max(0, end - window) : end][::-1]
+        found = _SPACE_THEN_WORD_REVERSED.match(head)
+        if found is None or found.end() < len(head) or window >= end:
+            break
+        window *= 2
+    if found is None:
+        return None
+    word = _FROM_FIRST_LETTER.search(found.group(1)[::-1])
+    if word is None:
+        return None
+    return end - found.end() + word.start(), word.group()
+
+
 def _starts(text: str) -> list[_Start]:
     starts: list[_Start] = []
     for match in _LABEL_AT.finditer(text):
         word, separator = match.group(1), match.group(2)
-        before = _WORD_BEFORE.search(text, 0, match.start(1))
-        if before is not None and canonical_label(f"{before.group(1)} {word}") in LABELS:
-            at = before.start(1)
+        before = _word_before(text, match.start(1))
+        if before is not None and canonical_label(f"{before[1]} {word}") in LABELS:
+            at = before[0]
             if starts and at < starts[-1].value_at:
                 continue
-            starts.append(_Start(at, match.end(), f"{before.group(1)} {word}", True))
+            starts.append(_Start(at, match.end(), f"{before[1]} {word}", True))
         elif canonical_label(word) in LABELS:
             starts.append(_Start(match.start(1), match.end(), word, True))
         elif separator == "=":

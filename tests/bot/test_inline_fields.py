@@ -4,10 +4,13 @@ what of them may pre-fill the form: never a youth's identity."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.inline_fields import split_fields
+from bot.inline_fields import _word_before, split_fields
 from bot.typed_signal import (
     BUTTON_VALUE_LIMIT,
     button_value,
@@ -183,3 +186,28 @@ def test_a_button_value_stays_within_slacks_limit_whatever_was_typed() -> None:
     value = button_value(typed_signal(text))
     assert len(value) <= BUTTON_VALUE_LIMIT
     assert from_button_value(value).prefill["kenmerk"] == "ë" * 200
+
+
+# What "the word before a label" means, as the plain regular expression says it (searched
+# forwards it takes time quadratic in a long value, so the code reads backwards instead).
+_WORD_THEN_SPACE_AT_END = re.compile(r"([^\W\d_][\w\-]*)\s+$")
+_PIECES = st.sampled_from(
+    ["a", "ë", "9", "_", "-", " ", "\t", "\u00a0", ",", ";", "=", ":", "²", "reden", "uitstel",
+     "bsn", "ouder", "x" * 70, " " * 70]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(_PIECES, max_size=12).map("".join), st.integers(min_value=0, max_value=1000))
+def test_the_word_before_a_label_is_what_the_plain_pattern_finds(text: str, cut: int) -> None:
+    end = min(cut, len(text))
+    expected = _WORD_THEN_SPACE_AT_END.search(text, 0, end)
+    assert _word_before(text, end) == (
+        (expected.start(1), expected.group(1)) if expected is not None else None
+    )
+
+
+def test_two_word_labels_are_read_after_long_values_and_long_white_space() -> None:
+    fields = split_fields("code=laag" + " " * 5000 + "reden uitstel: " + "ë" * 5000)
+    assert [label for label, _ in fields.pairs] == ["code", "reden uitstel"]
+    assert fields.pairs[1][1] == "ë" * 5000
