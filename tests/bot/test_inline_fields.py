@@ -22,6 +22,8 @@ from bot.typed_signal import (
 from core.errors import InvalidInput
 from core.fields import LABELS, collect_fields, parse_signal
 
+pytestmark = pytest.mark.database_independent  # CI runs it once, on SQLite
+
 
 def test_key_value_pairs_in_order() -> None:
     fields = split_fields("bsn=111222333 code=laag gemeente=Groningen")

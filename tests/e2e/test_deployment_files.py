@@ -21,6 +21,8 @@ from bot.service import SlackMode, slack_mode
 from core.cli.runtime import ConfigurationError, load_cli_settings
 from tests.conftest import TEST_SECRET
 
+pytestmark = pytest.mark.database_independent  # CI runs it once, on SQLite
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / "deploy" / "verwijsindex.env.example"
 

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from mail_gateway.parsing.mime import _plain_addresses, read_mail
 
+pytestmark = pytest.mark.database_independent  # CI runs it once, on SQLite
+
 QUICK = settings(
     max_examples=200,
     deadline=None,

@@ -10,6 +10,7 @@ import itertools
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +36,8 @@ FUZZ = settings(
     database=None,  # no .hypothesis directory in the working tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+pytestmark = pytest.mark.database_independent  # CI runs it once, on SQLite
 
 
 def _seeds() -> list[bytes]:

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from mail_gateway.smtp_limits import SessionSlots
 from mail_gateway.smtp_server import GatewaySMTP
 
+pytestmark = pytest.mark.database_independent  # CI runs it once, on SQLite
+
 QUICK = settings(
     max_examples=200,
     deadline=None,
