@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
@@ -27,6 +28,13 @@ DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 # The keys the suite's engines MAC the logboek with, as Settings(secret_key=TEST_SECRET) would.
 TEST_KEYRING = KeyRing.of(TEST_SECRET.encode())
+
+# Hypothesis, for every property test: no example database in the working tree, and no deadline
+# or too-slow check (a loaded CI machine is slow, which says nothing about the property).
+settings.register_profile(
+    "verwijsindex", deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("verwijsindex")
 
 
 def _pg_base_url() -> str:

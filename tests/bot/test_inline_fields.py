@@ -199,7 +199,7 @@ _PIECES = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=300)
 @given(st.lists(_PIECES, max_size=12).map("".join), st.integers(min_value=0, max_value=1000))
 def test_the_word_before_a_label_is_what_the_plain_pattern_finds(text: str, cut: int) -> None:
     end = min(cut, len(text))

@@ -7,19 +7,14 @@ from __future__ import annotations
 from email.policy import default
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mail_gateway.parsing.mime import _plain_addresses, read_mail
 
 pytestmark = pytest.mark.database_independent  # CI runs it once, on SQLite
 
-QUICK = settings(
-    max_examples=200,
-    deadline=None,
-    database=None,  # no .hypothesis directory in the working tree
-    suppress_health_check=[HealthCheck.too_slow],
-)
+QUICK = settings(max_examples=200)
 
 
 def parsed(name: str, value: str) -> str:

@@ -32,8 +32,6 @@ from tests.core.test_import_files import workbook
 
 FUZZ = settings(
     max_examples=1000,
-    deadline=None,
-    database=None,  # no .hypothesis directory in the working tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

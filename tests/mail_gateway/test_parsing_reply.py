@@ -376,7 +376,7 @@ def test_the_quick_question_agrees_with_quotequail(lines: list[str]) -> None:
     assert library_may_find_quote(lines) == _library_finds_quote(lines)
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=300)
 @given(
     st.lists(
         st.one_of(

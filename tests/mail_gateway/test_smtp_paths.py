@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aiosmtpd.handlers import Sink
 from aiosmtpd.smtp import SMTP
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mail_gateway.smtp_limits import SessionSlots
@@ -14,12 +14,7 @@ from mail_gateway.smtp_server import GatewaySMTP
 
 pytestmark = pytest.mark.database_independent  # CI runs it once, on SQLite
 
-QUICK = settings(
-    max_examples=200,
-    deadline=None,
-    database=None,  # no .hypothesis directory in the working tree
-    suppress_health_check=[HealthCheck.too_slow],
-)
+QUICK = settings(max_examples=200)
 
 
 def gateway_session() -> GatewaySMTP:
